@@ -1,0 +1,21 @@
+# etasvae: ETAS parameter grids -> synthetic seismicity -> VAEs -> statistical verdicts.
+# Stages live in workflow/rules/*.smk; README.md documents the config and the outputs.
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/windows.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

@@ -1,0 +1,135 @@
+"""End-to-end: the real Snakemake on a tiny config in a temporary directory.
+
+One module-scoped run of the whole pipeline serves the output checks; the rerun checks use dry runs
+(`-n`) against that finished state, which is how Snakemake itself decides what to rerun.
+"""
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from etasvae.catalog import read_catalog
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+TINY = {
+    "seed": 3,
+    "simulation": {
+        "replicates": 3,
+        "duration_days": 200,
+        "burn_in_days": 50,
+        "region_km": [0.0, 50.0, 0.0, 50.0],
+        "margin_km": 10.0,
+        "mc": 2.5,
+        "mmax": 7.0,
+    },
+    "etas": {
+        "grid": {
+            "mu": [4.0], "K": [0.1, 0.25], "alpha": [1.5], "c": [0.01], "p": [1.2],
+            "D": [0.5], "q": [1.5], "gamma": [1.0], "b": [1.0],
+        }
+    },
+    "windows": {"event": {"length": 16, "stride": 8}},
+    "vae": {"grid": {"latent_dim": [2], "hidden": [[32]], "beta": [1.0], "epochs": [3], "batch_size": [32]}},
+    "latent": {"tsne_perplexity": 5},
+    "evaluate": {"permutations": 20, "cv_folds": 3},
+}
+
+
+def run_snakemake(workdir, config, *args, check=True):
+    path = Path(workdir) / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(path), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def planned_jobs(proc):
+    """{rule: count} from the job-stats table that a dry run prints."""
+    text = proc.stdout + proc.stderr
+    jobs = {}
+    table = text.split("Job stats:")[-1] if "Job stats:" in text else ""
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if m and m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    run_snakemake(workdir, TINY)
+    return workdir
+
+
+def test_every_catalog_is_written_in_the_schema(finished_run):
+    catalogs = sorted((finished_run / "results" / "catalogs").glob("*/rep*.parquet"))
+    assert len(catalogs) == 2 * 3
+    for path in catalogs:
+        df, meta = read_catalog(path)
+        assert len(df) > 50
+        assert meta["mc"] == 2.5 and "seed" in meta and "parameters" in meta
+        assert df["time"].between(0, 200).all()
+        assert df["x"].between(0, 50).all() and df["y"].between(0, 50).all()
+
+
+def test_second_run_does_nothing(finished_run):
+    proc = run_snakemake(finished_run, TINY, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, planned_jobs(proc)
+
+
+def test_adding_a_grid_value_runs_only_the_new_configs_simulations(finished_run):
+    config = copy.deepcopy(TINY)
+    config["etas"]["grid"]["K"].append(0.18)
+    jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
+    assert jobs["simulate_catalog"] == 3  # the new config's replicates, nothing else
+    assert jobs["build_windows"] == 1
+
+
+def test_changing_beta_reruns_training_not_simulation_or_windows(finished_run):
+    config = copy.deepcopy(TINY)
+    config["vae"]["grid"]["beta"] = [0.5]
+    jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
+    assert "simulate_catalog" not in jobs and "build_windows" not in jobs and "pool_windows" not in jobs
+    assert jobs["train_vae"] == 3  # two configs and the pooled model
+
+
+def test_changing_window_length_reruns_windows_not_simulation(finished_run):
+    config = copy.deepcopy(TINY)
+    config["windows"]["event"]["length"] = 12
+    jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
+    assert "simulate_catalog" not in jobs
+    assert jobs["build_windows"] == 2 and jobs["train_vae"] == 3
+
+
+def test_invalid_config_stops_before_any_job(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["etas"]["grid"]["K"] = [0.9]
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "etas.grid.K = 0.9" in text and "branching ratio" in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_schema_error_names_the_key(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["simulation"]["replicates"] = 1
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    assert "replicates" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,264 @@
+"""The experiment configuration: parameter grids -> stable, readable ids, with physical checks.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges and fills defaults; this
+module checks what a schema cannot (branching ratio, parameter combinations) and expands the grids.
+Every error names the config key, the value and why, and is raised before any job starts.
+
+Ids (DESIGN §2):
+- an ETAS config id lists every model parameter in a fixed order, e.g.
+  ``mu5_K0.2_alpha1.5_c0.01_p1.1_D0.5_q1.5_gamma1_b1``; a named config is its name. Adding a value to a
+  grid list creates new ids and leaves every existing one as it was.
+- a VAE setting id lists every grid key the same way, e.g.
+  ``event_z8_h256x128_beta1_lr0.001_adam_mse_e60_bs64_s0``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+
+from .params import ETASParams, ParameterError, from_sed
+
+POOLED = "pooled"
+
+OGATA_KEYS = ("mu", "K", "alpha", "c", "p", "D", "q", "gamma", "b")
+OGATA_OPTIONAL = ("tau",)
+SED_KEYS = ("log10_mu", "log10_k0", "a", "log10_c", "omega", "log10_d", "gamma", "rho", "b")
+SED_OPTIONAL = ("log10_tau",)
+
+VAE_KEYS = ("representation", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
+VAE_DEFAULTS: dict[str, Any] = {
+    "representation": "event",
+    "latent_dim": 8,
+    "hidden": [256, 128],
+    "beta": 1.0,
+    "lr": 1e-3,
+    "optimizer": "adam",
+    "loss": "mse",
+    "epochs": 60,
+    "batch_size": 64,
+    "seed": 0,
+}
+LOSSES_BY_REPRESENTATION = {"event": ("mse", "gaussian_nll"), "binned": ("poisson", "bce", "mse")}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key, the value and why."""
+
+
+def format_value(value: Any) -> str:
+    """Shortest faithful text for an id: 0.01 -> '0.01', 1.0 -> '1', [256, 128] -> '256x128'."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        text = format(float(value), ".10g")
+        return text.replace("+", "")
+    return str(value)
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _grid_points(grid: dict[str, Any], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    values = [_as_list(grid[k]) for k in keys]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def region_area_km2(region: list[float]) -> float:
+    xmin, xmax, ymin, ymax = region
+    return (xmax - xmin) * (ymax - ymin)
+
+
+def _check_region(sim: dict[str, Any]) -> None:
+    xmin, xmax, ymin, ymax = sim["region_km"]
+    if not (xmax > xmin and ymax > ymin):
+        raise ConfigError(
+            f"simulation.region_km = {sim['region_km']}: must be [xmin, xmax, ymin, ymax] with xmax > xmin and ymax > ymin"
+        )
+    if sim.get("mmax") is not None and sim["mmax"] <= sim["mc"]:
+        raise ConfigError(f"simulation.mmax = {sim['mmax']}: must exceed simulation.mc = {sim['mc']} (or be null)")
+
+
+def _etas_point_params(point: dict[str, Any], parameterisation: str, sim: dict[str, Any]) -> ETASParams:
+    mc, mmax = sim["mc"], sim.get("mmax")
+    if parameterisation == "ogata":
+        return ETASParams(**{k: float(v) for k, v in point.items()}, mc=mc, mmax=mmax)
+    sed = dict(point)
+    sed.setdefault("log10_tau", None)
+    if sed["log10_tau"] is not None and math.isinf(sed["log10_tau"]):
+        sed["log10_tau"] = None
+    return from_sed(**sed, mc=mc, mmax=mmax, area_km2=region_area_km2(sim["region_km"]))
+
+
+def _where(source: str, cfg_id: str) -> str:
+    return f"{source} (config {cfg_id})"
+
+
+def _param_error(err: ParameterError, source: str, cfg_id: str, point: dict[str, Any], parameterisation: str) -> ConfigError:
+    key = err.key
+    if key in point:
+        location = f"{source}.{key} = {format_value(point[key])}"
+    elif key in ("n", "branching_ratio") and parameterisation == "ogata":
+        location = f"{source}.K = {format_value(point['K'])} with alpha = {format_value(point['alpha'])}, b = {format_value(point['b'])}"
+    elif key in ("n", "branching_ratio"):
+        location = f"{source}.log10_k0 = {format_value(point['log10_k0'])} with a = {format_value(point['a'])}"
+    else:
+        location = f"{source} (converted parameter {key} = {format_value(err.value)})"
+    if key in ("n", "branching_ratio"):
+        return ConfigError(f"{location} at config {cfg_id}: branching ratio n = {err.value:.4g} >= 1, {err.reason} (simulation.max_events)")
+    return ConfigError(f"{location} at config {cfg_id}: {err}")
+
+
+def etas_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Expand the ETAS grid and named configs into {config id: ETASParams.to_dict()}, checking each point.
+
+    Raises ConfigError naming the key for a missing parameter, an empty grid, a duplicate id, or a point
+    that breaks ETASParams.check (supercritical n >= 1 without simulation.max_events, p <= 1 without taper,
+    b <= 0, alpha >= beta untruncated, ...).
+    """
+    etas, sim = config["etas"], config["simulation"]
+    _check_region(sim)
+    parameterisation = etas.get("parameterisation", "ogata")
+    keys, optional = (OGATA_KEYS, OGATA_OPTIONAL) if parameterisation == "ogata" else (SED_KEYS, SED_OPTIONAL)
+    allowed = set(keys) | set(optional)
+    grid = etas.get("grid") or {}
+    named = etas.get("configs") or []
+    if not grid and not named:
+        raise ConfigError("etas.grid is empty and etas.configs lists nothing: the experiment has no ETAS config")
+
+    points: list[tuple[str, str, dict[str, Any]]] = []  # (source key, id, point)
+    if grid:
+        wrong = sorted(set(grid) - allowed)
+        if wrong:
+            raise ConfigError(
+                f"etas.grid.{wrong[0]}: not a parameter of the '{parameterisation}' parameterisation "
+                f"(etas.parameterisation); expected {list(keys)} and optionally {list(optional)}"
+            )
+        missing = [k for k in keys if k not in grid]
+        if missing:
+            raise ConfigError(
+                f"etas.grid.{missing[0]} is missing: the '{parameterisation}' parameterisation needs {list(keys)}"
+            )
+        used = keys + tuple(k for k in optional if k in grid)
+        for point in _grid_points(grid, used):
+            cfg_id = "_".join(f"{k}{format_value(v)}" for k, v in point.items())
+            points.append(("etas.grid", cfg_id, point))
+    for i, entry in enumerate(named):
+        source = f"etas.configs[{i}]"
+        point = {k: v for k, v in entry.items() if k != "name"}
+        wrong = sorted(set(point) - allowed)
+        if wrong:
+            raise ConfigError(f"{source}.{wrong[0]}: not a parameter of the '{parameterisation}' parameterisation")
+        missing = [k for k in keys if k not in point]
+        if missing:
+            raise ConfigError(f"{source}.{missing[0]} is missing: the '{parameterisation}' parameterisation needs {list(keys)}")
+        points.append((source, entry["name"], point))
+
+    out: dict[str, dict[str, Any]] = {}
+    for source, cfg_id, point in points:
+        if cfg_id == POOLED:
+            raise ConfigError(f"{source}.name = {cfg_id!r}: the name '{POOLED}' is reserved for the pooled model")
+        if cfg_id in out:
+            raise ConfigError(f"{source}: config id {cfg_id!r} appears twice")
+        try:
+            params = _etas_point_params(point, parameterisation, sim)
+            params.check(max_events=sim.get("max_events"))
+        except ParameterError as err:
+            raise _param_error(err, source, cfg_id, point, parameterisation) from None
+        values = params.to_dict()
+        values["branching_ratio"] = params.branching_ratio()
+        out[cfg_id] = values
+    return out
+
+
+def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Expand the VAE grid into {setting id: settings}, adding the shared training options."""
+    vae = config["vae"]
+    grid = {**VAE_DEFAULTS, **(vae.get("grid") or {})}
+    hidden = grid["hidden"]
+    # `hidden` is one list of layer sizes, or a list of such lists.
+    grid["hidden"] = [hidden] if all(isinstance(h, int) for h in hidden) else hidden
+    for h in grid["hidden"]:
+        if not isinstance(h, list) or not h or not all(isinstance(v, int) and v > 0 for v in h):
+            raise ConfigError(f"vae.grid.hidden = {hidden}: each entry must be a non-empty list of positive layer sizes")
+    checks = {
+        "latent_dim": (lambda v: isinstance(v, int) and 1 <= v <= 1024, "an integer in [1, 1024]"),
+        "beta": (lambda v: v >= 0, ">= 0"),
+        "lr": (lambda v: v > 0, "> 0"),
+        "epochs": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        "batch_size": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        "seed": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    }
+    for key, (ok, allowed) in checks.items():
+        for v in _as_list(grid[key]):
+            if not ok(v):
+                raise ConfigError(f"vae.grid.{key} = {format_value(v)}: must be {allowed}")
+    shared = {k: vae[k] for k in ("kl_warmup_epochs", "patience", "grad_clip")}
+    out: dict[str, dict[str, Any]] = {}
+    for point in _grid_points(grid, VAE_KEYS):
+        allowed_losses = LOSSES_BY_REPRESENTATION[point["representation"]]
+        if point["loss"] not in allowed_losses:
+            raise ConfigError(
+                f"vae.grid.loss = {point['loss']}: not available for representation {point['representation']}; "
+                f"choose from {list(allowed_losses)}"
+            )
+        vae_id = "_".join(
+            [
+                point["representation"],
+                f"z{point['latent_dim']}",
+                f"h{format_value(point['hidden'])}",
+                f"beta{format_value(point['beta'])}",
+                f"lr{format_value(point['lr'])}",
+                point["optimizer"],
+                point["loss"],
+                f"e{point['epochs']}",
+                f"bs{point['batch_size']}",
+                f"s{point['seed']}",
+            ]
+        )
+        out[vae_id] = {**point, **shared}
+    return out
+
+
+def window_spec(config: dict[str, Any], representation: str) -> dict[str, Any]:
+    """The feature spec of one representation: the plain dict the windows and sample stages share."""
+    windows, sim = config["windows"], config["simulation"]
+    spec = {"representation": representation, "mc": sim["mc"], **windows[representation]}
+    if representation == "binned":
+        bands = spec["magnitude_bands"]
+        if bands[0] < sim["mc"] or any(b2 <= b1 for b1, b2 in zip(bands, bands[1:])):
+            raise ConfigError(
+                f"windows.binned.magnitude_bands = {bands}: must be increasing and start at or above simulation.mc = {sim['mc']}"
+            )
+        if spec["stride_days"] > spec["duration_days"] * 10:
+            raise ConfigError("windows.binned.stride_days: must not exceed 10 x windows.binned.duration_days")
+    return spec
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Run every check that needs more than the schema; raise ConfigError on the first problem."""
+    etas_configs(config)
+    settings = vae_settings(config)
+    for rep in {s["representation"] for s in settings.values()}:
+        window_spec(config, rep)
+    windows, sim = config["windows"], config["simulation"]
+    if windows["heldout_replicates"] >= sim["replicates"]:
+        raise ConfigError(
+            f"windows.heldout_replicates = {windows['heldout_replicates']}: must be below simulation.replicates = "
+            f"{sim['replicates']} so that some replicates remain for training"
+        )
+
+
+def catalog_seed(master_seed: int, cfg_id: str, replicate: int) -> int:
+    """Seed of one catalog, from the master seed, the config id and the replicate (stable across runs)."""
+    seq = np.random.SeedSequence([int(master_seed), zlib.crc32(cfg_id.encode()), int(replicate)])
+    return int(seq.generate_state(1, dtype=np.uint32)[0])

@@ -1,0 +1,49 @@
+"""The sets of windows that evaluation compares (DESIGN §6), all in one event representation.
+
+S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A ETAS training windows
+(the noise floor: another sample of the same process), P a Poisson baseline with A's rate and magnitudes.
+H and A go through the same inverse feature map as S (features.windows_to_catalog), so every set is seen
+through the same representation and differences come from the generator, not from the windowing.
+Each set is a list of per-window event tables: time (days from the window start), magnitude, x, y (km).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .evaluate import poisson_baseline
+from .features import windows_to_catalog
+
+EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
+
+
+def split_windows(catalog: pd.DataFrame) -> list[pd.DataFrame]:
+    """A catalog with a ``window`` column as a list of per-window event tables (window order kept)."""
+    if len(catalog) == 0:
+        return []
+    window = catalog["window"].to_numpy()
+    bounds = np.flatnonzero(np.diff(window)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(catalog)]])
+    values = catalog[EVENT_COLUMNS]
+    return [values.iloc[s:e].reset_index(drop=True) for s, e in zip(starts, ends)]
+
+
+def evaluation_sets(
+    table: pd.DataFrame,
+    X: np.ndarray,
+    spec: dict,
+    synthetic: pd.DataFrame,
+    *,
+    rng: np.random.Generator,
+    b_value: float | None = None,
+) -> dict[str, list[pd.DataFrame]]:
+    """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role."""
+    role = table["role"].to_numpy()
+    sets = {"S": split_windows(synthetic)}
+    for key, name in (("H", "heldout"), ("A", "train")):
+        mask = role == name
+        sets[key] = split_windows(windows_to_catalog(X[mask], spec, rng=rng)) if mask.any() else []
+    sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"], b=b_value)
+    return sets

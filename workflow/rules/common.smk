@@ -1,0 +1,123 @@
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from etasvae.config import (  # noqa: E402
+    POOLED,
+    ConfigError,
+    catalog_seed,
+    check_config,
+    etas_configs,
+    vae_settings,
+    window_spec,
+)
+
+# Types, ranges and defaults first (names the key and the rule broken), then the physics.
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    check_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"Invalid configuration: {err}") from None
+
+ETAS = etas_configs(config)
+VAES = vae_settings(config)
+CONFIG_IDS = list(ETAS)
+MODEL_CONFIGS = CONFIG_IDS + ([POOLED] if config["vae"]["pooled"] else [])
+REPLICATES = list(range(config["simulation"]["replicates"]))
+N_HELDOUT = config["windows"]["heldout_replicates"]
+REPRESENTATIONS = sorted({s["representation"] for s in VAES.values()})
+
+
+def _alternation(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+wildcard_constraints:
+    cfg=_alternation(CONFIG_IDS),
+    model_cfg=_alternation(MODEL_CONFIGS),
+    vae=_alternation(VAES),
+    rep=r"\d+",
+    representation=_alternation(["event", "binned"]),
+
+
+# ---- targets -------------------------------------------------------------------------------
+
+
+def all_targets(wildcards):
+    models = [f"{c}/{v}" for c in MODEL_CONFIGS for v in VAES]
+    return [
+        *expand("results/catalogs/{cfg}/rep{rep}.parquet", cfg=CONFIG_IDS, rep=REPLICATES),
+        *expand("results/models/{m}/model.pt", m=models),
+        *expand("results/latent/{m}/embedding.parquet", m=models),
+        *expand("results/latent/{m}/tsne.png", m=models),
+        *expand("results/synthetic/{m}/catalog.parquet", m=models),
+        *expand("results/reports/{m}.html", m=models),
+        "results/reports/summary.html",
+    ]
+
+
+# ---- params: plain values, so that Snakemake's params trigger reruns exactly what changed ----
+
+
+def etas_params(wildcards):
+    return ETAS[wildcards.cfg]
+
+
+def simulation_params(wildcards):
+    sim = config["simulation"]
+    return {
+        "duration_days": sim["duration_days"],
+        "burn_in_days": sim["burn_in_days"],
+        "region_km": list(sim["region_km"]),
+        "margin_km": sim["margin_km"],
+        "max_events": sim["max_events"],
+    }
+
+
+def simulation_seed(wildcards):
+    return catalog_seed(config["seed"], wildcards.cfg, int(wildcards.rep))
+
+
+def spec_params(wildcards):
+    return window_spec(config, wildcards.representation)
+
+
+def split_params(wildcards):
+    held = REPLICATES[-N_HELDOUT:]
+    return {"heldout_replicates": held, "validation_fraction": config["windows"]["validation_fraction"]}
+
+
+def vae_params(wildcards):
+    return VAES[wildcards.vae]
+
+
+def model_etas(wildcards):
+    """ETAS parameters of a model's config; for the pooled model, every config's."""
+    if wildcards.model_cfg == POOLED:
+        return ETAS
+    return {wildcards.model_cfg: ETAS[wildcards.model_cfg]}
+
+
+# ---- input functions ------------------------------------------------------------------------
+
+
+def config_catalogs(wildcards):
+    return expand("results/catalogs/{cfg}/rep{rep}.parquet", cfg=wildcards.cfg, rep=REPLICATES)
+
+
+def model_windows(wildcards):
+    rep = VAES[wildcards.vae]["representation"]
+    if wildcards.model_cfg == POOLED:
+        return f"results/windows/{POOLED}/{rep}.parquet"
+    return f"results/windows/{wildcards.model_cfg}/{rep}.parquet"
+
+
+def model_files(wildcards):
+    return f"results/models/{wildcards.model_cfg}/{wildcards.vae}/model.pt"

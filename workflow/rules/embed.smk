@@ -1,0 +1,68 @@
+rule embed_windows:
+    input:
+        model=model_files,
+        windows=model_windows,
+    output:
+        embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
+        metrics="results/latent/{model_cfg}/{vae}/metrics.json",
+    log:
+        "results/logs/embed/{model_cfg}/{vae}.log",
+    benchmark:
+        "results/benchmarks/embed/{model_cfg}/{vae}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        etas=model_etas,
+        knn_neighbors=config["latent"]["knn_neighbors"],
+        seed=config["evaluate"]["seed"],
+    script:
+        "../scripts/embed_windows.py"
+
+
+rule latent_maps:
+    input:
+        model=model_files,
+        embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
+        synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+    output:
+        pca=report(
+            "results/latent/{model_cfg}/{vae}/pca.png",
+            caption="../report/latent.rst",
+            category="Latent space",
+            subcategory="{model_cfg}",
+            labels={"config": "{model_cfg}", "vae": "{vae}", "map": "PCA"},
+        ),
+        tsne=report(
+            "results/latent/{model_cfg}/{vae}/tsne.png",
+            caption="../report/latent.rst",
+            category="Latent space",
+            subcategory="{model_cfg}",
+            labels={"config": "{model_cfg}", "vae": "{vae}", "map": "t-SNE"},
+        ),
+        interpolation=report(
+            "results/latent/{model_cfg}/{vae}/interpolation.png",
+            caption="../report/interpolation.rst",
+            category="Latent space",
+            subcategory="{model_cfg}",
+            labels={"config": "{model_cfg}", "vae": "{vae}", "map": "interpolation"},
+        ),
+    log:
+        "results/logs/latent_maps/{model_cfg}/{vae}.log",
+    benchmark:
+        "results/benchmarks/latent_maps/{model_cfg}/{vae}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        perplexity=config["latent"]["tsne_perplexity"],
+        seed=config["evaluate"]["seed"],
+        title="{model_cfg} / {vae}",
+    script:
+        "../scripts/latent_maps.py"

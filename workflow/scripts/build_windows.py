@@ -1,0 +1,18 @@
+"""Cut one config's catalogs into windows with train / validation / held-out roles."""
+
+import sys
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+sys.path.insert(0, f"{smk.scriptdir}/..")
+from etasvae.scripting import setup_log  # noqa: E402
+
+log = setup_log(smk)
+
+from etasvae.catalog import read_catalog  # noqa: E402
+from etasvae.features import build_windows, write_windows  # noqa: E402
+
+p = smk.params
+catalogs = [(rep, read_catalog(path)[0]) for rep, path in zip(p.replicates, smk.input)]
+table, X = build_windows(catalogs, dict(p.spec), **p.split)
+write_windows(smk.output[0], table, X, dict(p.spec), {"config_id": smk.wildcards.cfg, "etas": {smk.wildcards.cfg: dict(p.etas)}})
+log.info("%d windows (%s) of %d features", len(table), table["role"].value_counts().to_dict(), X.shape[1])

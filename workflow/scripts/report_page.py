@@ -1,0 +1,30 @@
+"""One self-contained HTML page for one config x VAE setting."""
+
+import sys
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+sys.path.insert(0, f"{smk.scriptdir}/..")
+from etasvae.scripting import setup_log  # noqa: E402
+
+log = setup_log(smk)
+
+import json  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from etasvae.report import render_model_page  # noqa: E402
+
+i = smk.input
+summary = json.loads(open(i.summary).read())
+images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
+render_model_page(
+    smk.output[0],
+    config_id=smk.params.config_id,
+    vae_id=smk.params.vae_id,
+    settings=dict(smk.params.settings),
+    metrics=pd.read_csv(i.metrics),
+    summary=summary,
+    latent_metrics=json.loads(open(i.latent_metrics).read()),
+    clipping=json.loads(open(i.clipping).read()),
+    images=images,
+)
