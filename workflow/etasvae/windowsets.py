@@ -18,8 +18,12 @@ from .features import windows_to_catalog
 EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
 
 
-def split_windows(catalog: pd.DataFrame) -> list[pd.DataFrame]:
-    """A catalog with a ``window`` column as a list of per-window event tables (window order kept)."""
+def split_windows(catalog: pd.DataFrame, duration: float | None = None) -> list[pd.DataFrame]:
+    """A catalog with a ``window`` column as a list of per-window event tables (window order kept).
+
+    ``duration`` (days) is the fixed length of every window, for representations that have one (binned);
+    it is stored as ``attrs["duration"]``, which evaluation reads instead of the last event's time.
+    """
     if len(catalog) == 0:
         return []
     window = catalog["window"].to_numpy()
@@ -27,7 +31,11 @@ def split_windows(catalog: pd.DataFrame) -> list[pd.DataFrame]:
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(catalog)]])
     values = catalog[EVENT_COLUMNS]
-    return [values.iloc[s:e].reset_index(drop=True) for s, e in zip(starts, ends)]
+    out = [values.iloc[s:e].reset_index(drop=True) for s, e in zip(starts, ends)]
+    if duration is not None:
+        for w in out:
+            w.attrs["duration"] = float(duration)
+    return out
 
 
 def evaluation_sets(
@@ -41,9 +49,10 @@ def evaluation_sets(
 ) -> dict[str, list[pd.DataFrame]]:
     """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role."""
     role = table["role"].to_numpy()
-    sets = {"S": split_windows(synthetic)}
+    duration = spec.get("duration_days") if spec["representation"] == "binned" else None
+    sets = {"S": split_windows(synthetic, duration)}
     for key, name in (("H", "heldout"), ("A", "train")):
         mask = role == name
-        sets[key] = split_windows(windows_to_catalog(X[mask], spec, rng=rng)) if mask.any() else []
+        sets[key] = split_windows(windows_to_catalog(X[mask], spec, rng=rng), duration) if mask.any() else []
     sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"], b=b_value)
     return sets

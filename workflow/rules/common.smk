@@ -53,7 +53,9 @@ wildcard_constraints:
 def all_targets(wildcards):
     models = [f"{c}/{v}" for c in MODEL_CONFIGS for v in VAES]
     return [
-        *expand("results/catalogs/{cfg}/rep{rep}.parquet", cfg=CONFIG_IDS, rep=REPLICATES),
+        *expand(
+            "results/catalogs/{cfg}/rep{rep}.parquet", cfg=CONFIG_IDS, rep=REPLICATES
+        ),
         *expand("results/models/{m}/model.pt", m=models),
         *expand("results/latent/{m}/embedding.parquet", m=models),
         *expand("results/latent/{m}/tsne.png", m=models),
@@ -91,7 +93,10 @@ def spec_params(wildcards):
 
 def split_params(wildcards):
     held = REPLICATES[-N_HELDOUT:]
-    return {"heldout_replicates": held, "validation_fraction": config["windows"]["validation_fraction"]}
+    return {
+        "heldout_replicates": held,
+        "validation_fraction": config["windows"]["validation_fraction"],
+    }
 
 
 def vae_params(wildcards):
@@ -109,7 +114,9 @@ def model_etas(wildcards):
 
 
 def config_catalogs(wildcards):
-    return expand("results/catalogs/{cfg}/rep{rep}.parquet", cfg=wildcards.cfg, rep=REPLICATES)
+    return expand(
+        "results/catalogs/{cfg}/rep{rep}.parquet", cfg=wildcards.cfg, rep=REPLICATES
+    )
 
 
 def model_windows(wildcards):

@@ -18,6 +18,7 @@ rule build_windows:
         split=split_params,
         etas=etas_params,
         replicates=REPLICATES,
+        duration_days=config["simulation"]["duration_days"],
     script:
         "../scripts/build_windows.py"
 

@@ -9,13 +9,14 @@ from etasvae.scripting import setup_log  # noqa: E402
 log = setup_log(smk)
 
 import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
 from etasvae.report import render_model_page  # noqa: E402
 
 i = smk.input
-summary = json.loads(open(i.summary).read())
+summary = json.loads(Path(i.summary).read_text())
 images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
 render_model_page(
     smk.output[0],
@@ -24,7 +25,7 @@ render_model_page(
     settings=dict(smk.params.settings),
     metrics=pd.read_csv(i.metrics),
     summary=summary,
-    latent_metrics=json.loads(open(i.latent_metrics).read()),
-    clipping=json.loads(open(i.clipping).read()),
+    latent_metrics=json.loads(Path(i.latent_metrics).read_text()),
+    clipping=json.loads(Path(i.clipping).read_text()),
     images=images,
 )

@@ -9,9 +9,10 @@ from etasvae.scripting import setup_log  # noqa: E402
 log = setup_log(smk)
 
 import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from etasvae.report import render_summary  # noqa: E402
 
-summaries = [json.loads(open(path).read()) for path in smk.input.summaries]
+summaries = [json.loads(Path(path).read_text()) for path in smk.input.summaries]
 table = render_summary(smk.output.html, smk.output.table, summaries, etas=dict(smk.params.etas), vaes=dict(smk.params.vaes))
 log.info("summary of %d models", len(table))

@@ -1,0 +1,176 @@
+"""ETAS simulation throughput on one core: catalog events per second and peak memory, for ~1e6 and ~1e7 events.
+
+    PYTHONPATH=workflow python benchmarks/bench_simulate.py [--sizes 1e6 1e7] [--repeats 3] [--reference]
+
+Model: the default config's most productive point (mu scaled to the size, K 0.3, alpha 1.5, c 0.01 d, p 1.1,
+D 0.5 km^2, q 1.5, gamma 1, b 1, Mc 2.5, Mmax 7.5; n = 0.86) on a 100 x 100 km region over 3650 days, no
+burn-in or margin unless asked (``--burn-in``, ``--margin``). Each size runs in a fresh subprocess with
+OMP/OPENBLAS/MKL threads set to 1 before numpy is imported, so peaks do not mix; the rate is the best of
+``--repeats`` runs (catalog events / wall seconds of simulate_etas, DataFrame included; CPU seconds beside
+it), the peak is the subprocess's maximum resident set size (ru_maxrss, the interpreter included).
+``--reference`` also times a plain numpy branching loop (float64 throughout, argsort at the end; its own
+subprocess): on a shared machine the ratio of the two is steadier than either figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+DURATION = 3650.0
+REGION = (0.0, 100.0, 0.0, 100.0)
+# Catalog events per background event for this model and window (measured: aftershocks past the window
+# end and outside the region are lost), used to pick mu for a target size.
+EVENTS_PER_BACKGROUND = 2.2
+
+
+def params_for(events: float):
+    from etasvae.params import ETASParams
+
+    return ETASParams(
+        mu=events / EVENTS_PER_BACKGROUND / DURATION,
+        K=0.3,
+        alpha=1.5,
+        c=0.01,
+        p=1.1,
+        D=0.5,
+        q=1.5,
+        gamma=1.0,
+        b=1.0,
+        mc=2.5,
+        mmax=7.5,
+    )
+
+
+def plain_branching(params, duration, region, rng):
+    """Reference: a straightforward vectorised branching loop (float64, argsort), same model, no burn-in."""
+    import numpy as np
+    import pandas as pd
+
+    xmin, xmax, ymin, ymax = region
+    n = rng.poisson(params.mu * duration)
+    t, x, y = rng.uniform(0, duration, n), rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n)
+    dmax = params.mmax - params.mc
+    mags = lambda k: params.mc - np.log1p(-rng.random(k) * -np.expm1(-params.beta * dmax)) / params.beta  # noqa: E731
+    m = mags(n)
+    ids, cols = np.arange(n), [[t], [m], [x], [y], [np.full(n, -1)], [np.zeros(n, np.int32)]]
+    total, g = n, 0
+    while n:
+        counts = rng.poisson(params.K * np.exp(params.alpha * (m - params.mc)))
+        pi = np.repeat(np.arange(n), counts)
+        if not pi.size:
+            break
+        tc = t[pi] + params.c * ((1 - rng.random(pi.size)) ** (-1 / (params.p - 1)) - 1)
+        ok = tc < duration
+        pi, tc = pi[ok], tc[ok]
+        k = tc.size
+        sigma = params.D * np.exp(params.gamma * (m[pi] - params.mc))
+        r = np.sqrt(sigma * ((1 - rng.random(k)) ** (-1 / (params.q - 1)) - 1))
+        theta = rng.uniform(0, 2 * np.pi, k)
+        xc, yc, mc_ = x[pi] + r * np.cos(theta), y[pi] + r * np.sin(theta), mags(k)
+        g += 1
+        for col, v in zip(cols, (tc, mc_, xc, yc, ids[pi], np.full(k, g, np.int32))):
+            col.append(v)
+        t, m, x, y, ids, n = tc, mc_, xc, yc, np.arange(total, total + k), k
+        total += k
+    t, m, x, y, par, gen = (np.concatenate(c) for c in cols)
+    keep = np.flatnonzero((x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax))
+    order = keep[np.argsort(t[keep])]
+    new_id = np.full(total + 1, -1)
+    new_id[order] = np.arange(order.size)
+    return pd.DataFrame(
+        {
+            "event_id": np.arange(order.size),
+            "time": t[order],
+            "magnitude": m[order],
+            "x": x[order],
+            "y": y[order],
+            "parent_id": new_id[par[order]],
+            "generation": gen[order],
+        }
+    )
+
+
+def child(args) -> None:
+    import resource
+    import time
+
+    import numpy as np
+
+    from etasvae.simulate import simulate_etas
+
+    params = params_for(args.events)
+    runs = []
+    for rep in range(args.repeats):
+        rng = np.random.default_rng(rep)
+        wall, cpu = time.perf_counter(), time.process_time()
+        if args.implementation == "etasvae":
+            cat = simulate_etas(
+                params, duration=DURATION, region=REGION, rng=rng, burn_in=args.burn_in, margin=args.margin
+            )
+        else:
+            cat = plain_branching(params, DURATION, REGION, rng)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        runs.append({"events": len(cat), "wall": wall, "cpu": cpu})
+        del cat
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"runs": runs, "peak_mib": peak, "branching_ratio": params.branching_ratio()}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7], help="target catalog sizes (events)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--burn-in", type=float, default=0.0)
+    parser.add_argument("--margin", type=float, default=0.0)
+    parser.add_argument("--reference", action="store_true", help="also time a plain numpy branching loop")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--implementation", default="etasvae", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args)
+        return
+    env = {**os.environ, **{v: "1" for v in THREAD_VARS}}
+    print(
+        f"ETAS simulation, one thread, best of {args.repeats}; {DURATION:g} days, region {REGION}, "
+        f"burn-in {args.burn_in:g} d, margin {args.margin:g} km"
+    )
+    for size in args.sizes:
+        rates, parts = {}, []
+        for implementation in ("etasvae", "plain") if args.reference else ("etasvae",):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--implementation",
+                implementation,
+                "--events",
+                str(size),
+                "--repeats",
+                str(args.repeats),
+                "--burn-in",
+                str(args.burn_in),
+                "--margin",
+                str(args.margin),
+            ]
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            best = max(result["runs"], key=lambda r: r["events"] / r["wall"])
+            rates[implementation] = best["events"] / best["wall"]
+            parts.append(
+                f"{implementation}: {rates[implementation] / 1e6:.2f} M events/s ({best['events']:,} events in "
+                f"{best['wall']:.2f} s wall, {best['events'] / best['cpu'] / 1e6:.2f} M/s CPU), "
+                f"peak RSS {result['peak_mib']:.0f} MiB"
+            )
+        if len(rates) == 2:
+            parts.append(f"ratio {rates['etasvae'] / rates['plain']:.2f}")
+        print(f"~{size:.0e} events (n = {result['branching_ratio']:.3f}): " + "; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Window-set comparisons (DESIGN §6) on real ETAS samples and Poisson baselines, with fixed seeds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from etasvae import evaluate, stats
+from etasvae.params import ETASParams
+from etasvae.simulate import simulate_etas
+
+MC = 2.0
+# Branching ratio K·β/(β-α) ≈ 0.53 with p = 1.3: clustered, but with short enough memory that windows
+# of 30 events from 4 catalogs of 500 days behave as (nearly) independent draws of one process.
+PARAMS = ETASParams(mu=2.0, K=0.3, alpha=1.0, c=0.01, p=1.3, D=0.5, q=1.5, gamma=1.0, b=1.0, mc=MC)
+REGION = (0.0, 50.0, 0.0, 50.0)
+
+
+def etas_windows(seed: int, length: int = 30, n_catalogs: int = 4, duration: float = 500.0) -> list[pd.DataFrame]:
+    """Event windows of ``length`` consecutive events, times from the previous event (as features.py cuts them)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_catalogs):
+        cat = simulate_etas(PARAMS, duration=duration, region=REGION, rng=rng, burn_in=100.0, margin=20.0)
+        t, m, x, y = (cat[c].to_numpy() for c in ("time", "magnitude", "x", "y"))
+        for i in range(len(cat) // length):
+            sl = slice(i * length, (i + 1) * length)
+            t0 = t[i * length - 1] if i else 0.0
+            out.append(pd.DataFrame({"time": t[sl] - t0, "magnitude": m[sl], "x": x[sl], "y": y[sl]}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sets():
+    H, A, S = etas_windows(101), etas_windows(202), etas_windows(303)
+    P = evaluate.poisson_baseline(A, np.random.default_rng(7), MC)
+    return {"H": H, "A": A, "S": S, "P": P}
+
+
+@pytest.fixture(scope="module")
+def tables(sets):
+    rng = np.random.default_rng(8)
+    etas = evaluate.compare_sets(sets["S"], sets["H"], sets["A"], sets["P"], mc=MC, rng=rng, n_permutations=200)
+    poisson_s = evaluate.poisson_baseline(sets["A"], rng, MC)
+    poisson = evaluate.compare_sets(poisson_s, sets["H"], sets["A"], sets["P"], mc=MC, rng=rng, n_permutations=200)
+    return {"etas": etas.set_index("statistic"), "poisson": poisson.set_index("statistic")}
+
+
+# ---------------------------------------------------------------------------------------------- summaries
+
+
+def test_window_summaries_match_the_scalar_estimators(sets):
+    windows = sets["H"][:20]
+    summ = evaluate.window_summaries(windows, MC)
+    assert len(summ) == 20
+    for k, w in enumerate(windows):
+        t, m, x, y = (w[c].to_numpy() for c in ("time", "magnitude", "x", "y"))
+        row = summ.iloc[k]
+        assert row["n_events"] == len(w)
+        assert row["duration"] == pytest.approx(t.max())
+        assert row["b_value"] == pytest.approx(stats.b_value_aki_utsu(m, MC))
+        assert row["b_value_err"] == pytest.approx(stats.b_value_shi_bolt_error(m, row["b_value"]))
+        assert row["cv"] == pytest.approx(stats.coefficient_of_variation(np.diff(t)))
+        assert row["mean_log10_dt"] == pytest.approx(stats.log10_inter_event_times(t).mean())
+        assert row["max_magnitude"] == pytest.approx(m.max())
+        assert row["bath_gap"] == pytest.approx(stats.bath_gap(m), nan_ok=True)
+        assert row["mean_log10_dr"] == pytest.approx(
+            np.log10(np.maximum(stats.inter_event_distances(x, y), 1e-3)).mean()
+        )
+        assert row["mean_log10_r_main"] == pytest.approx(
+            np.log10(np.maximum(stats.distances_to_largest(x, y, m), 1e-3)).mean()
+        )
+        assert row["mean_log10_nn"] == pytest.approx(
+            np.log10(np.maximum(stats.nearest_neighbour_distances(x, y), 1e-3)).mean()
+        )
+        i = int(np.argmax(m))
+        fit = stats.omori_utsu_mle_grid(t[i + 1 :] - t[i], np.zeros(len(t) - i - 1, int), np.array([t.max() - t[i]]))
+        assert row["omori_p"] == pytest.approx(fit["p"][0], nan_ok=True)
+
+
+def test_window_summaries_handle_tiny_windows():
+    windows = [
+        pd.DataFrame({"time": [], "magnitude": [], "x": [], "y": []}),
+        pd.DataFrame({"time": [0.5], "magnitude": [2.5], "x": [1.0], "y": [1.0]}),
+        pd.DataFrame({"time": [0.5, 1.0], "magnitude": [2.5, 3.0], "x": [1.0, 2.0], "y": [1.0, 1.0]}),
+    ]
+    summ = evaluate.window_summaries(windows, MC)
+    assert summ["n_events"].tolist() == [0, 1, 2]
+    assert summ["b_value"].isna().tolist() == [True, True, False]
+    assert summ["bath_gap"].isna().all()  # the largest event is last or alone
+
+
+# ---------------------------------------------------------------------------------------------- Poisson baseline
+
+
+def test_poisson_baseline_keeps_rate_counts_and_extent(sets):
+    A, P = sets["A"], sets["P"]
+    assert [len(w) for w in P] == [len(w) for w in A]  # event windows: counts kept
+    n = sum(len(w) for w in A)
+    rate_a = n / sum(w["time"].max() for w in A)
+    rate_p = n / sum(w["time"].max() for w in P)
+    # total P time is a sum of n Exp(r) waits: relative SE 1/√n ≈ 0.9 %
+    assert abs(rate_p / rate_a - 1) < 3 / np.sqrt(n)
+    allA = pd.concat(A)
+    allP = pd.concat(P)
+    assert allP["x"].between(allA["x"].min(), allA["x"].max()).all()
+    assert set(allP["magnitude"]).issubset(set(allA["magnitude"]))  # bootstrap of the reference
+    cv = np.nanmean([stats.coefficient_of_variation(np.diff(w["time"].to_numpy())) for w in P])
+    # mean CV of 29 exponential intervals is slightly below 1 (small-sample bias), ETAS's is far above
+    assert 0.9 < cv < 1.05
+
+
+def test_poisson_baseline_duration_mode_and_gr_magnitudes():
+    rng = np.random.default_rng(9)
+    ref = []
+    for k in range(200):
+        w = pd.DataFrame(
+            {
+                "time": np.sort(rng.random(20) * 10),
+                "magnitude": 2.0 + rng.exponential(0.43, 20),
+                "x": rng.random(20),
+                "y": rng.random(20),
+            }
+        )
+        w.attrs["duration"] = 10.0
+        ref.append(w)
+    ref[0] = ref[0].iloc[:15]  # unequal counts -> "auto" chooses duration mode
+    ref[0].attrs["duration"] = 10.0
+    P = evaluate.poisson_baseline(ref, rng, MC, b=1.0, delta_m=0.1)
+    counts = np.array([len(w) for w in P])
+    # rate = 3995 / 2000 d; counts ~ Poisson(19.975) in each of 200 windows: SE of the mean 0.32
+    assert abs(counts.mean() - 19.975) < 3 * np.sqrt(19.975 / 200)
+    assert all(w.attrs["duration"] == 10.0 and (w["time"] < 10.0).all() for w in P)
+    mags = pd.concat(P)["magnitude"].to_numpy()
+    assert np.allclose(np.round(mags * 10), mags * 10)
+    assert abs(stats.b_value_aki_utsu(mags, MC, 0.1) - 1.0) < 3 * stats.b_value_shi_bolt_error(mags, 1.0) + 0.006
+
+
+# ---------------------------------------------------------------------------------------------- whole-window tests
+
+
+def test_two_etas_samples_are_indistinguishable_and_poisson_is_not(sets):
+    rng = np.random.default_rng(10)
+    h, a, p = (evaluate._features(evaluate.window_summaries(sets[k], MC)) for k in "HAP")
+    zh, za, zp = evaluate._standardise_like(h, a, p)
+    _, p_same, _ = stats.mmd_test(za, zh, rng, n_permutations=200)
+    acc, se, _ = stats.c2st(za, zh, rng)
+    # two independent ETAS samples: permutation p-value not small, classifier at chance within 3 SE
+    assert p_same > 0.01
+    assert abs(acc - 0.5) < 3 * se
+    _, p_pois, _ = stats.mmd_test(zp, zh, rng, n_permutations=200)
+    acc_p, se_p, _ = stats.c2st(zp, zh, rng)
+    assert p_pois <= 1 / 201 + 1e-12
+    assert acc_p > 0.5 + 5 * se_p
+
+
+def test_etas_is_more_clustered_than_poisson(tables):
+    t = tables["etas"]
+    # Fano factor and CV: ETAS clusters, Poisson does not (counts in bins are over-dispersed)
+    assert t.loc["fano", "value_H"] > 2 * t.loc["fano", "value_P"]
+    assert t.loc["cv", "value_H"] > t.loc["cv", "value_P"] + 0.2
+    assert t.loc["cv", "value_P"] == pytest.approx(1.0, abs=0.1)
+    assert t.loc["c2st", "value_P"] > 0.5 + 5 * t.loc["c2st", "err_P"]
+    assert t.loc["mmd", "p_P"] <= 1 / 201 + 1e-12
+
+
+# ---------------------------------------------------------------------------------------------- compare_sets
+
+
+def test_compare_sets_table_shape(tables):
+    t = tables["etas"].reset_index()
+    expected = {
+        "b_value",
+        "b_positive",
+        "magnitude_ks",
+        "log_dt_ks",
+        "log_dt_wasserstein",
+        "cv",
+        "log_duration_ks",
+        "count_ks",
+        "fano",
+        "omori_p",
+        "omori_c",
+        "bath_gap",
+        "interevent_distance_ks",
+        "mainshock_distance_ks",
+        "pair_correlation",
+        "mmd",
+        "c2st",
+        "csep_number",
+        "csep_magnitude",
+    }
+    assert set(t["statistic"]) == expected
+    assert set(t["group"]) == set(evaluate.GROUPS)
+    for col in ("value_S", "value_H", "value_A", "value_P", "d_S", "d_A", "d_P", "p_S", "skill", "informative"):
+        assert col in t.columns
+    assert not t.loc[t["statistic"].isin(evaluate.MAGNITUDE_ONLY), "informative"].any()
+    # skill is defined exactly where the statistic is informative, and follows its formula
+    inf = t["informative"].to_numpy(bool)
+    assert np.isfinite(t["skill"][inf]).all() and t["skill"][~inf].isna().all()
+    r = t[inf].iloc[0]
+    assert r["skill"] == pytest.approx((r["d_P"] - r["d_S"]) / (r["d_P"] - r["d_A"]))
+    # the clustering statistics must separate P from H, or the test sets are too small to mean anything
+    assert {"cv", "fano", "log_dt_ks", "mmd", "c2st"} <= set(t["statistic"][inf])
+
+
+def test_skill_is_near_one_for_etas_and_near_zero_for_poisson(tables):
+    etas, poisson = evaluate.overall_score(tables["etas"].reset_index()), evaluate.overall_score(
+        tables["poisson"].reset_index()
+    )
+    # skill = 1 + (d_A - d_S)/(d_P - d_A): for S another ETAS sample d_S and d_A share one distribution, so
+    # each skill scatters around 1 by d_A/(d_P - d_A) (≈ 0.05-0.3 here) and the median over ~13 statistics
+    # much less; for S a Poisson sample d_S ≈ d_P and the skills scatter around 0 likewise.
+    assert etas > 0.75
+    assert abs(poisson) < 0.25
+    assert tables["etas"].loc["c2st", "value_S"] == pytest.approx(0.5, abs=3 * tables["etas"].loc["c2st", "err_S"])
+
+
+def test_verdict_names_the_failures(tables):
+    text = evaluate.verdict(tables["poisson"].reset_index())
+    assert "no better than a Poisson process" in text and "fano" in text
+    text = evaluate.verdict(tables["etas"].reset_index())
+    assert "close to the ETAS noise floor" in text
+
+
+def test_overall_score_is_a_clipped_median():
+    table = pd.DataFrame(
+        {
+            "statistic": list("abcde"),
+            "skill": [np.nan, 5.0, 0.5, -3.0, 0.9],
+            "d_S": 1.0,
+            "d_A": 0.5,
+            "p_S": np.nan,
+            "informative": [False, True, True, True, True],
+        }
+    )
+    assert evaluate.overall_score(table) == pytest.approx(np.median([1.0, 0.5, -1.0, 0.9]))
+    assert np.isnan(evaluate.overall_score(table.assign(skill=np.nan)))
+    assert evaluate.classify(table).tolist() == ["fails", "floor", "partial", "naive", "floor"]
