@@ -8,8 +8,8 @@ archived or opened from any folder. Figures use one colour per window set throug
     A  training ETAS windows (noise floor) grey, dashed
     P  Poisson baseline (naive)            blue
 
-Skill = (d_P - d_S) / (d_P - d_A) (DESIGN.md §6) is classified as good (>= 0.8), partial (0.2-0.8) or poor
-(< 0.2). The metrics table arrives from ``etasvae.evaluate.compare_sets``; this module reads it generically
+Skill = (d_P - d_S) / (d_P - d_A) (DESIGN.md §6) is classified as good (>= 0.75, at the floor), partial or
+poor (<= 0.25, no better than Poisson), the thresholds of ``evaluate.classify``. The metrics table arrives from ``etasvae.evaluate.compare_sets``; this module reads it generically
 (unknown extra columns are shown as they come, NaN as a dash), so new statistics need no change here.
 """
 
@@ -921,7 +921,7 @@ def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, su
         body.append(f"<figure><img alt='overall score against VAE settings' src='{uri}'><figcaption>Each "
                     "panel: overall score (higher is better) against one VAE setting that varies in this run, one "
                     "colour per config; points are joined where only that setting varies between them. Dotted "
-                    "lines: 0.8 (good) and 0.2 (poor).</figcaption></figure>")
+                    f"lines: {SKILL_GOOD} (at the floor) and {SKILL_POOR} (no better than Poisson).</figcaption></figure>")
     for cfg in dict.fromkeys(table["config_id"]) if len(table) else []:
         part = table[table["config_id"] == cfg]
         body.append(f"<h2>Config {_esc(cfg)}</h2>")

@@ -63,6 +63,6 @@ rule latent_maps:
     params:
         perplexity=config["latent"]["tsne_perplexity"],
         seed=config["evaluate"]["seed"],
-        title="{model_cfg} / {vae}",
+        title="{model_cfg}\n{vae}",
     script:
         "../scripts/latent_maps.py"

@@ -23,6 +23,6 @@ rule train_vae:
         runtime=120,
     params:
         settings=vae_params,
-        title="{model_cfg} / {vae}",
+        title="{model_cfg}\n{vae}",
     script:
         "../scripts/train_vae.py"

@@ -27,7 +27,7 @@ log.info("window sets: %s", {k: len(v) for k, v in sets.items()})
 metrics = compare_sets(sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=p.permutations, cv_folds=p.cv_folds)
 health = model_health(bundle, X[table["role"].to_numpy() == "heldout"])
 atomic_write(smk.output.metrics, lambda tmp: metrics.to_csv(tmp, index=False))
-figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=smk.output.figures, title=f"{p.config_id} / {p.vae_id}")
+figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}")
 summary = {
     "config_id": p.config_id,
     "vae_id": p.vae_id,
