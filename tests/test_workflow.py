@@ -87,6 +87,52 @@ def test_every_catalog_is_written_in_the_schema(finished_run):
         assert df["x"].between(0, 50).all() and df["y"].between(0, 50).all()
 
 
+def models(workdir):
+    return sorted(p.parent for p in (workdir / "results" / "models").glob("*/*/model.pt"))
+
+
+def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
+    import torch
+
+    found = models(finished_run)
+    assert len(found) == 3  # two configs and the pooled model, one VAE setting
+    for model_dir in found:
+        cfg, vae = model_dir.parent.name, model_dir.name
+        state = torch.load(model_dir / "model.pt", weights_only=True)
+        assert isinstance(state, dict)
+        history = pd.read_csv(model_dir / "history.csv")
+        assert {"epoch", "train_recon", "val_recon", "train_kl", "val_kl", "val_total", "beta"} <= set(history.columns)
+        assert (model_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        latent = finished_run / "results" / "latent" / cfg / vae
+        embedding = pd.read_parquet(latent / "embedding.parquet")
+        assert {"z0", "z1", "lv0", "role", "max_magnitude"} <= set(embedding.columns)
+        metrics = json.loads((latent / "metrics.json").read_text())
+        assert "n_active" in metrics
+        for name in ("pca.png", "tsne.png", "interpolation.png"):
+            assert (latent / name).stat().st_size > 10_000
+        synthetic, meta = read_catalog(finished_run / "results" / "synthetic" / cfg / vae / "catalog.parquet")
+        assert meta["kind"] == "synthetic" and synthetic["window"].nunique() > 1
+        assert (synthetic["magnitude"] >= 2.5).all()
+        evaluation = json.loads((finished_run / "results" / "evaluation" / cfg / vae / "metrics.json").read_text())
+        assert {"overall_score", "verdict", "statistics"} <= set(evaluation)
+        page = (finished_run / "results" / "reports" / cfg / f"{vae}.html").read_text()
+        assert "data:image/png;base64," in page and evaluation["verdict"].split(":")[0] in page
+    summary = pd.read_csv(finished_run / "results" / "reports" / "summary.csv")
+    assert len(summary) == 3 and (finished_run / "results" / "reports" / "summary.html").exists()
+
+
+def test_snakemake_report_is_built(finished_run):
+    run_snakemake(finished_run, TINY, "--report", "report.html")
+    assert (finished_run / "report.html").stat().st_size > 100_000
+
+
+def test_same_seed_gives_byte_identical_catalogs(finished_run, tmp_path):
+    targets = sorted(str(p.relative_to(finished_run)) for p in (finished_run / "results" / "catalogs").glob("*/*.parquet"))
+    run_snakemake(tmp_path, TINY, *targets)
+    for target in targets:
+        assert (tmp_path / target).read_bytes() == (finished_run / target).read_bytes(), target
+
+
 def test_second_run_does_nothing(finished_run):
     proc = run_snakemake(finished_run, TINY, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr, planned_jobs(proc)

@@ -119,8 +119,8 @@ class VAE(nn.Module):
         self.n_features, self.latent_dim, self.hidden, self.loss = n_features, latent_dim, list(hidden), loss
         self.encoder = nn.Sequential(*_mlp([n_features, *hidden]))
         last = hidden[-1] if hidden else n_features
-        self.mu_head = nn.Linear(last, latent_dim)
-        self.logvar_head = nn.Linear(last, latent_dim)
+        # The mean and log-variance heads as one layer (one matrix product): outputs [mu | logvar].
+        self.posterior_head = nn.Linear(last, 2 * latent_dim)
         back = list(reversed(hidden))
         self.decoder = nn.Sequential(*_mlp([latent_dim, *back]), nn.Linear(back[-1] if back else latent_dim, n_features))
         # Gaussian NLL: learned per-feature log-variance (a parameter, not a function of z).
@@ -129,8 +129,8 @@ class VAE(nn.Module):
         self.register_buffer("residual_var", torch.ones(n_features))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(x)
-        return self.mu_head(h), self.logvar_head(h)
+        mu, logvar = self.posterior_head(self.encoder(x)).chunk(2, dim=1)
+        return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Raw decoder output: mean (mse, gaussian_nll), logit (bce) or log-rate (poisson)."""
@@ -212,8 +212,13 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def _batch_losses(model: VAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean reconstruction loss, mean KL) per window of a batch."""
     out, mu, logvar = model(x)
-    return reconstruction_loss(model, out, x).mean(), kl_divergence(mu, logvar).mean()
+    if model.loss == "mse":  # the same value as reconstruction_loss(...).mean(), in one fused kernel
+        recon = F.mse_loss(out, x, reduction="sum") / len(x)
+    else:
+        recon = reconstruction_loss(model, out, x).mean()
+    return recon, kl_divergence(mu, logvar).mean()
 
 
 @torch.no_grad()
@@ -285,7 +290,7 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
         started = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=generator, device=dev)
-        batch_terms = torch.zeros(n_batches, 2, device=dev)   # per-batch (recon, KL); read once per epoch
+        terms = []  # per-batch (recon, KL) on the device; read once per epoch
         for b in range(n_batches):
             xb = Xt[perm[b * bs:(b + 1) * bs]]
             recon, kl = _batch_losses(model, xb)
@@ -295,8 +300,8 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
             if s["grad_clip"] > 0:
                 nn.utils.clip_grad_norm_(params, s["grad_clip"], foreach=True)
             optimizer.step()
-            batch_terms[b, 0] = recon.detach()
-            batch_terms[b, 1] = kl.detach()
+            terms.append(torch.stack((recon.detach(), kl.detach())))
+        batch_terms = torch.stack(terms)
         if not torch.isfinite(batch_terms).all():
             raise _diverged(epoch, batch_terms.cpu(), s["lr"])
         sizes = torch.full((n_batches,), float(bs), device=dev)
