@@ -22,44 +22,12 @@ from etasvae.features import (
     write_windows,
 )
 
-MC = 2.5
+from etas_samples import MC, clustered_catalog
 EVENT_SPEC = {"representation": "event", "length": 16, "stride": 8, "mc": MC, "xy_scale_km": 5.0,
               "min_dt_days": 1e-6}
 BINNED_SPEC = {"representation": "binned", "mc": MC, "duration_days": 10.0, "stride_days": 5.0, "time_bins": 5,
                "magnitude_bands": [2.5, 3.0, 4.0]}
 
-
-def clustered_catalog(seed: int, duration: float = 200.0, mu: float = 2.0, K: float = 0.3, alpha: float = 1.0,
-                      c: float = 0.01, p: float = 1.5) -> pd.DataFrame:
-    """A small Hawkes/ETAS-like catalog (branching ratio K*beta/(beta-alpha) ~ 0.53 for b = 1): background
-    Poisson in time, uniform in a 100 km square; Poisson(K*exp(alpha*(m-mc))) children per event, Omori
-    delays (inverse CDF), Gaussian offsets of 1 km; Gutenberg-Richter magnitudes with b = 1."""
-    rng = np.random.default_rng(seed)
-    beta = math.log(10.0)
-    n0 = rng.poisson(mu * duration)
-    t, x, y = rng.uniform(0, duration, n0), rng.uniform(0, 100, n0), rng.uniform(0, 100, n0)
-    m = MC + rng.exponential(1 / beta, n0)
-    parent, gen = np.full(n0, -1), np.zeros(n0, dtype=int)
-    lo = 0
-    while lo < len(t):
-        hi = len(t)
-        kids = rng.poisson(K * np.exp(alpha * (m[lo:hi] - MC)))
-        par = np.repeat(np.arange(lo, hi), kids)
-        k = len(par)
-        t = np.append(t, t[par] + c * ((1 - rng.uniform(size=k)) ** (-1 / (p - 1)) - 1))
-        x = np.append(x, x[par] + rng.normal(0, 1, k))
-        y = np.append(y, y[par] + rng.normal(0, 1, k))
-        m = np.append(m, MC + rng.exponential(1 / beta, k))
-        parent, gen = np.append(parent, par), np.append(gen, gen[par] + 1)
-        lo = hi
-    keep = t < duration
-    order = np.flatnonzero(keep)[np.argsort(t[keep], kind="stable")]
-    new_id = np.full(len(t), -1)
-    new_id[order] = np.arange(len(order))
-    parent_kept = np.where(parent[order] >= 0, new_id[np.maximum(parent[order], 0)], -1)
-    return pd.DataFrame({"event_id": np.arange(len(order)), "time": t[order], "magnitude": m[order],
-                         "x": x[order], "y": y[order], "parent_id": parent_kept,
-                         "generation": gen[order].astype(np.int32)})
 
 
 @pytest.fixture(scope="module")

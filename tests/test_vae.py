@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,7 @@ from etasvae.vae import (
     train_vae,
 )
 
-MC = 2.5
+from etas_samples import MC, clustered_catalog
 EVENT_SPEC = {"representation": "event", "length": 16, "stride": 4, "mc": MC, "xy_scale_km": 5.0,
               "min_dt_days": 1e-6}
 BINNED_SPEC = {"representation": "binned", "mc": MC, "duration_days": 10.0, "stride_days": 5.0, "time_bins": 5,
@@ -39,33 +38,10 @@ def _one_thread():
     torch.set_num_threads(1)      # the machine is shared; small models gain nothing from more threads
 
 
-def clustered_catalog(seed: int, duration: float = 400.0, mu: float = 2.0, K: float = 0.45, alpha: float = 1.0,
-                      c: float = 0.01, p: float = 1.5) -> pd.DataFrame:
-    """A small Hawkes/ETAS-like catalog (as in test_features; branching ratio ~ 0.8 for K = 0.45, b = 1)."""
-    rng = np.random.default_rng(seed)
-    beta = math.log(10.0)
-    n0 = rng.poisson(mu * duration)
-    t, x, y = rng.uniform(0, duration, n0), rng.uniform(0, 100, n0), rng.uniform(0, 100, n0)
-    m = MC + rng.exponential(1 / beta, n0)
-    lo = 0
-    while lo < len(t):
-        hi = len(t)
-        par = np.repeat(np.arange(lo, hi), rng.poisson(K * np.exp(alpha * (m[lo:hi] - MC))))
-        k = len(par)
-        t = np.append(t, t[par] + c * ((1 - rng.uniform(size=k)) ** (-1 / (p - 1)) - 1))
-        x = np.append(x, x[par] + rng.normal(0, 1, k))
-        y = np.append(y, y[par] + rng.normal(0, 1, k))
-        m = np.append(m, MC + rng.exponential(1 / beta, k))
-        lo = hi
-    order = np.flatnonzero(t < duration)[np.argsort(t[t < duration], kind="stable")]
-    n = len(order)
-    return pd.DataFrame({"event_id": np.arange(n), "time": t[order], "magnitude": m[order], "x": x[order],
-                         "y": y[order], "parent_id": np.full(n, -1), "generation": np.full(n, -1, np.int32)})
-
 
 @pytest.fixture(scope="module")
 def event_windows():
-    catalogs = [(r, clustered_catalog(seed=r)) for r in range(3)]
+    catalogs = [(r, clustered_catalog(seed=r, duration=400.0, K=0.45)) for r in range(3)]
     table, X = build_windows(catalogs, EVENT_SPEC, heldout_replicates=[2], validation_fraction=0.25)
     return X[(table.role == "train").to_numpy()], X[(table.role == "validation").to_numpy()]
 
@@ -237,7 +213,7 @@ def test_save_load_encode_sample(tmp_path, event_windows):
 
 @pytest.mark.parametrize("loss", ["poisson", "bce"])
 def test_count_losses_on_binned_windows(loss):
-    catalogs = [(r, clustered_catalog(seed=10 + r)) for r in range(2)]
+    catalogs = [(r, clustered_catalog(seed=10 + r, duration=400.0, K=0.45)) for r in range(2)]
     table, X = build_windows(catalogs, BINNED_SPEC, heldout_replicates=[1], validation_fraction=0.25,
                              durations={0: 400.0, 1: 400.0})
     train, val = (table.role == "train").to_numpy(), (table.role == "validation").to_numpy()

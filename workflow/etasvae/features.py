@@ -307,7 +307,6 @@ def _gr_in_band(u: np.ndarray, lo: np.ndarray, hi: np.ndarray, b_value: float) -
 
 def _binned_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray,
                     rng: np.random.Generator | None) -> tuple[dict, dict[str, int]]:
-    n = X.shape[0]
     bins = spec["time_bins"]
     edges = np.asarray(spec["magnitude_bands"], dtype=np.float64)
     nb = len(edges)
