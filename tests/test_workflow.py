@@ -179,3 +179,15 @@ def test_schema_error_names_the_key(tmp_path):
     assert proc.returncode != 0
     assert "replicates" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_binned_representation_runs_end_to_end(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["vae"]["grid"].update({"representation": ["binned"], "loss": ["poisson"]})
+    config["windows"]["binned"] = {"duration_days": 10.0, "stride_days": 5.0, "time_bins": 10,
+                                   "magnitude_bands": [2.5, 3.0, 4.0]}
+    run_snakemake(tmp_path, config)
+    summary = pd.read_csv(tmp_path / "results" / "reports" / "summary.csv")
+    assert len(summary) == 3 and summary["vae_id"].str.startswith("binned_").all()
+    synthetic, meta = read_catalog(next((tmp_path / "results" / "synthetic").glob("pooled/*/catalog.parquet")))
+    assert meta["spec"]["representation"] == "binned" and (synthetic["magnitude"] >= 2.5).all()

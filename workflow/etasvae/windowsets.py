@@ -18,19 +18,24 @@ from .features import windows_to_catalog
 EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
 
 
-def split_windows(catalog: pd.DataFrame, duration: float | None = None) -> list[pd.DataFrame]:
+def split_windows(catalog: pd.DataFrame, duration: float | None = None, n_windows: int | None = None) -> list[pd.DataFrame]:
     """A catalog with a ``window`` column as a list of per-window event tables (window order kept).
 
     ``duration`` (days) is the fixed length of every window, for representations that have one (binned);
     it is stored as ``attrs["duration"]``, which evaluation reads instead of the last event's time.
+    With ``n_windows``, windows are numbered 0..n_windows-1 and one without events (a binned window of
+    zero counts) is an empty table rather than missing, so per-window counts keep their zeros.
     """
-    if len(catalog) == 0:
-        return []
-    window = catalog["window"].to_numpy()
-    bounds = np.flatnonzero(np.diff(window)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(catalog)]])
     values = catalog[EVENT_COLUMNS]
+    window = catalog["window"].to_numpy()
+    if n_windows is None:
+        ids = np.unique(window)
+    else:
+        ids = np.arange(n_windows)
+        if len(window) and (window.min() < 0 or window.max() >= n_windows):
+            raise ValueError(f"window ids outside 0..{n_windows - 1}")
+    starts = np.searchsorted(window, ids, side="left")
+    ends = np.searchsorted(window, ids, side="right")
     out = [values.iloc[s:e].reset_index(drop=True) for s, e in zip(starts, ends)]
     if duration is not None:
         for w in out:
@@ -45,14 +50,18 @@ def evaluation_sets(
     synthetic: pd.DataFrame,
     *,
     rng: np.random.Generator,
+    n_synthetic: int | None = None,
     b_value: float | None = None,
 ) -> dict[str, list[pd.DataFrame]]:
-    """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role."""
+    """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role.
+
+    ``n_synthetic`` is the number of synthetic windows drawn (windows without events are kept as empty).
+    """
     role = table["role"].to_numpy()
     duration = spec.get("duration_days") if spec["representation"] == "binned" else None
-    sets = {"S": split_windows(synthetic, duration)}
+    sets = {"S": split_windows(synthetic, duration, n_synthetic)}
     for key, name in (("H", "heldout"), ("A", "train")):
         mask = role == name
-        sets[key] = split_windows(windows_to_catalog(X[mask], spec, rng=rng), duration) if mask.any() else []
+        sets[key] = split_windows(windows_to_catalog(X[mask], spec, rng=rng), duration, int(mask.sum()))
     sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"], b=b_value)
     return sets
