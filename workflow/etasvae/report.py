@@ -189,6 +189,16 @@ def _sorted_times(window: pd.DataFrame) -> np.ndarray:
     return np.sort(np.asarray(window["time"], dtype=float))
 
 
+
+def _finish(fig, ax, *, xlabel: str, ylabel: str, panel_title: str, title: str, path, both_grids: bool = False) -> str:
+    """Label and title a comparison figure, add its grid and save it; returns the path."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(panel_title)
+    ax.grid(alpha=0.3, which="both" if both_grids else "major")
+    fig.suptitle(title)
+    return _save(fig, path)
+
 def _new_figure(figsize=(8.0, 5.2)):
     from matplotlib.figure import Figure
 
@@ -234,14 +244,10 @@ def plot_magnitude_frequency(sets, *, mc: float, path: Path, title: str, delta_m
         _no_data(ax)
     ax.axvline(mc, color="grey", linestyle=":", linewidth=1)
     ax.set_yscale("log")
-    ax.set_xlabel("magnitude m")
-    ax.set_ylabel("events per window with magnitude ≥ m")
-    ax.set_title("Magnitude–frequency (cumulative)")
-    ax.grid(alpha=0.3, which="both")
     if keys:
         _legend(ax, loc="upper right")
-    fig.suptitle(title)
-    return _save(fig, path)
+    return _finish(fig, ax, xlabel="magnitude m", ylabel="events per window with magnitude ≥ m",
+                   panel_title="Magnitude–frequency (cumulative)", title=title, path=path, both_grids=True)
 
 
 def _log_dt(windows: list[pd.DataFrame]) -> np.ndarray:
@@ -270,12 +276,8 @@ def plot_interevent_times(sets, *, path: Path, title: str) -> str:
         _legend(ax, loc="upper left")
     else:
         _no_data(ax)
-    ax.set_xlabel("log10 inter-event time [days]")
-    ax.set_ylabel("probability density [per log10 day]")
-    ax.set_title("Inter-event times within windows")
-    ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    return _save(fig, path)
+    return _finish(fig, ax, xlabel="log10 inter-event time [days]", ylabel="probability density [per log10 day]",
+                   panel_title="Inter-event times within windows", title=title, path=path)
 
 
 def _durations(windows: list[pd.DataFrame]) -> np.ndarray:
@@ -308,12 +310,8 @@ def plot_cumulative_counts(sets, *, path: Path, title: str, n_grid: int = 200) -
         _legend(ax, loc="lower right")
     else:
         _no_data(ax)
-    ax.set_xlabel("time since window start [days]")
-    ax.set_ylabel("cumulative number of events")
-    ax.set_title("Cumulative counts: mean and 10–90 % band across windows")
-    ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    return _save(fig, path)
+    return _finish(fig, ax, xlabel="time since window start [days]", ylabel="cumulative number of events",
+                   panel_title="Cumulative counts: mean and 10–90 % band across windows", title=title, path=path)
 
 
 def _after_largest(windows: list[pd.DataFrame]) -> np.ndarray:
@@ -371,12 +369,8 @@ def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1) 
         _legend(ax, loc="lower left")
     else:
         _no_data(ax)
-    ax.set_xlabel("time since the window's largest event [days]")
-    ax.set_ylabel("event rate [events per day per window]")
-    ax.set_title("Aftershock decay after each window's largest event (stacked)")
-    ax.grid(alpha=0.3, which="both")
-    fig.suptitle(title)
-    return _save(fig, path)
+    return _finish(fig, ax, xlabel="time since the window's largest event [days]", ylabel="event rate [events per day per window]",
+                   panel_title="Aftershock decay after each window's largest event (stacked)", title=title, path=path, both_grids=True)
 
 
 def plot_comparison_figures(sets: dict[str, list[pd.DataFrame]], *, mc: float, outdir: str | os.PathLike,
