@@ -7,6 +7,9 @@ from etasvae.params import ETASParams
 from etasvae.simulate import simulate_etas
 
 MC = 2.5
+# A binned-window spec the feature and VAE tests share: 10-day windows, 5 time bins, 3 magnitude bands.
+BINNED_SPEC = {"representation": "binned", "mc": MC, "duration_days": 10.0, "stride_days": 5.0, "time_bins": 5,
+               "magnitude_bands": [2.5, 3.0, 4.0]}
 
 
 def clustered_catalog(seed: int, duration: float = 200.0, mu: float = 2.0, K: float = 0.3, alpha: float = 1.0,

@@ -22,11 +22,10 @@ from etasvae.features import (
     write_windows,
 )
 
-from etas_samples import MC, clustered_catalog
+from etas_samples import BINNED_SPEC, MC, clustered_catalog
+
 EVENT_SPEC = {"representation": "event", "length": 16, "stride": 8, "mc": MC, "xy_scale_km": 5.0,
               "min_dt_days": 1e-6}
-BINNED_SPEC = {"representation": "binned", "mc": MC, "duration_days": 10.0, "stride_days": 5.0, "time_bins": 5,
-               "magnitude_bands": [2.5, 3.0, 4.0]}
 
 
 

@@ -24,11 +24,10 @@ from etasvae.vae import (
     train_vae,
 )
 
-from etas_samples import MC, clustered_catalog
+from etas_samples import BINNED_SPEC, MC, clustered_catalog
+
 EVENT_SPEC = {"representation": "event", "length": 16, "stride": 4, "mc": MC, "xy_scale_km": 5.0,
               "min_dt_days": 1e-6}
-BINNED_SPEC = {"representation": "binned", "mc": MC, "duration_days": 10.0, "stride_days": 5.0, "time_bins": 5,
-               "magnitude_bands": [2.5, 3.0, 4.0]}
 SMALL = {"latent_dim": 4, "hidden": [64, 32], "beta": 1.0, "kl_warmup_epochs": 0, "lr": 1e-3, "optimizer": "adam",
          "loss": "mse", "epochs": 3, "batch_size": 64, "patience": 0, "grad_clip": 5.0, "seed": 0}
 

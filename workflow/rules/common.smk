@@ -51,15 +51,9 @@ wildcard_constraints:
 
 
 def all_targets(wildcards):
+    """Every model's report page and the summary: each stage's outputs are inputs of these."""
     models = [f"{c}/{v}" for c in MODEL_CONFIGS for v in VAES]
     return [
-        *expand(
-            "results/catalogs/{cfg}/rep{rep}.parquet", cfg=CONFIG_IDS, rep=REPLICATES
-        ),
-        *expand("results/models/{m}/model.pt", m=models),
-        *expand("results/latent/{m}/embedding.parquet", m=models),
-        *expand("results/latent/{m}/tsne.png", m=models),
-        *expand("results/synthetic/{m}/catalog.parquet", m=models),
         *expand("results/reports/{m}.html", m=models),
         "results/reports/summary.html",
     ]
