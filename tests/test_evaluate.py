@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from etasvae import evaluate, stats
+from etasvae.evaluate import window_tests
 from etasvae.params import ETASParams
 from etasvae.simulate import simulate_etas
 
@@ -140,8 +141,8 @@ def test_poisson_baseline_duration_mode_and_gr_magnitudes():
 
 def test_two_etas_samples_are_indistinguishable_and_poisson_is_not(sets):
     rng = np.random.default_rng(10)
-    h, a, p = (evaluate._features(evaluate.window_summaries(sets[k], MC)) for k in "HAP")
-    zh, za, zp = evaluate._standardise_like(h, a, p)
+    h, a, p = (window_tests._features(evaluate.window_summaries(sets[k], MC)) for k in "HAP")
+    zh, za, zp = window_tests._standardise_like(h, a, p)
     _, p_same, _ = stats.mmd_test(za, zh, rng, n_permutations=200)
     acc, se, _ = stats.c2st(za, zh, rng)
     # two independent ETAS samples: permutation p-value not small, classifier at chance within 3 SE

@@ -6,7 +6,7 @@ import pytest
 
 from etas_samples import MC, clustered_catalog
 from etasvae.features import build_windows, windows_to_catalog
-from etasvae.windowsets import evaluation_sets, split_windows
+from etasvae.evaluate import evaluation_sets, split_windows
 
 BINNED = {"representation": "binned", "mc": MC, "duration_days": 2.0, "stride_days": 2.0, "time_bins": 4,
           "magnitude_bands": [2.5, 3.5]}

@@ -16,7 +16,7 @@ from etasvae.features import read_windows  # noqa: E402
 from etasvae.latent import model_health  # noqa: E402
 from etasvae.report import plot_comparison_figures, write_json  # noqa: E402
 from etasvae.vae import load_model  # noqa: E402
-from etasvae.windowsets import evaluation_sets  # noqa: E402
+from etasvae.evaluate import evaluation_sets  # noqa: E402
 
 p = smk.params
 rng = np.random.default_rng(p.seed)

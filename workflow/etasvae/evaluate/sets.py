@@ -1,4 +1,4 @@
-"""The sets of windows that evaluation compares (DESIGN §6), all in one event representation.
+"""The sets of windows that evaluation compares (see docs/design.md, *Evaluation*), all in one event representation.
 
 S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A ETAS training windows
 (the noise floor: another sample of the same process), P a Poisson baseline with A's rate and magnitudes.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evaluate import poisson_baseline
-from .features import windows_to_catalog
+from ..features import windows_to_catalog
+from .baseline import poisson_baseline
 
 EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
 

@@ -1,0 +1,138 @@
+"""compare_sets: every statistic of an evaluation for S, A and P against H, and the skill.
+
+Set names, the skill and what "informative" means are defined in ``docs/design.md`` (section *Evaluation*).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import statistics as st
+from . import window_tests as wt
+from .baseline import poisson_baseline
+
+INFORMATIVE_RATIO = 1.5
+"""A statistic gives a skill only if the Poisson baseline is this many times farther from H than A is."""
+
+MAGNITUDE_ONLY = ("b_value", "b_positive", "magnitude_ks", "csep_magnitude")
+"""Statistics of the magnitudes alone: the Poisson baseline shares the magnitudes, so they carry no skill."""
+
+GROUPS = ("magnitudes", "time", "aftershocks", "space", "whole windows", "CSEP")
+
+
+def compare_sets(
+    S: list[pd.DataFrame],
+    H: list[pd.DataFrame],
+    A: list[pd.DataFrame],
+    P: list[pd.DataFrame] | None = None,
+    *,
+    mc: float,
+    rng: np.random.Generator,
+    delta_m: float = 0.0,
+    dmc: float | None = None,
+    n_permutations: int = 200,
+    max_windows: int = 500,
+    classifier: str = "knn",
+    cv_folds: int = 5,
+    fano_bins: int = 10,
+    csep_dm: float = 0.1,
+    csep_time_quantile: float = 0.05,
+    min_omori_events: int = 10,
+    alpha: float = 0.05,
+    skill_for_magnitudes: bool = False,
+) -> pd.DataFrame:
+    """Every statistic of the evaluation for S, A, P against H: one row per statistic.
+
+    Columns: statistic, group, distance (how d is defined), value_S/H/A/P (the statistic on each set
+    where that means something), err_S/H/A/P (standard errors where known), d_S, d_A, d_P (distance to H),
+    p_S, p_A, p_P (p-value of a test of "X and H come from the same distribution", where there is one),
+    skill = (d_P - d_S)/(d_P - d_A), informative.
+
+    Statistics and their d (|·| = absolute difference to H's value):
+    - magnitudes: ``b_value`` Aki–Utsu with Shi–Bolt error, |Δb|, z-test p; ``b_positive`` likewise on
+      positive differences ≥ dmc (default max(Δm, 0.1)) within windows; ``magnitude_ks`` KS distance.
+    - time: ``log_dt_ks`` KS and ``log_dt_wasserstein`` W1 [log10 days] of pooled log10 inter-event times;
+      ``cv`` mean per-window CV, |Δ|, KS p of per-window CVs; ``log_duration_ks`` and ``count_ks``: KS of
+      per-window log10 durations and event counts; ``fano`` Fano factor of counts in bins of width
+      median(H durations)/fano_bins, d = |Δlog10 F|.
+    - aftershocks: ``omori_p`` and ``omori_c``: Omori–Utsu MLE of the events after each window's largest
+      one, stacked over windows (common c and p, one K per window; a window holds too few aftershocks
+      for a fit of its own: per-window fits are in :func:`window_summaries`), |Δp| and |Δlog10 c|;
+      ``bath_gap`` mean Båth gap, |Δ|.
+    - space: ``interevent_distance_ks`` and ``mainshock_distance_ks``: KS on log10 distances between
+      consecutive events and to the window's largest event; ``pair_correlation``: correlation integral
+      C(r) at r = 10 % quantile of H's within-window pair distances (so C_H ≈ 0.1), |ΔC|.
+    - whole windows: feature vector = SUMMARY_FEATURES standardised with H's moments (at most
+      ``max_windows`` windows per set). ``mmd``: unbiased MMD² with a Gaussian kernel whose bandwidth is
+      the median heuristic on H alone (one kernel for all three comparisons), d = max(MMD², 0), permutation
+      p; ``c2st``: ``cv_folds``-fold cross-validated accuracy of ``classifier`` ("knn", "logistic", "gbm"),
+      d = |acc - 0.5|, binomial p.
+    - CSEP (H tested against the ensemble of X's windows, one test per H window, as in pyCSEP):
+      ``csep_number`` on the count in [0, T), T = ``csep_time_quantile`` of H's durations (for event
+      windows a window shorter than T has its count capped at its length, equally in H and X; keep the
+      quantile small, as every capped H window gives δ2 = 1; fixed-duration windows are never capped);
+      ``csep_magnitude`` on histograms with bins of ``csep_dm`` from Mc. value = fraction of H windows
+      the test rejects at ``alpha`` (number: two-sided, min(δ1, δ2) < α/2; magnitude: one-sided
+      γ = δ1 < α); d = KS distance from U(0, 1) of the mid-quantiles (δ2 + 1 - δ1)/2 of the H windows
+      (pyCSEP's calibration_test uses δ2, which for discrete counts is far from uniform even for a perfect forecast), p its KS p-value.
+
+    Skill is NaN when the statistic is not *informative*, i.e. P is not farther from H than the noise
+    floor beyond sampling noise: informative needs d_P > 1.5·d_A (INFORMATIVE_RATIO) and, where the
+    statistic has a p-value, p_P < ``alpha``. Otherwise d_P - d_A ≈ 0 and the ratio is noise (typically
+    the magnitude statistics, which P reproduces by construction). The statistics of MAGNITUDE_ONLY never
+    get a skill unless ``skill_for_magnitudes`` (P copies the reference magnitudes, so any apparent
+    separation there is noise); they are judged against the floor instead (:func:`classify`). P defaults to
+    :func:`poisson_baseline` of A (the training windows: neither S nor P ever sees H).
+
+    Caveat: the p-values assume independent events or windows. ETAS events are clustered and windows cut
+    from one catalog share its long-term rate, so KS and permutation p-values of A against H can be small
+    for two samples of the same process; read p-values next to p_A, and trust the distances.
+    """
+    # degenerate synthetic windows (all events at one instant, no events above Mc) give log10(0) and 0/0:
+    # they become inf/NaN distances and skills, not warnings
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if P is None:
+            P = poisson_baseline(A, rng, mc)
+        if dmc is None:
+            dmc = max(delta_m, 0.1)
+        sets = {"S": S, "H": H, "A": A, "P": P}
+        data = {k: st.set_data(v, mc, delta_m, min_omori_events) for k, v in sets.items()}
+        results = [
+            st.b_value_test(data, mc, delta_m),
+            st.b_positive_test(data, dmc, delta_m),
+            st.magnitude_ks_test(data),
+            *st.log_dt_tests(data),
+            st.cv_test(data),
+            st.log_duration_ks_test(data),
+            st.count_ks_test(data),
+            st.fano_test(data, fano_bins),
+            *st.omori_tests(data, min_omori_events),
+            st.bath_gap_test(data),
+            *st.distance_ks_tests(data),
+            st.pair_correlation_test(data, max_windows, rng),
+        ]
+        Zh, Z = wt.standardised_features(data, max_windows, rng)
+        results += [
+            wt.mmd_comparison(Zh, Z, rng, n_permutations, max_windows),
+            wt.c2st_comparison(Zh, Z, rng, classifier, cv_folds, max_windows),
+            wt.csep_number_comparison(data, csep_time_quantile, alpha),
+            wt.csep_magnitude_comparison(data, mc, csep_dm, alpha),
+        ]
+        return add_skill(pd.DataFrame([r.row() for r in results]), alpha, skill_for_magnitudes)
+
+
+def add_skill(table: pd.DataFrame, alpha: float = 0.05, skill_for_magnitudes: bool = False) -> pd.DataFrame:
+    """Add the columns ``informative`` and ``skill`` = (d_P - d_S)/(d_P - d_A) to a comparison table."""
+    table["informative"] = (
+        (table["d_P"] > INFORMATIVE_RATIO * table["d_A"].clip(lower=0.0))
+        & ~(table["p_P"] >= alpha)  # where a p-value exists, P must also be rejected
+        & np.isfinite(table["d_P"])
+        & np.isfinite(table["d_A"])
+    )
+    if not skill_for_magnitudes:
+        table.loc[table["statistic"].isin(MAGNITUDE_ONLY), "informative"] = False
+    denom = table["d_P"] - table["d_A"]
+    ok = table["informative"] & (denom > 1e-12)
+    table["skill"] = np.where(ok, (table["d_P"] - table["d_S"]) / denom.where(ok, 1.0), np.nan)
+    return table
