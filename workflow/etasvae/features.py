@@ -45,7 +45,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .catalog import atomic_write, validate_catalog
+from .catalog import validate_catalog
+from .fileio import atomic_write, json_default
 
 ROLES = ("train", "validation", "heldout")
 EVENT_CHANNELS = ("log10_dt_days", "magnitude_minus_mc", "asinh_dx", "asinh_dy")
@@ -407,7 +408,7 @@ def write_windows(path: str | os.PathLike, table: pd.DataFrame, X: np.ndarray, s
     arrow = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
     arrow = arrow.append_column(FEATURES_COLUMN, features)
     meta = {"spec": spec, "metadata": extra_metadata or {}, "n_features": width}
-    encoded = json.dumps(meta, sort_keys=True, default=_json_default).encode()
+    encoded = json.dumps(meta, sort_keys=True, default=json_default).encode()
     arrow = arrow.replace_schema_metadata({WINDOWS_METADATA_KEY: encoded})
     atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
 
@@ -425,16 +426,6 @@ def read_windows(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray, dic
     X = np.ascontiguousarray(values, dtype=np.float32).reshape(len(arrow), width)
     table = arrow.drop_columns([FEATURES_COLUMN]).to_pandas()
     return table, X, meta["spec"], meta["metadata"]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in windows metadata")
 
 
 def pool_windows(items: list[tuple[str, dict[str, Any], pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:

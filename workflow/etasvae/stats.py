@@ -49,14 +49,15 @@ def b_value_aki_utsu(magnitudes: np.ndarray, mc: float, delta_m: float = 0.0) ->
     return float(b_value_from_mean(m.mean(), mc, delta_m, m.size))
 
 
-def b_value_from_mean(mean_magnitude, mc: float, delta_m: float = 0.0, count=2):
+def b_value_from_mean(mean_magnitude, mc: float, delta_m: float = 0.0, count=2, min_events: int = 2):
     """The Aki–Utsu b-value from a mean magnitude (vectorised): log10(e) / (mean - (Mc - Δm/2)).
 
-    NaN where ``count`` (events behind each mean) is below 2 or the mean does not exceed Mc - Δm/2.
+    NaN where ``count`` (events behind each mean) is below ``min_events`` or the mean does not exceed
+    Mc - Δm/2.
     """
     excess = np.asarray(mean_magnitude, dtype=float) - (mc - delta_m / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((np.asarray(count) >= 2) & (excess > 0), LOG10E / excess, np.nan)
+        return np.where((np.asarray(count) >= min_events) & (excess > 0), LOG10E / excess, np.nan)
 
 
 def b_value_shi_bolt_error(magnitudes: np.ndarray, b: float) -> float:

@@ -38,7 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .catalog import atomic_write
+from .fileio import atomic_write, plain
+from .plotting import new_figure, save_png
 from .features import FeatureTransform
 
 LOSSES = ("mse", "gaussian_nll", "bce", "poisson")
@@ -368,19 +369,6 @@ def _residual_variance(model: VAE, X: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------- files
 
 
-def _plain(value: Any) -> Any:
-    """Plain Python containers and scalars (what torch.load(weights_only=True) accepts)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str, Any], spec: dict[str, Any],
                extra: dict[str, Any] | None = None) -> None:
     """One file (torch.save of tensors and plain values, loadable with weights_only=True), written atomically."""
@@ -390,11 +378,11 @@ def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str,
         "architecture": {"n_features": model.n_features, "latent_dim": model.latent_dim,
                          "hidden": list(model.hidden), "loss": model.loss},
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "settings": _plain(settings),
+        "settings": plain(settings),
         "transform": result.transform.to_dict(),
-        "spec": _plain(spec),
-        "history": {c: _plain(result.history[c].to_numpy()) for c in result.history.columns},
-        "extra": _plain(extra or {}),
+        "spec": plain(spec),
+        "history": {c: plain(result.history[c].to_numpy()) for c in result.history.columns},
+        "extra": plain(extra or {}),
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -471,9 +459,7 @@ def reconstruct_windows(bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
 
 def plot_loss_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
     """PNG of training and validation reconstruction, KL and total loss per epoch (beta_t on the total panel)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    fig = new_figure(figsize=(12, 3.6))
     axes = fig.subplots(1, 3)
     for ax, term, label in zip(axes, ("recon", "kl", "total"), ("reconstruction loss", "KL divergence", "total loss")):
         ax.plot(history["epoch"], history[f"train_{term}"], label="training", color="tab:blue")
@@ -493,4 +479,4 @@ def plot_loss_curves(history: pd.DataFrame, path: str | os.PathLike, title: str 
     axes[1].legend(loc="best")
     if title:
         fig.suptitle(title)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    save_png(fig, path)

@@ -11,7 +11,7 @@ log = setup_log(smk)
 from etasvae.catalog import atomic_write  # noqa: E402
 from etasvae.features import read_windows  # noqa: E402
 from etasvae.latent import embed_windows, latent_metrics  # noqa: E402
-from etasvae.report import write_json  # noqa: E402
+from etasvae.fileio import write_json  # noqa: E402
 from etasvae.vae import load_model  # noqa: E402
 
 bundle = load_model(smk.input.model)

@@ -14,7 +14,8 @@ from etasvae.catalog import atomic_write, read_catalog  # noqa: E402
 from etasvae.evaluate import compare_sets, overall_score, verdict  # noqa: E402
 from etasvae.features import read_windows  # noqa: E402
 from etasvae.latent import model_health  # noqa: E402
-from etasvae.report import plot_comparison_figures, write_json  # noqa: E402
+from etasvae.evaluate.figures import plot_comparison_figures  # noqa: E402
+from etasvae.fileio import write_json  # noqa: E402
 from etasvae.vae import load_model  # noqa: E402
 from etasvae.evaluate import evaluation_sets  # noqa: E402
 

@@ -10,8 +10,8 @@ log = setup_log(smk)
 
 from etasvae.catalog import write_catalog  # noqa: E402
 from etasvae.features import read_windows  # noqa: E402
-from etasvae.latent import sample_catalog  # noqa: E402
-from etasvae.report import write_json  # noqa: E402
+from etasvae.sample import sample_catalog  # noqa: E402
+from etasvae.fileio import write_json  # noqa: E402
 from etasvae.vae import load_model  # noqa: E402
 
 p = smk.params
