@@ -10,6 +10,7 @@ nearest integer and negative counts set to 0 (``negative_counts``).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -49,3 +50,18 @@ def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean",
         "values_per_rule": n_values, "clip_rule": rule,
     }
     return catalog, info
+
+
+def n_synthetic_windows(n_windows: int | None, windows_path: str | os.PathLike) -> int:
+    """Synthetic windows to draw: ``n_windows``, or (None) as many as the model's held-out windows."""
+    if n_windows:
+        return int(n_windows)
+    roles = pd.read_parquet(windows_path, columns=["role"])["role"]
+    return int((roles == "heldout").sum())
+
+
+def synthetic_metadata(model_path: str | os.PathLike, spec: dict[str, Any], *, mode: str, seed: int,
+                       n_windows: int) -> dict[str, Any]:
+    """The metadata document of a synthetic catalog (README, *Catalog schema*): the model, mode, seed and spec."""
+    return {"kind": "synthetic", "model": str(model_path), "mode": mode, "seed": seed, "n_windows": n_windows,
+            "mc": spec["mc"], "spec": spec}

@@ -44,6 +44,7 @@ Omori tail caveat (DESIGN §3): with p close to 1 no finite burn-in makes the wi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -613,3 +614,20 @@ def _time_order(time: np.ndarray, duration: float) -> np.ndarray:
         members = perm[pos]
         perm[pos] = members[np.lexsort((members, time[members]))]
     return perm
+
+
+def catalog_metadata(config_id: str, replicate: int, seed: int, etas: dict[str, Any], params: ETASParams,
+                     simulation: dict[str, Any]) -> dict[str, Any]:
+    """The metadata document of a simulated catalog (README, *Catalog schema*): what made it, and its frame."""
+    return {
+        "kind": "etas",
+        "config_id": config_id,
+        "replicate": int(replicate),
+        "seed": seed,
+        "parameters": dict(etas),
+        "mc": params.mc,
+        "mmax": params.mmax,
+        "region_km": list(simulation["region_km"]),
+        "origin": "t = 0 days is the end of the burn-in; x, y are km in the local frame",
+        **{k: simulation[k] for k in ("duration_days", "burn_in_days", "margin_km")},
+    }

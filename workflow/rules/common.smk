@@ -1,15 +1,12 @@
 import re
-import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-
-from etasvae.config import (  # noqa: E402
+# The etasvae package is installed in the environment that runs Snakemake (README, The two commands).
+from etasvae.config import (
     POOLED,
     ConfigError,
     catalog_seed,

@@ -5,6 +5,7 @@ rule embed_windows:
     output:
         embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
         metrics="results/latent/{model_cfg}/{vae}/metrics.json",
+        health="results/latent/{model_cfg}/{vae}/health.json",
     log:
         "results/logs/embed/{model_cfg}/{vae}.log",
     benchmark:

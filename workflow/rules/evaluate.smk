@@ -1,8 +1,8 @@
 rule evaluate_model:
     input:
-        model=model_files,
         windows=model_windows,
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+        health="results/latent/{model_cfg}/{vae}/health.json",
     output:
         metrics="results/evaluation/{model_cfg}/{vae}/metrics.csv",
         summary="results/evaluation/{model_cfg}/{vae}/metrics.json",

@@ -13,11 +13,13 @@ Skill is NaN for a statistic that does not separate P from H beyond sampling noi
 Modules: ``sets`` builds S, H, A, P from a model's files; ``stacking`` holds a window set as flat arrays
 (and each window's largest event and the events after it); ``summaries`` describes each window;
 ``baseline`` draws P; ``statistics`` and ``window_tests`` compute one :class:`Comparison` per statistic;
-``compare`` assembles them into the comparison table with the skill; ``verdict`` words it.
+``compare`` assembles them into the comparison table with the skill; ``verdict`` words it;
+``figures`` draws the comparison figures; ``run`` is the stage end to end (table, figures, metrics.json).
 """
 
 from .baseline import poisson_baseline
 from .compare import GROUPS, INFORMATIVE_RATIO, MAGNITUDE_ONLY, add_skill, compare_sets
+from .run import evaluate_model, evaluation_summary
 from .sets import evaluation_sets, split_windows
 from .stacking import Stacked, stack_windows, window_duration
 from .statistics import Comparison
@@ -36,6 +38,8 @@ __all__ = [
     "add_skill",
     "classify",
     "compare_sets",
+    "evaluate_model",
+    "evaluation_summary",
     "evaluation_sets",
     "overall_score",
     "poisson_baseline",
