@@ -24,7 +24,8 @@ EVENT_SPEC = {"representation": "event", "length": L, "stride": L, "mc": MC, "xy
               "min_dt_days": 1e-6}
 BINNED_SPEC = {"representation": "binned", "duration_days": 10.0, "stride_days": 10.0, "time_bins": 10,
                "magnitude_bands": [2.5, 3.0, 3.5], "mc": MC}
-TINY = {"latent_dim": 4, "hidden": [32], "epochs": 15, "batch_size": 64, "lr": 3e-3, "beta": 1.0, "seed": 0}
+TINY = {"latent_dim": 4, "hidden": [32], "epochs": 15, "batch_size": 64, "lr": 3e-3, "beta": 1.0, "seed": 0,
+        "kl_warmup_epochs": 0, "patience": 0, "grad_clip": 0.0}
 # (name, branching ratio, catalog duration in days): the quiet config runs longer so both give ~2400 events.
 CONFIGS = [("n02", 0.2, 1000.0), ("n09", 0.9, 300.0)]
 PNG = b"\x89PNG\r\n\x1a\n"

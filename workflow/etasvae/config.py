@@ -14,12 +14,15 @@ Ids (DESIGN §2):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from .params import ETASParams, ParameterError, from_sed
 
@@ -31,18 +34,29 @@ SED_KEYS = ("log10_mu", "log10_k0", "a", "log10_c", "omega", "log10_d", "gamma",
 SED_OPTIONAL = ("log10_tau",)
 
 VAE_KEYS = ("representation", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
-VAE_DEFAULTS: dict[str, Any] = {
-    "representation": "event",
-    "latent_dim": 8,
-    "hidden": [256, 128],
-    "beta": 1.0,
-    "lr": 1e-3,
-    "optimizer": "adam",
-    "loss": "mse",
-    "epochs": 60,
-    "batch_size": 64,
-    "seed": 0,
-}
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SHARED_TRAINING_KEYS = ("kl_warmup_epochs", "patience", "grad_clip")
+
+
+@functools.cache
+def schema_defaults() -> dict[str, Any]:
+    """Every default of the JSON schema, nested as in config.yaml: the one source of default values."""
+
+    def walk(node: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, sub in (node.get("properties") or {}).items():
+            if "properties" in sub:
+                out[key] = walk(sub)
+            elif "default" in sub:
+                out[key] = sub["default"]
+        return out
+
+    return walk(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+# A VAE grid key missing from the config takes the schema's default; the shared training options too.
+VAE_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"]["grid"][k] for k in VAE_KEYS}
+TRAINING_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"][k] for k in SHARED_TRAINING_KEYS}
 LOSSES_BY_REPRESENTATION = {"event": ("mse", "gaussian_nll"), "binned": ("poisson", "bce", "mse")}
 
 
@@ -202,7 +216,7 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for v in _as_list(grid[key]):
             if not ok(v):
                 raise ConfigError(f"vae.grid.{key} = {format_value(v)}: must be {allowed}")
-    shared = {k: vae[k] for k in ("kl_warmup_epochs", "patience", "grad_clip")}
+    shared = {k: vae.get(k, TRAINING_DEFAULTS[k]) for k in SHARED_TRAINING_KEYS}
     out: dict[str, dict[str, Any]] = {}
     for point in _grid_points(grid, VAE_KEYS):
         allowed_losses = LOSSES_BY_REPRESENTATION[point["representation"]]

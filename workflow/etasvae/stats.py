@@ -72,6 +72,13 @@ def b_value_shi_bolt_error(magnitudes: np.ndarray, b: float) -> float:
     return LN10 * b**2 * np.sqrt(np.sum((m - m.mean()) ** 2) / (n * (n - 1)))
 
 
+def b_value_and_error(magnitudes: np.ndarray, mc: float, delta_m: float = 0.0) -> tuple[float, float]:
+    """Aki–Utsu b-value and its Shi–Bolt error, both from the magnitudes ≥ Mc - Δm/2."""
+    m = np.asarray(magnitudes, dtype=float)
+    b = b_value_aki_utsu(m, mc, delta_m)
+    return b, b_value_shi_bolt_error(m[m >= mc - delta_m / 2 - 1e-9], b)
+
+
 def magnitude_differences_positive(magnitudes: np.ndarray, dmc: float, delta_m: float = 0.0, groups=None) -> np.ndarray:
     """Positive differences m_{i+1} - m_i ≥ dmc - Δm/2 of consecutive events (time-ordered input).
 

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import TRAINING_DEFAULTS, VAE_DEFAULTS
 from .fileio import atomic_write, plain
 from .plotting import new_figure, save_png
 from .features import FeatureTransform
@@ -50,19 +51,10 @@ HISTORY_COLUMNS = ["epoch", "train_recon", "train_kl", "train_total", "val_recon
 LOGVAR_MIN, LOGVAR_MAX = -9.0, 9.0
 _EVAL_BATCH = 8192
 
+# Defaults of a setting left out: the config schema's (workflow/schemas/config.schema.yaml), the one source.
 SETTINGS_DEFAULTS: dict[str, Any] = {
-    "latent_dim": 8,
-    "hidden": [256, 128],
-    "beta": 1.0,
-    "kl_warmup_epochs": 0,
-    "lr": 1e-3,
-    "optimizer": "adam",
-    "loss": "mse",
-    "epochs": 50,
-    "batch_size": 256,
-    "patience": 0,
-    "grad_clip": 0.0,
-    "seed": 0,
+    **{k: v for k, v in VAE_DEFAULTS.items() if k != "representation"},
+    **TRAINING_DEFAULTS,
 }
 
 

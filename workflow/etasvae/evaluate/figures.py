@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..plotting import new_figure, save_png
-from ..stats import MIN_DT_DAYS, b_value_aki_utsu, b_value_shi_bolt_error
+from ..stats import MIN_DT_DAYS, b_value_and_error
 from .stacking import aftershocks, stack_windows
 
 SETS = ("S", "H", "A", "P")
@@ -50,8 +50,14 @@ def _sorted_times(window: pd.DataFrame) -> np.ndarray:
 
 
 
-def _finish(fig, ax, *, xlabel: str, ylabel: str, panel_title: str, title: str, path, both_grids: bool = False) -> str:
-    """Label and title a comparison figure, add its grid and save it; returns the path."""
+def _finish(fig, ax, *, legend: str | None, xlabel: str, ylabel: str, panel_title: str, title: str, path,
+            both_grids: bool = False) -> str:
+    """Add the legend at ``legend`` (None: the figure has no data, say so), label, title, grid and save
+    a comparison figure; returns the path."""
+    if legend is None:
+        _no_data(ax)
+    else:
+        _legend(ax, loc=legend)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(panel_title)
@@ -84,18 +90,13 @@ def plot_magnitude_frequency(sets, *, mc: float, path: Path, title: str, delta_m
         if not m.size:
             continue
         n_ge = (m.size - np.searchsorted(m, grid, side="left")) / len(sets[k])
-        b = b_value_aki_utsu(m, mc, delta_m)
-        err = b_value_shi_bolt_error(m[m >= mc - delta_m / 2 - 1e-9], b)
+        b, err = b_value_and_error(m, mc, delta_m)
         b_text = f"b = {b:.2f} ± {err:.2f}" if np.isfinite(b) else "b undefined"
         ax.plot(grid, np.where(n_ge > 0, n_ge, np.nan), drawstyle="steps-post", **SET_STYLE[k],
                 label=f"{SET_LABEL[k]}  ({b_text}, {m.size} events)")
-    if not keys:
-        _no_data(ax)
     ax.axvline(mc, color="grey", linestyle=":", linewidth=1)
     ax.set_yscale("log")
-    if keys:
-        _legend(ax, loc="upper right")
-    return _finish(fig, ax, xlabel="magnitude m", ylabel="events per window with magnitude ≥ m",
+    return _finish(fig, ax, legend="upper right" if keys else None, xlabel="magnitude m", ylabel="events per window with magnitude ≥ m",
                    panel_title="Magnitude–frequency (cumulative)", title=title, path=path, both_grids=True)
 
 
@@ -122,10 +123,7 @@ def plot_interevent_times(sets, *, path: Path, title: str) -> str:
         for k, v in logs.items():
             density, _ = np.histogram(np.clip(v, lo, hi), bins=bins, density=True)
             ax.stairs(density, bins, **SET_STYLE[k], label=f"{SET_LABEL[k]}  ({v.size} intervals)")
-        _legend(ax, loc="upper left")
-    else:
-        _no_data(ax)
-    return _finish(fig, ax, xlabel="log10 inter-event time [days]", ylabel="probability density [per log10 day]",
+    return _finish(fig, ax, legend="upper left" if logs else None, xlabel="log10 inter-event time [days]", ylabel="probability density [per log10 day]",
                    panel_title="Inter-event times within windows", title=title, path=path)
 
 
@@ -156,10 +154,7 @@ def plot_cumulative_counts(sets, *, path: Path, title: str, n_grid: int = 200) -
             ax.plot(grid, counts.mean(axis=0), **style, label=f"{SET_LABEL[k]}  ({len(counts)} windows)")
         ax.set_xlim(0, t_max)
         ax.set_ylim(bottom=0)
-        _legend(ax, loc="lower right")
-    else:
-        _no_data(ax)
-    return _finish(fig, ax, xlabel="time since window start [days]", ylabel="cumulative number of events",
+    return _finish(fig, ax, legend="lower right" if keys and t_max > 0 else None, xlabel="time since window start [days]", ylabel="cumulative number of events",
                    panel_title="Cumulative counts: mean and 10–90 % band across windows", title=title, path=path)
 
 
@@ -208,10 +203,7 @@ def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1) 
                     label=f"reference slope $t^{{-{reference_p:g}}}$ (Omori p = {reference_p:g})")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _legend(ax, loc="lower left")
-    else:
-        _no_data(ax)
-    return _finish(fig, ax, xlabel="time since the window's largest event [days]", ylabel="event rate [events per day per window]",
+    return _finish(fig, ax, legend="lower left" if after else None, xlabel="time since the window's largest event [days]", ylabel="event rate [events per day per window]",
                    panel_title="Aftershock decay after each window's largest event (stacked)", title=title, path=path, both_grids=True)
 
 

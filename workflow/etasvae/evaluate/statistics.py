@@ -113,9 +113,9 @@ def _z_test_comparison(statistic, group, distance, values, errs) -> Comparison:
 
 def b_value_test(data: dict[str, SetData], mc: float, delta_m: float) -> Comparison:
     """Aki–Utsu b-value with Shi–Bolt error; d = |b - b_H|, z-test p."""
-    mags = {k: v.st.m for k, v in data.items()}
-    b = {k: stats.b_value_aki_utsu(m, mc, delta_m) for k, m in mags.items()}
-    be = {k: stats.b_value_shi_bolt_error(m[m >= mc - delta_m / 2 - 1e-9], b[k]) for k, m in mags.items()}
+    fits = {k: stats.b_value_and_error(v.st.m, mc, delta_m) for k, v in data.items()}
+    b = {k: f[0] for k, f in fits.items()}
+    be = {k: f[1] for k, f in fits.items()}
     return _z_test_comparison("b_value", "magnitudes", "|b - b_H|", b, be)
 
 
