@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .catalog import validate_catalog
+from .stats import gr_quantile
 from .fileio import atomic_write, json_default
 
 ROLES = ("train", "validation", "heldout")
@@ -299,13 +300,6 @@ def _event_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray) -> tuple
     return columns, clips
 
 
-def _gr_in_band(u: np.ndarray, lo: np.ndarray, hi: np.ndarray, b_value: float) -> np.ndarray:
-    """Inverse CDF of Gutenberg-Richter (b-value b) truncated to [lo, hi) at quantile u (hi may be inf)."""
-    beta = b_value * math.log(10.0)
-    tail = np.where(np.isfinite(hi), 1.0 - np.exp(-beta * np.where(np.isfinite(hi), hi - lo, 0.0)), 1.0)
-    return lo - np.log1p(-u * tail) / beta
-
-
 def _binned_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray,
                     rng: np.random.Generator | None) -> tuple[dict, dict[str, int]]:
     bins = spec["time_bins"]
@@ -334,7 +328,7 @@ def _binned_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray,
     width = spec["duration_days"] / bins
     time = t0[window] + (t_bin + u_time) * width
     hi = np.append(edges[1:], np.inf)
-    magnitude = _gr_in_band(u_mag, edges[band], hi[band], spec["b_value"])
+    magnitude = gr_quantile(u_mag, edges[band], hi[band], spec["b_value"])
     order = np.lexsort((time, window))
     columns = {
         "time": time[order],

@@ -106,6 +106,19 @@ def b_positive(magnitudes: np.ndarray, dmc: float = 0.1, delta_m: float = 0.0, g
     return b, b_value_shi_bolt_error(d, b), int(d.size)
 
 
+def gr_quantile(u, lo, hi, b: float) -> np.ndarray:
+    """Inverse CDF of Gutenberg–Richter with b-value ``b`` truncated to [lo, hi) (hi may be inf), at u.
+
+    m = lo - ln(1 - u (1 - e^(-β (hi - lo)))) / β with β = b ln 10 (vectorised over u, lo, hi).
+    """
+    beta = b * LN10
+    lo = np.asarray(lo, dtype=float)
+    hi = np.asarray(hi, dtype=float)
+    finite = np.isfinite(hi)
+    tail = np.where(finite, -np.expm1(-beta * np.where(finite, hi - lo, 0.0)), 1.0)
+    return lo - np.log1p(-np.asarray(u, dtype=float) * tail) / beta
+
+
 def gr_magnitudes(
     n: int, b: float, mc: float, rng: np.random.Generator, delta_m: float = 0.0, mmax: float | None = None
 ) -> np.ndarray:
@@ -114,14 +127,8 @@ def gr_magnitudes(
     With Δm > 0, continuous magnitudes above Mc - Δm/2 are drawn and rounded to the Δm grid, so that
     the binned values start at Mc (the convention behind Utsu's correction).
     """
-    beta = b * LN10
     lo = mc - delta_m / 2
-    u = rng.random(n)
-    if mmax is None:
-        m = lo - np.log1p(-u) / beta
-    else:
-        span = -np.expm1(-beta * (mmax - lo))
-        m = lo - np.log1p(-u * span) / beta
+    m = gr_quantile(rng.random(n), lo, np.inf if mmax is None else mmax, b)
     if delta_m > 0:
         m = mc + np.round((m - mc) / delta_m) * delta_m
     return m
