@@ -1,4 +1,4 @@
-"""Window-set comparisons (DESIGN §6) on real ETAS samples and Poisson baselines, with fixed seeds."""
+"""Window-set comparisons (docs/design.md §6) on real ETAS samples and Poisson baselines, with fixed seeds."""
 
 import numpy as np
 import pandas as pd

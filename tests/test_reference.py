@@ -1,4 +1,4 @@
-"""Cross-checks against the field's reference implementations (DESIGN §6).
+"""Cross-checks against the field's reference implementations (docs/design.md §6).
 
 - b-values against SeismoStats 1.0 (``seismostats.analysis``): Utsu, classic (Aki / Tinti–Mulargia),
   b-positive, Shi–Bolt standard error;

@@ -1,6 +1,6 @@
 """Earthquake catalogs on disk: the Parquet schema every stage reads and writes.
 
-A catalog is a table with one row per event (DESIGN §4):
+A catalog is a table with one row per event (docs/design.md §4):
 
     event_id    int64    0..N-1 in time order
     time        float64  days since the catalog origin

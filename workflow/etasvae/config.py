@@ -4,7 +4,7 @@ The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges an
 module checks what a schema cannot (branching ratio, parameter combinations) and expands the grids.
 Every error names the config key, the value and why, and is raised before any job starts.
 
-Ids (DESIGN §2):
+Ids (docs/design.md §2):
 - an ETAS config id lists every model parameter in a fixed order, e.g.
   ``mu5_K0.2_alpha1.5_c0.01_p1.1_D0.5_q1.5_gamma1_b1``; a named config is its name. Adding a value to a
   grid list creates new ids and leaves every existing one as it was.

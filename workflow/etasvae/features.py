@@ -1,4 +1,4 @@
-"""Windows: catalogs cut into fixed-size feature vectors for the VAE, and the way back (DESIGN §4).
+"""Windows: catalogs cut into fixed-size feature vectors for the VAE, and the way back (docs/design.md §4).
 
 A window *spec* is a plain dict (from the config):
 
@@ -459,7 +459,7 @@ def pool_windows(items: list[tuple[str, dict[str, Any], pd.DataFrame, np.ndarray
 
 
 class FeatureTransform:
-    """Per-feature scaling fitted on training windows only (DESIGN §4) and saved with the model.
+    """Per-feature scaling fitted on training windows only (docs/design.md §4) and saved with the model.
 
     kind "standard": z = (x - mean) / std, std floored at ``min_std`` (constant features, e.g. the
     first event's relative position, stay finite).

@@ -1,4 +1,4 @@
-"""ETAS simulation by the branching algorithm, one vectorised generation at a time (DESIGN §3).
+"""ETAS simulation by the branching algorithm, one vectorised generation at a time (docs/design.md §3).
 
 Algorithm (Zhuang, Ogata & Vere-Jones 2004, JGR 109, §3.3). Background events: a Poisson number with mean
 mu/area(region) * area(grown region) * (burn_in + duration), times uniform on [-burn_in, duration), positions
@@ -37,7 +37,7 @@ with parent_id -1 and generation > 0 is an aftershock of an unrecorded event.
 Determinism: the same parameters, arguments and seed give identical arrays (random draws happen in a fixed
 order; events with equal times keep storage order, which puts parents before their children).
 
-Omori tail caveat (DESIGN §3): with p close to 1 no finite burn-in makes the window reach mu T/(1-n);
+Omori tail caveat (docs/design.md §3): with p close to 1 no finite burn-in makes the window reach mu T/(1-n);
 :func:`expected_count` gives the exact expectation for a given window and burn-in.
 """
 

@@ -1,4 +1,4 @@
-"""The variational autoencoder over windows (DESIGN §5): model, training loop, files, sampling.
+"""The variational autoencoder over windows (docs/design.md §5): model, training loop, files, sampling.
 
 Encoder: Linear+ReLU layers (``hidden``) to two linear heads, mean and log-variance of q(z|x) = N(mu, diag
 exp(logvar)). Decoder: Linear+ReLU layers (``hidden`` reversed) to one output per feature, whose meaning
