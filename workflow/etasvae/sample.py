@@ -20,20 +20,22 @@ from .features import MAX_LOG10_DT_DAYS, check_spec, windows_to_catalog
 from .vae import ModelBundle, sample_windows
 
 
-def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean",
-                   seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean", seed: int = 0,
+                   return_latent: bool = False):
     """Synthetic catalog of ``n_windows`` windows: z ~ N(0, I) (seeded), decoder mean (``mode="mean"``) or
     a draw from the decoder likelihood (``"draw"``), inverse feature transform, then
     ``windows_to_catalog`` (module docstring: the physical-range rule). Every window starts at 0 days.
 
     Returns (catalog in the catalog schema plus an int64 ``window`` column, info) with info = mode, seed,
     n_windows, n_events, ``clipped`` (values mapped into the physical range, per rule) and ``clip_rule``.
-    The same bundle, n_windows, mode and seed give the identical catalog.
+    The same bundle, n_windows, mode and seed give the identical catalog. With ``return_latent`` the z
+    each window was decoded from comes third (float32, n_windows x latent_dim): the synthetic windows'
+    place in the latent space, with no need to re-encode them.
     """
     if int(n_windows) < 0:
         raise ValueError(f"sample_catalog: n_windows must be >= 0, got {n_windows}")
     spec = check_spec(bundle.spec)
-    X = sample_windows(bundle, int(n_windows), seed=int(seed), mode=mode)
+    X, z = sample_windows(bundle, int(n_windows), seed=int(seed), mode=mode, return_latent=True)
     # Binned windows place events at random inside their cells: a generator derived from the same seed.
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
     catalog, clips = windows_to_catalog(X, spec, t0=0.0, rng=rng, return_clip_counts=True)
@@ -49,7 +51,7 @@ def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean",
         "representation": spec["representation"], "clipped": {k: int(v) for k, v in clips.items()},
         "values_per_rule": n_values, "clip_rule": rule,
     }
-    return catalog, info
+    return (catalog, info, z) if return_latent else (catalog, info)
 
 
 def n_synthetic_windows(n_windows: int | None, windows_path: str | os.PathLike) -> int:
@@ -65,3 +67,10 @@ def synthetic_metadata(model_path: str | os.PathLike, spec: dict[str, Any], *, m
     """The metadata document of a synthetic catalog (README, *Catalog schema*): the model, mode, seed and spec."""
     return {"kind": "synthetic", "model": str(model_path), "mode": mode, "seed": seed, "n_windows": n_windows,
             "mc": spec["mc"], "spec": spec}
+
+
+def latent_table(z: np.ndarray) -> pd.DataFrame:
+    """The z of each synthetic window as a table: ``window`` and z0, z1, ... (the embedding's column names)."""
+    table = pd.DataFrame(np.asarray(z, dtype=np.float64), columns=[f"z{i}" for i in range(z.shape[1])])
+    table.insert(0, "window", np.arange(len(table), dtype=np.int64))
+    return table

@@ -416,23 +416,28 @@ def encode_windows(bundle: ModelBundle, X: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 @torch.no_grad()
-def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str = "mean") -> np.ndarray:
+def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str = "mean", return_latent: bool = False):
     """n synthetic windows in raw feature space: z ~ N(0, I) -> decoder -> its mean ("mean") or one draw from
-    the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features)."""
+    the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features); with
+    ``return_latent`` also the z drawn, float32 (n, latent_dim)."""
     if mode not in ("mean", "draw"):
         raise ValueError(f"sample_windows: mode must be 'mean' or 'draw', got {mode!r}")
     model = bundle.model.eval()
     dev = _device_of(model)
     generator = torch.Generator(device=dev).manual_seed(int(seed))
-    out = []
+    out, latents = [], []
     for i in range(0, n, _EVAL_BATCH):
         m = min(_EVAL_BATCH, n - i)
         z = torch.randn(m, model.latent_dim, generator=generator, device=dev)
         raw = model.decode(z)
         x = model.likelihood_mean(raw) if mode == "mean" else model.likelihood_draw(raw, generator)
         out.append(x.cpu().numpy())
+        latents.append(z.cpu().numpy())
     Z = np.concatenate(out) if out else np.zeros((0, model.n_features), np.float32)
-    return bundle.transform.inverse(Z)
+    X = bundle.transform.inverse(Z)
+    if return_latent:
+        return X, np.concatenate(latents) if latents else np.zeros((0, model.latent_dim), np.float32)
+    return X
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ rule latent_maps:
     input:
         model=model_files,
         embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
-        synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+        synthetic_latent="results/synthetic/{model_cfg}/{vae}/latent.parquet",
     output:
         pca=report(
             "results/latent/{model_cfg}/{vae}/pca.png",

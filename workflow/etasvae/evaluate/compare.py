@@ -42,48 +42,27 @@ def compare_sets(
     alpha: float = 0.05,
     skill_for_magnitudes: bool = False,
 ) -> pd.DataFrame:
-    """Every statistic of the evaluation for S, A, P against H: one row per statistic.
+    """Every statistic of the evaluation for S, A, P against H: one row per statistic (docs/design.md §6).
 
     Columns: statistic, group, distance (how d is defined), value_S/H/A/P (the statistic on each set
     where that means something), err_S/H/A/P (standard errors where known), d_S, d_A, d_P (distance to H),
     p_S, p_A, p_P (p-value of a test of "X and H come from the same distribution", where there is one),
-    skill = (d_P - d_S)/(d_P - d_A), informative.
+    skill = (d_P - d_S)/(d_P - d_A), informative. Each statistic is one function of
+    :mod:`~etasvae.evaluate.statistics` or :mod:`~etasvae.evaluate.window_tests`, whose docstring says
+    what it measures; they run in the order of the table, sharing ``rng``.
 
-    Statistics and their d (|·| = absolute difference to H's value):
-    - magnitudes: ``b_value`` Aki–Utsu with Shi–Bolt error, |Δb|, z-test p; ``b_positive`` likewise on
-      positive differences ≥ dmc (default max(Δm, 0.1)) within windows; ``magnitude_ks`` KS distance.
-    - time: ``log_dt_ks`` KS and ``log_dt_wasserstein`` W1 [log10 days] of pooled log10 inter-event times;
-      ``cv`` mean per-window CV, |Δ|, KS p of per-window CVs; ``log_duration_ks`` and ``count_ks``: KS of
-      per-window log10 durations and event counts; ``fano`` Fano factor of counts in bins of width
-      median(H durations)/fano_bins, d = |Δlog10 F|.
-    - aftershocks: ``omori_p`` and ``omori_c``: Omori–Utsu MLE of the events after each window's largest
-      one, stacked over windows (common c and p, one K per window; a window holds too few aftershocks
-      for a fit of its own: per-window fits are in :func:`window_summaries`), |Δp| and |Δlog10 c|;
-      ``bath_gap`` mean Båth gap, |Δ|.
-    - space: ``interevent_distance_ks`` and ``mainshock_distance_ks``: KS on log10 distances between
-      consecutive events and to the window's largest event; ``pair_correlation``: correlation integral
-      C(r) at r = 10 % quantile of H's within-window pair distances (so C_H ≈ 0.1), |ΔC|.
-    - whole windows: feature vector = SUMMARY_FEATURES standardised with H's moments (at most
-      ``max_windows`` windows per set). ``mmd``: unbiased MMD² with a Gaussian kernel whose bandwidth is
-      the median heuristic on H alone (one kernel for all three comparisons), d = max(MMD², 0), permutation
-      p; ``c2st``: ``cv_folds``-fold cross-validated accuracy of ``classifier`` ("knn", "logistic", "gbm"),
-      d = |acc - 0.5|, binomial p.
-    - CSEP (H tested against the ensemble of X's windows, one test per H window, as in pyCSEP):
-      ``csep_number`` on the count in [0, T), T = ``csep_time_quantile`` of H's durations (for event
-      windows a window shorter than T has its count capped at its length, equally in H and X; keep the
-      quantile small, as every capped H window gives δ2 = 1; fixed-duration windows are never capped);
-      ``csep_magnitude`` on histograms with bins of ``csep_dm`` from Mc. value = fraction of H windows
-      the test rejects at ``alpha`` (number: two-sided, min(δ1, δ2) < α/2; magnitude: one-sided
-      γ = δ1 < α); d = KS distance from U(0, 1) of the mid-quantiles (δ2 + 1 - δ1)/2 of the H windows
-      (pyCSEP's calibration_test uses δ2, which for discrete counts is far from uniform even for a perfect forecast), p its KS p-value.
+    Options: ``dmc`` the b-positive minimum difference (default max(Δm, 0.1)); at most ``max_windows``
+    windows per set for pair distances, MMD and the classifier test (``classifier``: "knn", "logistic",
+    "gbm"; ``cv_folds`` folds; ``n_permutations`` for the MMD p-value); ``fano_bins`` bins per median H
+    duration; ``csep_dm`` the M-test bin width and ``csep_time_quantile`` the quantile of H's durations
+    that ends the N-test interval (keep it small: every H window shorter than it gives δ2 = 1);
+    ``min_omori_events`` aftershocks for an Omori fit.
 
     Skill is NaN when the statistic is not *informative*, i.e. P is not farther from H than the noise
     floor beyond sampling noise: informative needs d_P > 1.5·d_A (INFORMATIVE_RATIO) and, where the
-    statistic has a p-value, p_P < ``alpha``. Otherwise d_P - d_A ≈ 0 and the ratio is noise (typically
-    the magnitude statistics, which P reproduces by construction). The statistics of MAGNITUDE_ONLY never
-    get a skill unless ``skill_for_magnitudes`` (P copies the reference magnitudes, so any apparent
-    separation there is noise); they are judged against the floor instead (:func:`classify`). P defaults to
-    :func:`poisson_baseline` of A (the training windows: neither S nor P ever sees H).
+    statistic has a p-value, p_P < ``alpha``. The statistics of MAGNITUDE_ONLY never get a skill unless
+    ``skill_for_magnitudes`` (P copies the reference magnitudes); they are judged against the floor
+    instead (:func:`~etasvae.evaluate.verdict.classify`). P defaults to the Poisson baseline of A.
 
     Caveat: the p-values assume independent events or windows. ETAS events are clustered and windows cut
     from one catalog share its long-term rate, so KS and permutation p-values of A against H can be small

@@ -93,9 +93,7 @@ def _panels(emb: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _draw_map(coords: np.ndarray, emb: pd.DataFrame, synth: np.ndarray | None, path: str | os.PathLike, *,
               title: str, xlabel: str, ylabel: str, rng: np.random.Generator) -> None:
-    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     panels = _panels(emb)
     fig, axes = panel_figure(len(panels), ncols=4 if len(panels) > 6 else 3)
@@ -108,47 +106,12 @@ def _draw_map(coords: np.ndarray, emb: pd.DataFrame, synth: np.ndarray | None, p
                               label=f"synthetic windows ({len(synth)})")
     for ax, p in zip(axes, panels):
         if p.get("categorical"):
-            values = e[p["col"]].astype(str).to_numpy()
-            cats = [r for r in ("train", "validation", "heldout") if r in set(values)] if p["col"] == "role" \
-                else sorted(set(values))
-            names = _config_labels(emb) if p["col"] == "config_id" else {c: c for c in cats}
-            cmap = "tab10" if len(cats) <= 10 else "tab20"
-            from matplotlib import colormaps
-            colors = colormaps[cmap](np.arange(len(cats)) % colormaps[cmap].N)
-            index = {c: i for i, c in enumerate(cats)}
-            ax.scatter(xy[:, 0], xy[:, 1], c=colors[[index[v] for v in values]], s=size, alpha=0.7, linewidths=0)
-            handles = [Line2D([], [], color=colors[i], marker="o", linestyle="none", markersize=5,
-                              label=f"{names[c]} ({int((values == c).sum())})") for i, c in enumerate(cats)]
-            if synth_handle is not None:
-                handles.append(synth_handle)
-            ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
+            handles = _categorical_panel(ax, p, xy, e, emb, size) + [synth_handle]
         else:
-            v = e[p["col"]].to_numpy(dtype=np.float64)
-            ok = np.isfinite(v)
-            if ok.any():
-                # Colour range: 2nd-98th percentile (log panels: of the positive values), so that a few extreme
-                # windows do not wash out the rest; values beyond it take the end colours (arrows on the bar).
-                good = v[ok & (v > 0)] if p.get("log") else v[ok]
-                good = good if len(good) else np.array([1.0])
-                lo, hi = np.percentile(good, [2, 98]) if p.get("clip", True) else (good.min(), good.max())
-                if hi <= lo:
-                    hi = lo * 1.01 + 1e-9
-                norm = LogNorm(lo, hi) if p.get("log") else Normalize(lo, hi)
-                sc = ax.scatter(xy[ok, 0], xy[ok, 1], c=np.clip(v[ok], lo, hi), cmap="viridis", norm=norm,
-                                s=size, alpha=0.8, linewidths=0)
-                extend = "neither" if not p.get("clip", True) else "both"
-                bar = fig.colorbar(sc, ax=ax, label=p["label"], extend=extend)
-                if p.get("log"):                # ticks at 1, 2, 5 x 10^k written as plain numbers
-                    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-                    bar.ax.yaxis.set_minor_formatter(NullFormatter())
-            handles = [h for h in [synth_handle] if h is not None]
-            if (~ok).any():
-                ax.scatter(xy[~ok, 0], xy[~ok, 1], color="lightgrey", s=size, linewidths=0)
-                handles.append(Line2D([], [], color="lightgrey", marker="o", linestyle="none", markersize=5,
-                                      label=f"not defined ({int((~ok).sum())})"))
-            if handles:
-                ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
+            handles = [synth_handle] + _continuous_panel(fig, ax, p, xy, e, size)
+        handles = [h for h in handles if h is not None]
+        if handles:
+            ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
         if synth is not None and len(synth):
             ax.scatter(synth[:, 0], synth[:, 1], marker="x", color="black", s=12, linewidths=0.6)
         ax.set_title(p["title"], fontsize=10)
@@ -156,6 +119,56 @@ def _draw_map(coords: np.ndarray, emb: pd.DataFrame, synth: np.ndarray | None, p
         ax.set_ylabel(ylabel)
     fig.suptitle(title)
     save_png(fig, path, tight=True)
+
+
+def _categorical_panel(ax, p: dict[str, Any], xy: np.ndarray, e: pd.DataFrame, emb: pd.DataFrame, size: float):
+    """One colour per category (roles in pipeline order, configs with their varied parameters); legend handles."""
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    values = e[p["col"]].astype(str).to_numpy()
+    cats = [r for r in ("train", "validation", "heldout") if r in set(values)] if p["col"] == "role" \
+        else sorted(set(values))
+    names = _config_labels(emb) if p["col"] == "config_id" else {c: c for c in cats}
+    cmap = "tab10" if len(cats) <= 10 else "tab20"
+    colors = colormaps[cmap](np.arange(len(cats)) % colormaps[cmap].N)
+    index = {c: i for i, c in enumerate(cats)}
+    ax.scatter(xy[:, 0], xy[:, 1], c=colors[[index[v] for v in values]], s=size, alpha=0.7, linewidths=0)
+    return [Line2D([], [], color=colors[i], marker="o", linestyle="none", markersize=5,
+                   label=f"{names[c]} ({int((values == c).sum())})") for i, c in enumerate(cats)]
+
+
+def _continuous_panel(fig, ax, p: dict[str, Any], xy: np.ndarray, e: pd.DataFrame, size: float):
+    """A viridis colour scale with its bar; windows where the value is undefined in grey; legend handles."""
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    v = e[p["col"]].to_numpy(dtype=np.float64)
+    ok = np.isfinite(v)
+    if ok.any():
+        # Colour range: 2nd-98th percentile (log panels: of the positive values), so that a few extreme
+        # windows do not wash out the rest; values beyond it take the end colours (arrows on the bar).
+        good = v[ok & (v > 0)] if p.get("log") else v[ok]
+        good = good if len(good) else np.array([1.0])
+        lo, hi = np.percentile(good, [2, 98]) if p.get("clip", True) else (good.min(), good.max())
+        if hi <= lo:
+            hi = lo * 1.01 + 1e-9
+        norm = LogNorm(lo, hi) if p.get("log") else Normalize(lo, hi)
+        sc = ax.scatter(xy[ok, 0], xy[ok, 1], c=np.clip(v[ok], lo, hi), cmap="viridis", norm=norm,
+                        s=size, alpha=0.8, linewidths=0)
+        extend = "neither" if not p.get("clip", True) else "both"
+        bar = fig.colorbar(sc, ax=ax, label=p["label"], extend=extend)
+        if p.get("log"):                # ticks at 1, 2, 5 x 10^k written as plain numbers
+            bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    handles = []
+    if (~ok).any():
+        ax.scatter(xy[~ok, 0], xy[~ok, 1], color="lightgrey", s=size, linewidths=0)
+        handles.append(Line2D([], [], color="lightgrey", marker="o", linestyle="none", markersize=5,
+                              label=f"not defined ({int((~ok).sum())})"))
+    return handles
 
 
 def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:

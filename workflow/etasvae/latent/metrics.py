@@ -60,9 +60,6 @@ def latent_metrics(embedding: pd.DataFrame, *, knn_neighbors: int = 15, seed: in
       the accuracy) and ``linear_r2`` (R^2 on held-out windows of a least-squares map from latent means,
       fitted on training windows, to each ETAS parameter that varies between configs).
     """
-    from sklearn.linear_model import LinearRegression
-    from sklearn.neighbors import KNeighborsClassifier
-
     rng = np.random.default_rng(seed)
     zc, lc = latent_columns(embedding)
     if not zc:
@@ -96,40 +93,56 @@ def latent_metrics(embedding: pd.DataFrame, *, knn_neighbors: int = 15, seed: in
     out["silhouette"] = sil
 
     if pooled:
-        fit = np.isin(role, ("train", "validation"))
-        test = role == "heldout"
-        knn: dict[str, Any] = {"k": int(knn_neighbors), "n_train": int(fit.sum()), "n_test": int(test.sum()),
-                               "n_classes": int(len(np.unique(configs)))}
-        if fit.sum() > 0 and test.sum() > 0:
-            k = int(min(knn_neighbors, fit.sum()))
-            clf = KNeighborsClassifier(n_neighbors=k).fit(Z[fit], configs[fit])
-            acc = float((clf.predict(Z[test]) == configs[test]).mean())
-            _, freq = np.unique(configs[test], return_counts=True)
-            chance = float(freq.max() / test.sum())
-            n_test = int(test.sum())
-            knn.update({
-                "k": k, "accuracy": acc, "chance": chance,
-                "chance_se": math.sqrt(chance * (1.0 - chance) / n_test),
-                "accuracy_se": math.sqrt(acc * (1.0 - acc) / n_test),
-                "uniform_chance": 1.0 / len(np.unique(configs)),
-            })
-            knn["margin_in_chance_se"] = ((acc - chance) / knn["chance_se"]) if knn["chance_se"] > 0 else math.nan
-        else:
-            knn["accuracy"] = math.nan
-            knn["note"] = "no held-out or no training windows"
-        out["knn"] = knn
-        r2: dict[str, Any] = {}
-        train = role == "train"
-        for name in ETAS_COLUMNS:
-            if name not in embedding.columns:
-                continue
-            y = embedding[name].to_numpy(dtype=np.float64)
-            if not np.isfinite(y).all() or np.unique(y).size < 2:
-                continue
-            if train.sum() <= len(zc) or test.sum() < 2 or np.unique(y[test]).size < 2:
-                r2[name] = math.nan
-                continue
-            reg = LinearRegression().fit(Z[train], y[train])
-            r2[name] = float(reg.score(Z[test], y[test]))
-        out["linear_r2"] = r2
+        out["knn"] = _knn_scores(Z, configs, role, knn_neighbors)
+        out["linear_r2"] = _linear_r2(embedding, Z, role, len(zc))
     return to_jsonable(out)
+
+
+def _knn_scores(Z: np.ndarray, configs: np.ndarray, role: np.ndarray, knn_neighbors: int) -> dict[str, Any]:
+    """kNN config classifier from latent means: fitted on train + validation, scored on held-out windows,
+    against chance (the share of the most frequent held-out config) with binomial standard errors."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    fit = np.isin(role, ("train", "validation"))
+    test = role == "heldout"
+    knn: dict[str, Any] = {"k": int(knn_neighbors), "n_train": int(fit.sum()), "n_test": int(test.sum()),
+                           "n_classes": int(len(np.unique(configs)))}
+    if not (fit.sum() > 0 and test.sum() > 0):
+        knn["accuracy"] = math.nan
+        knn["note"] = "no held-out or no training windows"
+        return knn
+    k = int(min(knn_neighbors, fit.sum()))
+    clf = KNeighborsClassifier(n_neighbors=k).fit(Z[fit], configs[fit])
+    acc = float((clf.predict(Z[test]) == configs[test]).mean())
+    _, freq = np.unique(configs[test], return_counts=True)
+    chance = float(freq.max() / test.sum())
+    n_test = int(test.sum())
+    knn.update({
+        "k": k, "accuracy": acc, "chance": chance,
+        "chance_se": math.sqrt(chance * (1.0 - chance) / n_test),
+        "accuracy_se": math.sqrt(acc * (1.0 - acc) / n_test),
+        "uniform_chance": 1.0 / len(np.unique(configs)),
+    })
+    knn["margin_in_chance_se"] = ((acc - chance) / knn["chance_se"]) if knn["chance_se"] > 0 else math.nan
+    return knn
+
+
+def _linear_r2(embedding: pd.DataFrame, Z: np.ndarray, role: np.ndarray, latent_dim: int) -> dict[str, Any]:
+    """R² on held-out windows of a least-squares map from latent means (fitted on training windows) to each
+    ETAS parameter that varies between configs."""
+    from sklearn.linear_model import LinearRegression
+
+    r2: dict[str, Any] = {}
+    train, test = role == "train", role == "heldout"
+    for name in ETAS_COLUMNS:
+        if name not in embedding.columns:
+            continue
+        y = embedding[name].to_numpy(dtype=np.float64)
+        if not np.isfinite(y).all() or np.unique(y).size < 2:
+            continue
+        if train.sum() <= latent_dim or test.sum() < 2 or np.unique(y[test]).size < 2:
+            r2[name] = math.nan
+            continue
+        reg = LinearRegression().fit(Z[train], y[train])
+        r2[name] = float(reg.score(Z[test], y[test]))
+    return r2
