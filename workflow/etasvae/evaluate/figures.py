@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..plotting import new_figure, save_png
 from ..stats import MIN_DT_DAYS, b_value_and_error
-from .stacking import aftershocks, stack_windows
+from .stacking import aftershocks, log10_dt, stack_windows
 
 SETS = ("S", "H", "A", "P")
 SET_LABEL = {
@@ -103,17 +103,19 @@ def plot_magnitude_frequency(sets, *, mc: float, path: Path, title: str, delta_m
 def _log_dt(windows: list[pd.DataFrame]) -> np.ndarray:
     parts = [np.diff(_sorted_times(w)) for w in windows if len(w) > 1]
     dt = np.concatenate(parts) if parts else np.zeros(0)
-    dt = dt[np.isfinite(dt)]
-    return np.log10(np.maximum(dt, MIN_DT_DAYS))
+    return log10_dt(dt[np.isfinite(dt)])
+
+
+def _figure_of(sets, per_set):
+    """A new figure with one axis, and ``per_set(windows)`` of every set that has events, where not empty."""
+    fig = new_figure()
+    values = {k: per_set(sets[k]) for k in _present(sets)}
+    return fig, fig.subplots(), {k: v for k, v in values.items() if v.size}
 
 
 def plot_interevent_times(sets, *, path: Path, title: str) -> str:
     """Densities of log10 inter-event times (days) within windows, on common bins."""
-    fig = new_figure()
-    ax = fig.subplots()
-    keys = _present(sets)
-    logs = {k: _log_dt(sets[k]) for k in keys}
-    logs = {k: v for k, v in logs.items() if v.size}
+    fig, ax, logs = _figure_of(sets, _log_dt)
     if logs:
         lo = min(np.quantile(v, 0.002) for v in logs.values())
         hi = max(np.quantile(v, 0.998) for v in logs.values())
@@ -172,11 +174,7 @@ def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1) 
 
     A reference line t^-p (p = ``reference_p``) is drawn through the middle of the held-out curve.
     """
-    fig = new_figure()
-    ax = fig.subplots()
-    keys = _present(sets)
-    after = {k: _after_largest(sets[k]) for k in keys}
-    after = {k: v for k, v in after.items() if v.size}
+    fig, ax, after = _figure_of(sets, _after_largest)
     if after:
         lo = max(min(np.quantile(v, 0.005) for v in after.values()), MIN_DT_DAYS)
         hi = max(v.max() for v in after.values())
