@@ -35,12 +35,13 @@ TINY = {
     },
     "etas": {
         "grid": {
-            "mu": [4.0], "K": [0.1, 0.25], "alpha": [1.5], "c": [0.01], "p": [1.2],
+            "mu": [1.0, 4.0], "K": [0.25], "alpha": [1.5], "c": [0.01], "p": [1.2],
             "D": [0.5], "q": [1.5], "gamma": [1.0], "b": [1.0],
         }
     },
     "windows": {"event": {"length": 16, "stride": 8}},
-    "vae": {"grid": {"latent_dim": [2], "hidden": [[32]], "beta": [1.0], "epochs": [3], "batch_size": [32]}},
+    # 20 epochs: enough for the latent means to tell the two configs apart (test_the_numbers_...)
+    "vae": {"grid": {"latent_dim": [4], "hidden": [[32]], "beta": [1.0], "epochs": [20], "batch_size": [32]}},
     "latent": {"tsne_perplexity": 5},
     "evaluate": {"permutations": 20, "cv_folds": 3},
 }
@@ -121,6 +122,22 @@ def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
     assert len(summary) == 3 and (finished_run / "results" / "reports" / "summary.html").exists()
 
 
+def test_the_numbers_of_the_run_say_what_they_should(finished_run):
+    # Two configs four times apart in background rate: the pooled model's latent means must tell them apart
+    # better than always guessing the more frequent config. Accuracy and chance come from the same held-out
+    # windows; 2 binomial standard errors of chance is a one-sided p of about 0.02 under no information
+    # (training is deterministic on CPU, so the margin is the same on every run of the same code).
+    knn = json.loads(next((finished_run / "results" / "latent" / "pooled").glob("*/metrics.json")).read_text())["knn"]
+    assert knn["accuracy"] > knn["chance"] + 2.0 * knn["chance_se"], knn
+    # The noise floor: a classifier cannot tell ETAS training windows (A) from held-out ones (H), so its
+    # accuracy is within 4 binomial standard errors of 0.5 (windows overlap by half, so the binomial error
+    # is a lower bound; 4 leaves room for that), while the Poisson baseline is told apart almost always.
+    for path in (finished_run / "results" / "evaluation").glob("*/*/metrics.json"):
+        c2st = json.loads(path.read_text())["statistics"]["c2st"]
+        assert abs(c2st["value_A"] - 0.5) < 4.0 * c2st["err_A"], (path, c2st)
+        assert c2st["value_P"] > 0.5 + 4.0 * c2st["err_P"], (path, c2st)
+
+
 def test_snakemake_report_is_built(finished_run):
     run_snakemake(finished_run, TINY, "--report", "report.html")
     assert (finished_run / "report.html").stat().st_size > 100_000
@@ -140,7 +157,7 @@ def test_second_run_does_nothing(finished_run):
 
 def test_adding_a_grid_value_runs_only_the_new_configs_simulations(finished_run):
     config = copy.deepcopy(TINY)
-    config["etas"]["grid"]["K"].append(0.18)
+    config["etas"]["grid"]["mu"].append(2.0)
     jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
     assert jobs["simulate_catalog"] == 3  # the new config's replicates, nothing else
     assert jobs["build_windows"] == 1
