@@ -110,6 +110,18 @@ def config_catalogs(wildcards):
     )
 
 
+def model_catalog_keys(wildcards):
+    """(config id, replicate) of every catalog a model's windows were cut from."""
+    cfgs = CONFIG_IDS if wildcards.model_cfg == POOLED else [wildcards.model_cfg]
+    return [[c, r] for c in cfgs for r in REPLICATES]
+
+
+def model_catalogs(wildcards):
+    return [
+        f"results/catalogs/{c}/rep{r}.parquet" for c, r in model_catalog_keys(wildcards)
+    ]
+
+
 def model_windows(wildcards):
     rep = VAES[wildcards.vae]["representation"]
     if wildcards.model_cfg == POOLED:

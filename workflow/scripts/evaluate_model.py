@@ -11,8 +11,9 @@ log = setup_log(smk)
 p = smk.params
 table, X, spec, meta = read_windows(smk.input.windows)
 synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
+catalogs = {(str(c), int(r)): read_catalog(path)[0] for (c, r), path in zip(p.catalog_keys, smk.input.catalogs)}
 metrics, n_windows, figures = evaluate_model(
-    table, X, spec, synthetic, synthetic_meta, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
+    table, catalogs, spec, synthetic, synthetic_meta, config_id=p.config_id, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
     figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}",
 )
 log.info("window sets: %s", n_windows)

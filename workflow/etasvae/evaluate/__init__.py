@@ -1,14 +1,15 @@
 """The evaluate stage: comparing sets of windows, i.e. what "good" means (docs/design.md, *Evaluation*).
 
 Sets: S synthetic (the VAE), H held-out ETAS (the reference), A ETAS training windows (the noise floor: a
-second sample of the same process), P a Poisson baseline (same rate and magnitudes, no clustering).
+second sample of the same process), P the naive baseline (Poisson times at A's rate, no clustering,
+magnitudes from a normal distribution: no Gutenberg–Richter tail).
 Every statistic is a distance d_X of set X to H, for X in S, A, P, and
 
     skill = (d_P - d_S) / (d_P - d_A)
 
 is 1 when S is as close to H as ETAS itself, 0 when it is no closer than a process without aftershocks.
 Skill is NaN for a statistic that does not separate P from H beyond sampling noise (see
-:func:`compare_sets`), e.g. the magnitude statistics, which P reproduces by construction.
+:func:`compare_sets`).
 
 Modules: ``sets`` builds S, H, A, P from a model's files; ``stacking`` holds a window set as flat arrays
 (and each window's largest event and the events after it); ``summaries`` describes each window;
@@ -18,9 +19,9 @@ Modules: ``sets`` builds S, H, A, P from a model's files; ``stacking`` holds a w
 """
 
 from .baseline import poisson_baseline
-from .compare import GROUPS, INFORMATIVE_RATIO, MAGNITUDE_ONLY, add_skill, compare_sets
+from .compare import GROUPS, INFORMATIVE_RATIO, MAGNITUDE_STATISTICS, add_skill, compare_sets
 from .run import evaluate_model, evaluation_summary
-from .sets import evaluation_sets, split_windows
+from .sets import catalog_windows, evaluation_sets, split_windows
 from .stacking import Stacked, stack_windows, window_duration
 from .statistics import Comparison
 from .summaries import SUMMARY_FEATURES, window_summaries
@@ -30,7 +31,7 @@ __all__ = [
     "FLOOR_SKILL",
     "GROUPS",
     "INFORMATIVE_RATIO",
-    "MAGNITUDE_ONLY",
+    "MAGNITUDE_STATISTICS",
     "NAIVE_SKILL",
     "SUMMARY_FEATURES",
     "Comparison",
@@ -38,6 +39,7 @@ __all__ = [
     "add_skill",
     "classify",
     "compare_sets",
+    "catalog_windows",
     "evaluate_model",
     "evaluation_summary",
     "evaluation_sets",

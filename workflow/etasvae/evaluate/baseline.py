@@ -1,9 +1,12 @@
-"""The naive baseline P: a Poisson process with the reference's rate and magnitudes, no clustering."""
+"""The naive baseline P: a Poisson process with the reference's rate, no clustering, and magnitudes that know
+nothing of Gutenberg–Richter (see docs/design.md, *Evaluation*)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from scipy import stats as sps
 
 from .. import stats
 from .stacking import stack_windows
@@ -17,6 +20,7 @@ def poisson_baseline(
     *,
     delta_m: float = 0.0,
     mode: str = "auto",
+    magnitudes: str = "normal",
 ) -> list[pd.DataFrame]:
     """The naive baseline P: one Poisson window per reference window, no clustering at all.
 
@@ -28,8 +32,12 @@ def poisson_baseline(
       for event windows of L events, whose durations then vary); ``mode="duration"`` keeps each window's
       duration (N ~ Poisson(r·T), times uniform; for fixed-duration windows). ``"auto"``: count when all
       reference windows hold the same number of events, else duration;
-    - magnitudes: ``b=None`` draws a bootstrap sample of the reference magnitudes (keeps their binning
-      and any roll-off), otherwise Gutenberg–Richter above ``mc`` with that b (rounded to ``delta_m``);
+    - magnitudes: ``magnitudes="normal"`` (the default, the naive baseline of the evaluation): a normal
+      distribution with the reference magnitudes' mean and standard deviation, cut at ``mc`` (drawn again
+      below it) -- what a model with a Gaussian (MSE) likelihood on magnitudes converges to: right mean and
+      spread, no exponential Gutenberg–Richter tail, so no large events; ``"bootstrap"`` resamples the
+      reference magnitudes; a given ``b`` draws Gutenberg–Richter above ``mc`` with that b. Magnitudes are
+      rounded to ``delta_m`` bins above ``mc`` when ``delta_m`` > 0;
     - positions: uniform over the bounding box of all reference events.
     """
     st = stack_windows(windows)
@@ -44,10 +52,7 @@ def poisson_baseline(
         mode = "count" if np.all(st.n == st.n[0]) else "duration"
     counts, times = _poisson_times(st, rate, mode, starts_at_zero, rng)
     total = int(counts.sum())
-    if b is None:
-        mags = st.m[rng.integers(0, st.m.size, total)]
-    else:
-        mags = stats.gr_magnitudes(total, b, mc, rng, delta_m=delta_m)
+    mags = _magnitudes(st.m, total, rng, mc, b, delta_m, magnitudes)
     x = rng.uniform(st.x.min(), st.x.max(), total)
     y = rng.uniform(st.y.min(), st.y.max(), total)
     bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -59,6 +64,25 @@ def poisson_baseline(
             df.attrs["duration"] = float(st.duration[k])
         out.append(df)
     return out
+
+
+def _magnitudes(ref: np.ndarray, total: int, rng: np.random.Generator, mc: float, b: float | None,
+                delta_m: float, kind: str) -> np.ndarray:
+    """``total`` baseline magnitudes from the reference magnitudes ``ref`` (see :func:`poisson_baseline`)."""
+    if b is not None:
+        return stats.gr_magnitudes(total, b, mc, rng, delta_m=delta_m)
+    if kind == "bootstrap":
+        return ref[rng.integers(0, ref.size, total)]
+    if kind != "normal":
+        raise ValueError(f"magnitudes must be 'normal' or 'bootstrap', got {kind!r}")
+    mean, sd = float(ref.mean()), float(ref.std())
+    if not sd > 0:
+        return np.full(total, mean)
+    lower = (mc - delta_m / 2 - mean) / sd
+    m = sps.truncnorm.rvs(lower, np.inf, loc=mean, scale=sd, size=total, random_state=rng)
+    if delta_m > 0:
+        m = mc + np.round((m - mc) / delta_m) * delta_m
+    return m
 
 
 def _poisson_times(st, rate: float, mode: str, starts_at_zero: bool, rng: np.random.Generator):

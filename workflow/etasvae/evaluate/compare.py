@@ -15,8 +15,9 @@ from .baseline import poisson_baseline
 INFORMATIVE_RATIO = 1.5
 """A statistic gives a skill only if the Poisson baseline is this many times farther from H than A is."""
 
-MAGNITUDE_ONLY = ("b_value", "b_positive", "magnitude_ks", "csep_magnitude")
-"""Statistics of the magnitudes alone: the Poisson baseline shares the magnitudes, so they carry no skill."""
+MAGNITUDE_STATISTICS = ("b_value", "b_positive", "magnitude_ks", "max_magnitude_ks", "bath_gap", "csep_magnitude")
+"""Statistics that see the magnitudes: they get a skill because P's magnitudes are naive (normal, no
+Gutenberg–Richter tail; :func:`~.baseline.poisson_baseline`)."""
 
 GROUPS = ("magnitudes", "time", "aftershocks", "space", "whole windows", "CSEP")
 
@@ -40,7 +41,6 @@ def compare_sets(
     csep_time_quantile: float = 0.05,
     min_omori_events: int = 10,
     alpha: float = 0.05,
-    skill_for_magnitudes: bool = False,
 ) -> pd.DataFrame:
     """Every statistic of the evaluation for S, A, P against H: one row per statistic (docs/design.md §6).
 
@@ -60,9 +60,10 @@ def compare_sets(
 
     Skill is NaN when the statistic is not *informative*, i.e. P is not farther from H than the noise
     floor beyond sampling noise: informative needs d_P > 1.5·d_A (INFORMATIVE_RATIO) and, where the
-    statistic has a p-value, p_P < ``alpha``. The statistics of MAGNITUDE_ONLY never get a skill unless
-    ``skill_for_magnitudes`` (P copies the reference magnitudes); they are judged against the floor
-    instead (:func:`~etasvae.evaluate.verdict.classify`). P defaults to the Poisson baseline of A.
+    statistic has a p-value, p_P < ``alpha``. Statistics without a skill are judged against the floor
+    instead (:func:`~etasvae.evaluate.verdict.classify`). P defaults to the Poisson baseline of A (neither
+    S nor P ever sees H), whose magnitudes are naive (a normal distribution cut at Mc), so the magnitude
+    statistics (MAGNITUDE_STATISTICS) get a skill too.
 
     Caveat: the p-values assume independent events or windows. ETAS events are clustered and windows cut
     from one catalog share its long-term rate, so KS and permutation p-values of A against H can be small
@@ -81,6 +82,7 @@ def compare_sets(
             st.b_value_test(data, mc, delta_m),
             st.b_positive_test(data, dmc, delta_m),
             st.magnitude_ks_test(data),
+            st.max_magnitude_ks_test(data),
             *st.log_dt_tests(data),
             st.cv_test(data),
             st.log_duration_ks_test(data),
@@ -98,10 +100,10 @@ def compare_sets(
             wt.csep_number_comparison(data, csep_time_quantile, alpha),
             wt.csep_magnitude_comparison(data, mc, csep_dm, alpha),
         ]
-        return add_skill(pd.DataFrame([r.row() for r in results]), alpha, skill_for_magnitudes)
+        return add_skill(pd.DataFrame([r.row() for r in results]), alpha)
 
 
-def add_skill(table: pd.DataFrame, alpha: float = 0.05, skill_for_magnitudes: bool = False) -> pd.DataFrame:
+def add_skill(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Add the columns ``informative`` and ``skill`` = (d_P - d_S)/(d_P - d_A) to a comparison table."""
     table["informative"] = (
         (table["d_P"] > INFORMATIVE_RATIO * table["d_A"].clip(lower=0.0))
@@ -109,8 +111,6 @@ def add_skill(table: pd.DataFrame, alpha: float = 0.05, skill_for_magnitudes: bo
         & np.isfinite(table["d_P"])
         & np.isfinite(table["d_A"])
     )
-    if not skill_for_magnitudes:
-        table.loc[table["statistic"].isin(MAGNITUDE_ONLY), "informative"] = False
     denom = table["d_P"] - table["d_A"]
     ok = table["informative"] & (denom > 1e-12)
     table["skill"] = np.where(ok, (table["d_P"] - table["d_S"]) / denom.where(ok, 1.0), np.nan)

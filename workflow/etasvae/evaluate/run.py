@@ -16,11 +16,12 @@ from .verdict import overall_score, verdict
 
 def evaluate_model(
     table: pd.DataFrame,
-    X: np.ndarray,
+    catalogs: dict[tuple[str, int], pd.DataFrame],
     spec: dict[str, Any],
     synthetic: pd.DataFrame,
     synthetic_meta: dict[str, Any],
     *,
+    config_id: str,
     seed: int,
     permutations: int,
     cv_folds: int,
@@ -29,11 +30,14 @@ def evaluate_model(
 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
     """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
 
-    One generator seeded with ``seed`` builds the sets and then runs every randomised statistic, in
-    that order. Returns (comparison table, windows per set, {figure name: path}).
+    ``catalogs`` maps (config id, replicate) to the catalogs the windows were cut from (H and A are their
+    events, see :func:`~etasvae.evaluate.sets.catalog_windows`); ``config_id`` names the config of a
+    table without a ``config_id`` column. One generator seeded with ``seed`` builds the sets and then runs
+    every randomised statistic, in that order. Returns (comparison table, windows per set, {figure name: path}).
     """
     rng = np.random.default_rng(seed)
-    sets = evaluation_sets(table, X, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"])
+    sets = evaluation_sets(table, catalogs, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"],
+                           config_id=config_id)
     metrics = compare_sets(
         sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds
     )

@@ -133,6 +133,13 @@ def magnitude_ks_test(data: dict[str, SetData]) -> Comparison:
     return _ks_comparison("magnitude_ks", "magnitudes", mags, {k: _mean(m) for k, m in mags.items()})
 
 
+def max_magnitude_ks_test(data: dict[str, SetData]) -> Comparison:
+    """KS distance of the largest magnitude per window; value = its mean (the tail of the magnitudes)."""
+    mx = {k: v.summ["max_magnitude"].to_numpy() for k, v in data.items()}
+    mx = {k: m[np.isfinite(m)] for k, m in mx.items()}
+    return _ks_comparison("max_magnitude_ks", "magnitudes", mx, {k: _mean(m) for k, m in mx.items()})
+
+
 # ------------------------------------------------------------------------------------------ time
 
 

@@ -94,7 +94,7 @@ FIGURE_TITLE = {
 
 SKILL_LEGEND = (
     "Each statistic is computed for the synthetic windows S, the training ETAS windows A and a Poisson "
-    "catalog P with the same rate and magnitudes, and each is compared with the held-out ETAS windows H: "
+    "catalog P with the same rate and naive magnitudes (normal, no Gutenberg–Richter tail), and each is compared with the held-out ETAS windows H: "
     "d(X, H) is their distance (a two-sample statistic, or the absolute difference of the values). "
     "<b>skill = (d<sub>P</sub> − d<sub>S</sub>) / (d<sub>P</sub> − d<sub>A</sub>)</b>: 1 means the VAE is as "
     "close to H as a second ETAS sample is (the noise floor), 0 means no better than a process without "

@@ -136,7 +136,7 @@ SUMMARY_HELP = (
     "aftershock decay, space, whole-window two-sample tests, CSEP number and magnitude tests). Each statistic "
     "gives a <b>skill</b> = (d<sub>P</sub> − d<sub>S</sub>) / (d<sub>P</sub> − d<sub>A</sub>), where d is the "
     "distance to H of the synthetic set S, of the ETAS training set A (the noise floor) and of a Poisson set "
-    "P with the same rate and magnitudes (the naive baseline): 1 is as good as ETAS itself, 0 no better than "
+    "P with the same rate and naive magnitudes (the naive baseline): 1 is as good as ETAS itself, 0 no better than "
     "Poisson. The <b>overall score</b> (<code>etasvae.evaluate.overall_score</code>) is the median skill over "
     "the informative statistics (those on which the Poisson baseline is farther from H than the floor), each "
     "clipped to [−1, 1] so that one catastrophic statistic cannot dominate. Settings are ranked by it within "
