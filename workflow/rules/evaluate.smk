@@ -3,6 +3,7 @@ rule evaluate_model:
         model=model_files,
         windows=model_windows,
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+        dataset=dataset_import_report,
     output:
         metrics="results/evaluation/{model_cfg}/{vae}/metrics.csv",
         summary="results/evaluation/{model_cfg}/{vae}/metrics.json",

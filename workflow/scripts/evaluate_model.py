@@ -8,12 +8,16 @@ from etasvae.scripting import setup_log  # noqa: E402
 
 log = setup_log(smk)
 
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 from etasvae.catalog import atomic_write, read_catalog  # noqa: E402
 from etasvae.evaluate import compare_sets, overall_score, verdict  # noqa: E402
 from etasvae.features import read_windows  # noqa: E402
 from etasvae.latent import model_health  # noqa: E402
+from etasvae.realdata import dataset_facts  # noqa: E402
 from etasvae.report import plot_comparison_figures, write_json  # noqa: E402
 from etasvae.vae import load_model  # noqa: E402
 from etasvae.windowsets import evaluation_sets  # noqa: E402
@@ -40,5 +44,7 @@ summary = {
     "figures": figures,
     "statistics": metrics.set_index("statistic").to_dict(orient="index"),
 }
+if smk.input.dataset:  # a real catalog: H are its held-out-period windows, A its training-period windows
+    summary["real_catalog"] = dataset_facts(json.loads(Path(smk.input.dataset).read_text()))
 write_json(smk.output.summary, summary)
 log.info("overall score %.3f", summary["overall_score"])
