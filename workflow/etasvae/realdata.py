@@ -279,7 +279,7 @@ def _numbers(raw: pd.Series, path: str, column: str, lo: float, hi: float, what:
     bad = (values < lo) | (values > hi)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{_where(path, i, column)}: {values[i]!r} is outside the {what} range [{lo}, {hi}]")
+        raise DatasetError(f"{_where(path, i, column)}: {values[i]:g} is outside the {what} range [{lo}, {hi}]")
     return values
 
 
@@ -315,7 +315,7 @@ def read_events(path: str, columns: dict[str, str], *, time_format: str = "iso",
         if depth_unit == "km" and np.nanmax(np.append(depth, -np.inf)) > DEPTH_RANGE_KM[1]:
             i = int(np.nanargmax(depth))
             raise DatasetError(
-                f"{_where(path, i, col)}: depth {depth[i]!r} km is deeper than any earthquake ({DEPTH_RANGE_KM[1]:g} km): "
+                f"{_where(path, i, col)}: depth {depth[i]:g} km is deeper than any earthquake ({DEPTH_RANGE_KM[1]:g} km): "
                 "the depths look like metres; declare depth_unit: m"
             )
         out["depth_km"] = _numbers(raw[col], path, col, lo, hi, "depth") * scale
@@ -536,7 +536,7 @@ def download_comcat(url: str, query: dict[str, str], dest: str, *, retries: int 
             with urllib.request.urlopen(full, timeout=timeout_s) as response:
                 status, body = response.status, response.read()
         except urllib.error.HTTPError as err:
-            detail = err.read()[:500].decode(errors="replace").strip()
+            detail = " ".join(err.read()[:500].decode(errors="replace").split())
             if err.code < 500 and err.code != 429:
                 raise DownloadError(f"{full}: the event service refused the query (HTTP {err.code}): {detail}") from None
             last = f"HTTP {err.code}: {detail}"
