@@ -421,3 +421,36 @@ def test_download_result_imports(tmp_path, server):
     cat, rep = outputs(tmp_path)
     report = import_dataset(ds, str(dest), str(cat), str(rep))
     assert json.loads(Path(rep).read_text())["counts"]["kept"] == report["counts"]["kept"] > 0
+
+
+# ------------------------------------------------------------------------------ the download rule (Snakemake)
+
+
+@pytest.mark.e2e
+def test_download_rule_fetches_then_uses_its_cache_and_fails_clearly_offline(tmp_path, server):
+    from test_workflow import TINY, planned_jobs, run_snakemake
+
+    url, handler = server
+    config = copy.deepcopy(TINY)
+    config["datasets"] = {"web": dataset_config("unused", source="comcat", url=url, download={"retries": 2, "retry_wait_s": 0.01})}
+    del config["datasets"]["web"]["path"]
+    target = "results/catalogs/web/import.json"
+    run_snakemake(tmp_path, config, target)
+    assert len(handler.requests) == 1
+    assert (tmp_path / "resources" / "comcat" / "web.csv").read_bytes() == (tmp_path / "response.csv").read_bytes()
+    # Cached: with the service gone, a fresh import reads the downloaded file and asks for nothing.
+    (tmp_path / target).unlink()
+    handler.status, handler.body = 503, b"gone"
+    jobs = planned_jobs(run_snakemake(tmp_path, config, target, "-n"))
+    assert jobs == {"import_dataset": 1}
+    run_snakemake(tmp_path, config, target)
+    assert len(handler.requests) == 1 and (tmp_path / target).exists()
+    # No service and no cache: a clear error, and no file under the download's name.
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    config["datasets"]["web"]["url"] = closed_port_url()
+    proc = run_snakemake(offline, config, target, check=False)
+    assert proc.returncode != 0
+    log = (offline / "results" / "logs" / "download" / "web.log").read_text()
+    assert "cannot reach the event service" in log and "after 2 attempt(s)" in log
+    assert not (offline / "resources" / "comcat" / "web.csv").exists()

@@ -36,9 +36,7 @@ except DatasetError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
 DATASET_IDS = list(DATASETS)
 # Real datasets are trained and evaluated like ETAS configs; the pooled model pools ETAS configs only.
-MODEL_CONFIGS = (
-    CONFIG_IDS + DATASET_IDS + ([POOLED] if config["vae"]["pooled"] else [])
-)
+MODEL_CONFIGS = CONFIG_IDS + DATASET_IDS + ([POOLED] if config["vae"]["pooled"] else [])
 REPLICATES = list(range(config["simulation"]["replicates"]))
 N_HELDOUT = config["windows"]["heldout_replicates"]
 REPRESENTATIONS = sorted({s["representation"] for s in VAES.values()})
