@@ -137,6 +137,19 @@ def test_comcat_csv_is_imported_projected_and_split(tmp_path):
     assert not list((tmp_path / "out").glob(".*tmp"))
 
 
+def test_mc_is_estimated_on_the_training_period_only(tmp_path):
+    events = etas_events()
+    # 1500 small events in the held-out period: their bin (1.6) would be the mode of the whole catalog.
+    late = events[events["time"] >= pd.Timestamp("2020-03-21", tz="UTC")].iloc[:1].copy()
+    extra = pd.concat([late] * 1500, ignore_index=True)
+    extra["magnitude"] = 1.6
+    extra["longitude"] = extra["longitude"] + np.arange(1500) * 1e-5  # distinct places: not duplicates
+    csv = tmp_path / "c.csv"
+    write_comcat_csv(csv, pd.concat([events, extra], ignore_index=True).sort_values("time", kind="stable"))
+    report = run_import(tmp_path, csv)
+    assert report["mc"] == pytest.approx(2.2) and report["counts"]["below_mc"] >= 1500
+
+
 def test_duplicates_are_dropped_and_unsorted_rows_sorted_and_both_counted(tmp_path):
     events = etas_events().iloc[:300].reset_index(drop=True)
     shuffled = pd.concat([events.iloc[[5, 3]], events.drop(index=[3, 5]), events.iloc[[10, 11]]], ignore_index=True)
