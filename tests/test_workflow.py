@@ -205,6 +205,15 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_invalid_dataset_stops_before_any_job(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["datasets"]["tinyreal"]["split"]["heldout_start"] = "2021-01-01"
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    assert "datasets.tinyreal: need start < split.validation_start < split.heldout_start < end" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_schema_error_names_the_key(tmp_path):
     config = copy.deepcopy(TINY)
     config["simulation"]["replicates"] = 1
