@@ -439,8 +439,12 @@ def import_dataset(ds: dict[str, Any], source_path: str, catalog_path: str, repo
 
 
 def _write_text(path: str, text: str) -> None:
-    with open(path, "w") as fh:
-        fh.write(text + "\n")
+    _write_bytes(path, (text + "\n").encode())
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 # ------------------------------------------------------------------------------------------- windows
@@ -548,7 +552,7 @@ def download_comcat(url: str, query: dict[str, str], dest: str, *, retries: int 
             header = body.split(b"\n", 1)[0].decode(errors="replace")
             if not re.match(r"^\s*time\s*,", header):
                 raise DownloadError(f"{full}: the answer is not a ComCat CSV (first line {header[:120]!r})")
-            atomic_write(dest, lambda tmp: open(tmp, "wb").write(body))
+            atomic_write(dest, lambda tmp: _write_bytes(tmp, body))
             return body.count(b"\n") - 1 + (not body.endswith(b"\n"))
         if log:
             log(f"attempt {attempt}/{retries} failed: {last}")
