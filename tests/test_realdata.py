@@ -250,37 +250,20 @@ def test_unparseable_time_names_file_line_and_column(tmp_path):
     assert_refused(tmp_path, csv, rf"{csv}, line 9 \(data row 7\), column 'time': cannot parse '2020-13-45T99:00:00Z'")
 
 
-def test_missing_latitude_names_the_row(tmp_path):
+@pytest.mark.parametrize("column, row, value, message", [
+    ("latitude", 12, "", r"line 14 \(data row 12\), column 'latitude': an empty value is not a number"),
+    ("magnitude", 3, np.nan, r"line 5 \(data row 3\), column 'mag': 'nan' is not a number"),
+    ("longitude", 20, 242.5, r"line 22 \(data row 20\), column 'longitude': 242.5 is outside the longitude range \[-180.0, 180.0\]"),
+    ("latitude", 7, -95.0, r"line 9 \(data row 7\), column 'latitude': -95 is outside the latitude range \[-90.0, 90.0\]"),
+    ("magnitude", 0, 25.0, r"line 2 \(data row 0\), column 'mag': 25 is outside the magnitude range \[-3.0, 10.0\]"),
+], ids=["empty-latitude", "nan-magnitude", "longitude-range", "latitude-range", "magnitude-range"])
+def test_a_missing_or_out_of_range_value_names_file_line_and_column(tmp_path, column, row, value, message):
     events = comcat_rows()
-    events["latitude"] = events["latitude"].astype(object)
-    events.loc[12, "latitude"] = ""
+    events[column] = events[column].astype(object)
+    events.loc[row, column] = value
     csv = tmp_path / "c.csv"
     write_comcat_csv(csv, events)
-    assert_refused(tmp_path, csv, rf"{csv}, line 14 \(data row 12\), column 'latitude': an empty value is not a number")
-
-
-def test_nan_magnitude_names_the_row(tmp_path):
-    events = comcat_rows()
-    events.loc[3, "magnitude"] = np.nan
-    csv = tmp_path / "c.csv"
-    write_comcat_csv(csv, events)
-    assert_refused(tmp_path, csv, r"line 5 \(data row 3\), column 'mag': 'nan' is not a number")
-
-
-def test_out_of_range_longitude_is_refused(tmp_path):
-    events = comcat_rows()
-    events.loc[20, "longitude"] = 242.5
-    csv = tmp_path / "c.csv"
-    write_comcat_csv(csv, events)
-    assert_refused(tmp_path, csv, r"line 22 \(data row 20\), column 'longitude': 242.5 is outside the longitude range \[-180.0, 180.0\]")
-
-
-def test_out_of_range_magnitude_is_refused(tmp_path):
-    events = comcat_rows()
-    events.loc[0, "magnitude"] = 25.0
-    csv = tmp_path / "c.csv"
-    write_comcat_csv(csv, events)
-    assert_refused(tmp_path, csv, r"line 2 \(data row 0\), column 'mag': 25 is outside the magnitude range \[-3.0, 10.0\]")
+    assert_refused(tmp_path, csv, rf"{csv}, {message}")
 
 
 def test_depths_in_metres_declared_as_km_are_flagged(tmp_path):
