@@ -74,8 +74,17 @@ def test_projection_agrees_with_pyproj_on_a_sphere():
 
 def test_polygon_region_selects_points_inside():
     tri = {"polygon": [[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]]}
-    mask = inside_region(np.array([0.5, 1.5, 1.2]), np.array([0.5, 1.5, 0.3]), tri)
-    assert mask.tolist() == [True, False, True]
+    mask = inside_region(np.array([0.5, 1.5, 1.2, -0.1, 0.9]), np.array([0.5, 1.5, 0.3, 0.5, 1.2]), tri)
+    assert mask.tolist() == [True, False, True, False, False]
+    # A concave polygon (an L): the notch is outside; agrees with matplotlib's point-in-polygon.
+    ell = {"polygon": [[0, 0], [3, 0], [3, 1], [1, 1], [1, 3], [0, 3]]}
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(-0.5, 3.5, 2000), rng.uniform(-0.5, 3.5, 2000)
+    from matplotlib.path import Path as MplPath
+
+    expected = MplPath(np.asarray(ell["polygon"], dtype=float)).contains_points(np.column_stack([lon, lat]))
+    np.testing.assert_array_equal(inside_region(lon, lat, ell), expected)
+    assert not inside_region(np.array([2.0]), np.array([2.0]), ell)[0]
 
 
 # ---------------------------------------------------------------------------------------- completeness

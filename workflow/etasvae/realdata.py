@@ -198,14 +198,20 @@ def unproject(x: np.ndarray, y: np.ndarray, lon0: float, lat0: float, radius: fl
 
 
 def inside_region(lon: np.ndarray, lat: np.ndarray, region: dict[str, Any]) -> np.ndarray:
-    """Boolean mask of points inside the region (bounding box edges included)."""
+    """Boolean mask of points inside the region (bounding box edges included; polygon: even-odd rule)."""
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     if "bbox" in region:
         lon_min, lon_max, lat_min, lat_max = region["bbox"]
         return (lon >= lon_min) & (lon <= lon_max) & (lat >= lat_min) & (lat <= lat_max)
-    from matplotlib.path import Path
-
-    return Path(np.asarray(region["polygon"], dtype=float)).contains_points(np.column_stack([lon, lat]))
+    # Even-odd ray casting: count the polygon edges that a ray from the point towards +longitude crosses.
+    poly = np.asarray(region["polygon"], dtype=float)
+    inside = np.zeros(lon.shape, dtype=bool)
+    for (x1, y1), (x2, y2) in zip(poly, np.roll(poly, -1, axis=0)):
+        straddles = (y1 > lat) != (y2 > lat)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= straddles & (lon < x_cross)
+    return inside
 
 
 def region_km(region: dict[str, Any], lon0: float, lat0: float) -> list[float]:

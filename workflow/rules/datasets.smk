@@ -2,6 +2,11 @@
 # travels the model path of an ETAS config (train, embed, sample, evaluate, report).
 
 
+# The download needs the network: on a cluster it runs where Snakemake runs, not on a compute node.
+localrules:
+    download_comcat,
+
+
 rule download_comcat:
     output:
         "resources/comcat/{dataset}.csv",
