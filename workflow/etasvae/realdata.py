@@ -11,8 +11,8 @@ into training, validation and held-out periods. Importing it gives one catalog i
   a format ComCat also serves as CSV.
 - projection: longitude/latitude -> km in a local frame by the spherical azimuthal equidistant projection
   about the region's centre (``project``); distances and azimuths from the centre are exact on the sphere
-  (R = 6371.0088 km, the mean Earth radius) and other distances are within 0.5 % for regions up to about
-  400 km across, far below location errors. time is days since the dataset's ``start`` (UTC), which the
+  (R = 6371.0088 km, the mean Earth radius); other distances within 200 km of the centre are off by less
+  than 0.02 % (scale factor c/sin c across the radius), far below location errors. time is days since the dataset's ``start`` (UTC), which the
   metadata keeps as ``origin_utc``.
 - completeness: events below Mc are dropped and counted; ``mc: maxc`` estimates Mc on the training period
   only (so held-out data choose nothing) by the maximum-curvature method with the usual +0.2 correction
