@@ -61,6 +61,17 @@ def test_projection_keeps_great_circle_distance_and_azimuth_from_the_centre():
     np.testing.assert_allclose(back_lat, lat, atol=1e-9)
 
 
+def test_projected_distances_within_200_km_are_off_by_less_than_0_02_percent():
+    rng = np.random.default_rng(4)
+    r, th = 200 * np.sqrt(rng.uniform(size=(2, 5000))), rng.uniform(0, 2 * np.pi, (2, 5000))
+    x, y = r * np.cos(th), r * np.sin(th)
+    lon, lat = unproject(x, y, LON0, LAT0)
+    d = haversine_km(lon[0], lat[0], lon[1], lat[1])
+    far = d > 1.0  # relative error of near-coincident pairs is rounding noise
+    # The bound is the scale factor c/sin c - 1 ~ c^2/6 = 1.6e-4 at 200 km, so 2e-4 is what the README says.
+    assert np.max(np.abs(np.hypot(x[0] - x[1], y[0] - y[1])[far] / d[far] - 1)) < 2e-4
+
+
 def test_projection_agrees_with_pyproj_on_a_sphere():
     pyproj = pytest.importorskip("pyproj")
     rng = np.random.default_rng(1)
