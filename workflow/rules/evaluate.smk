@@ -4,6 +4,7 @@ rule evaluate_model:
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
         health="results/latent/{model_cfg}/{vae}/health.json",
         catalogs=model_catalogs,
+        dataset=dataset_import_report,
     output:
         metrics="results/evaluation/{model_cfg}/{vae}/metrics.csv",
         summary="results/evaluation/{model_cfg}/{vae}/metrics.json",

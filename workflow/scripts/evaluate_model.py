@@ -4,6 +4,7 @@ from etasvae.catalog import read_catalog
 from etasvae.evaluate import evaluate_model, evaluation_summary
 from etasvae.features import read_windows
 from etasvae.fileio import atomic_write, read_json, write_json
+from etasvae.realdata import dataset_facts
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -20,5 +21,7 @@ log.info("window sets: %s", n_windows)
 atomic_write(smk.output.metrics, lambda tmp: metrics.to_csv(tmp, index=False))
 summary = evaluation_summary(metrics, config_id=p.config_id, vae_id=p.vae_id, settings=p.settings,
                              n_windows=n_windows, health=read_json(smk.input.health), figures=figures)
+if smk.input.dataset:  # a real catalog: H are its held-out-period windows, A its training-period windows
+    summary["real_catalog"] = dataset_facts(read_json(smk.input.dataset))
 write_json(smk.output.summary, summary)
 log.info("overall score %.3f", summary["overall_score"])

@@ -227,19 +227,23 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
     score = summary.get("overall_score")
     facts = [(k, v) for k, v in _flatten({k: v for k, v in summary.items() if k not in SUMMARY_SKIP})]
     settings_items = [(k, fmt(v) if isinstance(v, (list, tuple)) else v) for k, v in (settings or {}).items()]
+    # A real catalog (summary["real_catalog"]): H is its held-out period and the floor its training period.
+    real = bool(summary.get("real_catalog"))
+    reference = "the real catalog" if real else "ETAS"
+    floor = "the training period against the held-out period" if real else "a second ETAS sample"
     body = [
-        f"<h1>How close is the VAE to ETAS? — {_esc(config_id)}</h1>",
+        f"<h1>How close is the VAE to {reference}? — {_esc(config_id)}</h1>",
         f"<p class='sub'>config <b>{_esc(config_id)}</b> · VAE setting <b>{_esc(vae_id)}</b></p>",
         f"<div class='verdict'>{_score_badge(score)}<div><b>Verdict.</b> {_esc(verdict)}</div></div>",
         "<p class='note'>The overall score is the median skill over the informative statistics below (each "
-        "clipped to [−1, 1]): 1 = as good as a second ETAS sample, 0 = no better than a Poisson process "
+        f"clipped to [−1, 1]): 1 = as good as {floor}, 0 = no better than a Poisson process "
         "without aftershocks.</p>",
         "<h2>Settings</h2>",
         "<div class='grid2'>",
         f"<div><h3>VAE setting</h3>{_kv_table(settings_items, 'setting', 'value')}</div>",
         f"<div><h3>Run facts</h3>{_kv_table(facts, 'quantity', 'value')}</div>" if facts else "",
         "</div>",
-        "<h2>Statistics: synthetic (S) against held-out ETAS (H)</h2>",
+        f"<h2>Statistics: synthetic (S) against {'held-out real windows' if real else 'held-out ETAS'} (H)</h2>",
         f"<p class='note'>{SKILL_LEGEND}</p>",
         metrics_table_html(metrics),
         "<h2>Figures</h2>",
