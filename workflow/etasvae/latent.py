@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from .catalog import atomic_write
+from .config import schema_default
 from .features import MAX_LOG10_DT_DAYS, build_windows, check_spec, windows_to_catalog
 from .vae import ModelBundle, encode_windows, kl_divergence, reconstruction_loss, sample_windows
 
@@ -307,7 +308,7 @@ def model_health(bundle: ModelBundle, X_heldout: np.ndarray) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ sampling
 
 
-def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean",
+def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str | None = None,
                    seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Synthetic catalog of ``n_windows`` windows: z ~ N(0, I) (seeded), decoder mean (``mode="mean"``) or
     a draw from the decoder likelihood (``"draw"``), inverse feature transform, then
@@ -315,8 +316,10 @@ def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean",
 
     Returns (catalog in the catalog schema plus an int64 ``window`` column, info) with info = mode, seed,
     n_windows, n_events, ``clipped`` (values mapped into the physical range, per rule) and ``clip_rule``.
-    The same bundle, n_windows, mode and seed give the identical catalog.
+    The same bundle, n_windows, mode and seed give the identical catalog. ``mode=None``: ``sample.mode``'s
+    default in the configuration schema.
     """
+    mode = schema_default("sample.mode") if mode is None else mode
     if int(n_windows) < 0:
         raise ValueError(f"sample_catalog: n_windows must be >= 0, got {n_windows}")
     spec = check_spec(bundle.spec)
