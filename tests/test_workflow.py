@@ -191,3 +191,18 @@ def test_binned_representation_runs_end_to_end(tmp_path):
     assert len(summary) == 3 and summary["vae_id"].str.startswith("binned_").all()
     synthetic, meta = read_catalog(next((tmp_path / "results" / "synthetic").glob("pooled/*/catalog.parquet")))
     assert meta["spec"]["representation"] == "binned" and (synthetic["magnitude"] >= 2.5).all()
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    # A list item: the item, its value and the rule (the schema's oneOf alone says only "not valid under any").
+    ("vae", "grid", {**TINY["vae"]["grid"], "loss": ["mse", "nll"]}, "vae.grid.loss[1] = 'nll': 'nll' is not one of"),
+    # .inf passes `exclusiveMinimum: 0`; it is refused by name before the first simulation.
+    ("simulation", "duration_days", float("inf"), "simulation.duration_days = inf: must be a finite number"),
+])
+def test_config_errors_name_the_item_before_any_job(tmp_path, section, key, value, message):
+    config = copy.deepcopy(TINY)
+    config[section][key] = value
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+    assert not (tmp_path / "results").exists()
