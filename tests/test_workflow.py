@@ -1,6 +1,7 @@
 """End-to-end: the real Snakemake on a tiny config in a temporary directory.
 
-One module-scoped run of the whole pipeline serves the output checks; the rerun checks use dry runs
+One run of the whole pipeline (the session fixture ``finished_run`` in conftest.py, which the SLURM test
+compares against) serves the output checks; the rerun checks use dry runs
 (`-n`) against that finished state, which is how Snakemake itself decides what to rerun.
 """
 
@@ -46,12 +47,12 @@ TINY = {
 }
 
 
-def run_snakemake(workdir, config, *args, check=True):
+def run_snakemake(workdir, config, *args, check=True, timeout=None):
     path = Path(workdir) / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(path), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
@@ -67,13 +68,6 @@ def planned_jobs(proc):
         if m and m.group(1) != "total":
             jobs[m.group(1)] = int(m.group(2))
     return jobs
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    run_snakemake(workdir, TINY)
-    return workdir
 
 
 def test_every_catalog_is_written_in_the_schema(finished_run):
