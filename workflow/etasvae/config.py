@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from .params import ETASParams, ParameterError, from_sed
+from .simulate import expected_count
 
 POOLED = "pooled"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -327,13 +328,11 @@ def check_window_lengths(config: dict[str, Any], configs: dict[str, dict[str, An
     """Windows against the data: ConfigError when a binned window is longer than a role's block of the
     simulated duration; warnings (returned) when a config's expected event count in that block is below
     the event window length, so that the role would probably get no window (build_windows then fails)."""
-    from .simulate import expected_count  # the simulator's own expectation, imported only when needed
-
     sim = config["simulation"]
     block, fraction = _shortest_block(config)
     days = fraction * sim["duration_days"]
-    why = (f"{block} block = {fraction:g} x simulation.duration_days = {sim['duration_days']:g} days "
-           f"(windows.validation_fraction = {config['windows']['validation_fraction']:g})")
+    why = (f"{block} block ({fraction:g} x simulation.duration_days = {days:g} days; "
+           f"windows.validation_fraction = {config['windows']['validation_fraction']:g})")
     warnings = []
     if "binned" in representations:
         duration = config["windows"]["binned"]["duration_days"]
