@@ -1,12 +1,23 @@
 """Config expansion and the checks that stop a run before any job: key, value and reason in the message."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from etasvae.config import ConfigError, catalog_seed, check_config, etas_configs, format_value, vae_settings
+from etasvae.config import (
+    ConfigError,
+    catalog_seed,
+    check_config,
+    check_finite,
+    check_schema,
+    etas_configs,
+    format_value,
+    schema_default,
+    vae_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,3 +150,92 @@ def test_vae_grid_ids_and_loss_combinations(config):
     bad["vae"]["grid"]["hidden"] = [[256, 0]]
     with pytest.raises(ConfigError, match="vae.grid.hidden"):
         vae_settings(bad)
+
+
+# ---- windows against the simulated data -----------------------------------------------------------
+
+
+def test_binned_window_longer_than_the_simulation_is_refused(config):
+    config["vae"]["grid"].update({"representation": ["binned"], "loss": ["poisson"]})
+    config["simulation"]["duration_days"] = 200
+    config["windows"]["binned"]["duration_days"] = 500
+    with pytest.raises(ConfigError, match=r"windows\.binned\.duration_days = 500: longer than the validation block "
+                                          r"\(0\.2 x simulation\.duration_days = 40 days"):
+        check_config(config)
+    # 40 days fit the validation block exactly (0.2 x 200): allowed.
+    config["windows"]["binned"]["duration_days"] = 40
+    config["windows"]["binned"]["stride_days"] = 20
+    assert check_config(config) == []
+
+
+def test_event_window_far_beyond_the_expected_count_warns(config):
+    assert check_config(config) == []  # the default: thousands of events per block, 64-event windows
+    config["windows"]["event"]["length"] = 4000
+    warnings = check_config(config)
+    # The quietest default config (n = 0.29) expects about 0.2 x 730 x 5 / (1 - 0.29) ~ 1000 events in the
+    # validation block, below 4000; each of the three configs is named.
+    assert len(warnings) == 3 and all(w.startswith("windows.event.length = 4000: config ") for w in warnings)
+    assert "validation block" in warnings[0]
+
+
+# ---- finite numbers, schema messages, duplicate VAE values ---------------------------------------
+
+
+@pytest.mark.parametrize("path, value", [
+    (("simulation", "duration_days"), float("inf")),
+    (("simulation", "margin_km"), float("nan")),
+    (("windows", "binned", "duration_days"), float("inf")),
+    (("etas", "grid", "mu"), [5.0, float("inf")]),
+    (("vae", "grid", "lr"), [float("nan")]),
+    (("evaluate", "seed"), float("-inf")),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(config, path, value):
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    key = ".".join(path) + ("[1]" if path[-1] == "mu" else "[0]" if path[-1] == "lr" else "")
+    with pytest.raises(ConfigError, match=re.escape(key) + r" = -?(inf|nan): must be a finite number"):
+        check_config(config)
+
+
+def test_infinite_taper_means_no_taper_and_is_allowed(config):
+    config["etas"]["grid"]["tau"] = [100.0, float("inf")]
+    assert len(etas_configs(config)) == 6
+    check_finite(config)
+
+
+def test_schema_error_on_a_list_item_names_the_item_and_the_rule(config):
+    check_schema(config)
+    config["vae"]["grid"]["loss"] = ["mse", "nll"]
+    with pytest.raises(ConfigError) as err:
+        check_schema(config)
+    text = str(err.value)
+    assert text.startswith("vae.grid.loss[1] = 'nll': 'nll' is not one of") and "schema rule: enum" in text
+    config["vae"]["grid"]["loss"] = ["mse"]
+    config["etas"]["grid"]["K"] = [0.1, "0.2"]
+    with pytest.raises(ConfigError, match=r"etas\.grid\.K\[1\] = '0\.2': '0\.2' is not of type 'number'"):
+        check_schema(config)
+
+
+@pytest.mark.parametrize("key, values", [("beta", [1.0, 0.1, 1]), ("hidden", [[256, 128], [256, 128]]),
+                                         ("loss", ["mse", "mse"])])
+def test_duplicate_vae_grid_values_are_refused(config, key, values):
+    config["vae"]["grid"][key] = values
+    with pytest.raises(ConfigError, match=rf"vae\.grid\.{key} lists .* the same value twice"):
+        vae_settings(config)
+
+
+# ---- one sampling-mode default ------------------------------------------------------------------
+
+
+def test_sampling_default_is_stated_in_the_schema_and_the_readme_agrees():
+    default = schema_default("sample.mode")
+    assert default in ("mean", "draw")
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["sample"]["properties"]["mode"]["default"] == default
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `sample.n_windows`"))
+    assert f"`sample.mode` default `{default}`" in row, row
+    other = {"mean": "draw", "draw": "mean"}[default]
+    assert f"`sample.mode: {other}` (default)" not in readme and f"default `{other}`" not in readme

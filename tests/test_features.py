@@ -205,3 +205,17 @@ def test_feature_transform_fits_training_windows_only(catalogs):
     np.testing.assert_allclose(tf2.inverse(tf2.transform(X)), X, rtol=1e-5, atol=1e-5)
     mm = FeatureTransform.fit(train, kind="minmax").transform(train)
     assert mm.min() >= 0.0 and mm.max() <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("spec, key", [
+    ({**EVENT_SPEC, "length": 4000}, r"windows\.event\.length = 4000 \(events\): the train and validation and heldout"),
+    ({**BINNED_SPEC, "duration_days": 500.0}, r"windows\.binned\.duration_days = 500 \(days\): the train and validation"),
+    # About 800 events per catalog: 300 fit the training block (~640) and a held-out catalog, not the
+    # validation block (the final 20 %, ~160).
+    ({**EVENT_SPEC, "length": 300}, r"windows\.event\.length = 300 \(events\): the validation role gets no window"),
+])
+def test_a_role_without_windows_fails_naming_the_key(spec, key):
+    catalogs = [(r, clustered_catalog(seed=r)) for r in range(3)]
+    with pytest.raises(ValueError, match=key):
+        build_windows(catalogs, spec, heldout_replicates=[2], validation_fraction=0.2,
+                      durations={r: 200.0 for r in range(3)})

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from etasvae.config import schema_default
 from etasvae.features import build_windows, windows_to_catalog
 from etasvae.vae import (
     VAE,
@@ -234,3 +235,32 @@ def test_plot_loss_curves(tmp_path, event_windows):
     path = tmp_path / "loss.png"
     plot_loss_curves(history, path, "test model")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_same_seed_gives_byte_identical_model_files(tmp_path, event_windows):
+    X_train, X_val = event_windows
+    for name in ("a", "b"):  # two trainings, saved under different (temporary) names
+        result = train_vae(X_train, X_val, SMALL, log=quiet)
+        save_model(tmp_path / name / "model.pt", result, SMALL, EVENT_SPEC, {"config_id": "c0"})
+    first = (tmp_path / "a" / "model.pt").read_bytes()
+    assert first == (tmp_path / "b" / "model.pt").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["model.pt"]  # no temporary file left
+
+
+def test_divergence_with_clipping_on_does_not_advise_turning_it_on(event_windows):
+    X_train, X_val = event_windows
+    with pytest.raises(TrainingDiverged) as info:
+        train_vae(X_train, X_val, {**SMALL, "optimizer": "sgd", "lr": 1e6, "grad_clip": 5.0}, log=quiet)
+    text = str(info.value)
+    assert "gradient clipping is already on (grad_clip = 5)" in text and "turn on gradient clipping" not in text
+
+
+def test_sampling_without_a_mode_uses_the_schema_default(event_windows):
+    X_train, X_val = event_windows
+    result = train_vae(X_train, X_val, {**SMALL, "epochs": 1}, log=quiet)
+    bundle = bundle_of(result, SMALL, EVENT_SPEC)
+    default = schema_default("sample.mode")
+    implicit = sample_windows(bundle, 20, seed=4)
+    assert np.array_equal(implicit, sample_windows(bundle, 20, seed=4, mode=default))
+    other = {"mean": "draw", "draw": "mean"}[default]
+    assert not np.array_equal(implicit, sample_windows(bundle, 20, seed=4, mode=other))

@@ -1,6 +1,7 @@
 """End-to-end: the real Snakemake on a tiny config in a temporary directory.
 
-One module-scoped run of the whole pipeline serves the output checks; the rerun checks use dry runs
+One run of the whole pipeline (the session fixture ``finished_run`` in conftest.py, which the SLURM test
+compares against) serves the output checks; the rerun checks use dry runs
 (`-n`) against that finished state, which is how Snakemake itself decides what to rerun.
 """
 
@@ -53,14 +54,14 @@ TINY = {
 MODELS = 4  # two ETAS configs, the dataset and the pooled model, one VAE setting
 
 
-def run_snakemake(workdir, config, *args, check=True):
+def run_snakemake(workdir, config, *args, check=True, timeout=None):
     path = Path(workdir) / "config.yaml"
     if not (Path(workdir) / "tiny_comcat.csv").exists():
         write_comcat_csv(Path(workdir) / "tiny_comcat.csv")
     path.write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(path), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
@@ -76,13 +77,6 @@ def planned_jobs(proc):
         if m and m.group(1) != "total":
             jobs[m.group(1)] = int(m.group(2))
     return jobs
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    run_snakemake(workdir, TINY)
-    return workdir
 
 
 def test_every_catalog_is_written_in_the_schema(finished_run):
@@ -255,3 +249,18 @@ def test_binned_representation_runs_end_to_end(tmp_path):
     # The dataset's bands keep their offsets from its own Mc (2.2): [2.5, 3.0, 4.0] - 0.3.
     synthetic, meta = read_catalog(next((tmp_path / "results" / "synthetic").glob("tinyreal/*/catalog.parquet")))
     assert meta["spec"]["magnitude_bands"] == [2.2, 2.7, 3.7] and (synthetic["magnitude"] >= 2.2).all()
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    # A list item: the item, its value and the rule (the schema's oneOf alone says only "not valid under any").
+    ("vae", "grid", {**TINY["vae"]["grid"], "loss": ["mse", "nll"]}, "vae.grid.loss[1] = 'nll': 'nll' is not one of"),
+    # .inf passes `exclusiveMinimum: 0`; it is refused by name before the first simulation.
+    ("simulation", "duration_days", float("inf"), "simulation.duration_days = inf: must be a finite number"),
+])
+def test_config_errors_name_the_item_before_any_job(tmp_path, section, key, value, message):
+    config = copy.deepcopy(TINY)
+    config[section][key] = value
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+    assert not (tmp_path / "results").exists()

@@ -21,12 +21,17 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import yaml
 
 from .params import ETASParams, ParameterError, from_sed
+from .simulate import expected_count
 
 POOLED = "pooled"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+# Keys where +inf is a value with a meaning (no Omori taper); every other number must be finite.
+INFINITE_ALLOWED = ("tau", "log10_tau")
 
 OGATA_KEYS = ("mu", "K", "alpha", "c", "p", "D", "q", "gamma", "b")
 OGATA_OPTIONAL = ("tau",)
@@ -76,6 +81,60 @@ def format_value(value: Any) -> str:
         text = format(float(value), ".10g")
         return text.replace("+", "")
     return str(value)
+
+
+@functools.lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The configuration schema (workflow/schemas/config.schema.yaml) as a dict."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema_default(key: str) -> Any:
+    """The default of a dotted config key in the schema, e.g. ``schema_default("sample.mode")``: the one place
+    a default is stated; library functions that need it read it from here."""
+    node = load_schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node["default"]
+
+
+def _key_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def check_finite(config: Any, path: tuple = ()) -> None:
+    """Refuse NaN and infinite numbers (YAML ``.nan``, ``.inf``) anywhere in the config, naming the key.
+
+    Only ``+inf`` for ``tau`` / ``log10_tau`` (no Omori taper) is allowed. Run before the schema, whose
+    ranges let ``.inf`` through (``exclusiveMinimum: 0``) and report ``.nan`` confusingly.
+    """
+    if isinstance(config, dict):
+        for key, value in config.items():
+            check_finite(value, (*path, key))
+    elif isinstance(config, (list, tuple)):
+        for i, value in enumerate(config):
+            check_finite(value, (*path, i))
+    elif isinstance(config, float) and not math.isfinite(config):
+        name = next((p for p in reversed(path) if isinstance(p, str)), "")
+        if name in INFINITE_ALLOWED and config > 0:
+            return
+        raise ConfigError(f"{_key_path(path)} = {config}: must be a finite number")
+
+
+def check_schema(config: dict[str, Any]) -> None:
+    """Check ``config`` against the schema (without filling defaults); ConfigError names the key (list items
+    by index), the value, and the rule broken."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    # best_match descends into oneOf alternatives: for a list, the failing item rather than "not valid
+    # under any of the given schemas".
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    raise ConfigError(f"{_key_path(error.absolute_path)} = {error.instance!r}: {error.message} "
+                      f"(schema rule: {error.validator})")
 
 
 def _as_list(value: Any) -> list:
@@ -216,6 +275,16 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for v in _as_list(grid[key]):
             if not ok(v):
                 raise ConfigError(f"vae.grid.{key} = {format_value(v)}: must be {allowed}")
+    for key in VAE_KEYS:
+        seen: dict[str, Any] = {}
+        for v in _as_list(grid[key]):
+            text = format_value(v)
+            if text in seen:
+                raise ConfigError(
+                    f"vae.grid.{key} lists {seen[text]!r} and {v!r}: the same value twice (both give the setting id "
+                    f"part {text!r}); list each value once"
+                )
+            seen[text] = v
     shared = {k: vae.get(k, TRAINING_DEFAULTS[k]) for k in SHARED_TRAINING_KEYS}
     out: dict[str, dict[str, Any]] = {}
     for point in _grid_points(grid, VAE_KEYS):
@@ -258,11 +327,55 @@ def window_spec(config: dict[str, Any], representation: str) -> dict[str, Any]:
     return spec
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Run every check that needs more than the schema; raise ConfigError on the first problem."""
-    etas_configs(config)
+def _shortest_block(config: dict[str, Any]) -> tuple[str, float]:
+    """(name, fraction of a catalog) of the shortest role block: a window must fit in each of train,
+    validation (the final ``validation_fraction`` of a training replicate) and held-out (a whole replicate)."""
+    vf = config["windows"]["validation_fraction"]
+    return ("validation", vf) if vf <= 0.5 else ("train", 1.0 - vf)
+
+
+def check_window_lengths(config: dict[str, Any], configs: dict[str, dict[str, Any]],
+                         representations: set[str]) -> list[str]:
+    """Windows against the data: ConfigError when a binned window is longer than a role's block of the
+    simulated duration; warnings (returned) when a config's expected event count in that block is below
+    the event window length, so that the role would probably get no window (build_windows then fails)."""
+    sim = config["simulation"]
+    block, fraction = _shortest_block(config)
+    days = fraction * sim["duration_days"]
+    why = (f"{block} block ({fraction:g} x simulation.duration_days = {days:g} days; "
+           f"windows.validation_fraction = {config['windows']['validation_fraction']:g})")
+    warnings = []
+    if "binned" in representations:
+        duration = config["windows"]["binned"]["duration_days"]
+        if duration > days + 1e-9:
+            raise ConfigError(f"windows.binned.duration_days = {format_value(duration)}: longer than the {why}, "
+                              "so that role gets no window")
+    if "event" in representations:
+        length = config["windows"]["event"]["length"]
+        for cfg_id, values in configs.items():
+            if values["branching_ratio"] >= 1:
+                continue  # supercritical: the count is bounded by simulation.max_events only
+            params = ETASParams.from_dict({k: v for k, v in values.items() if k != "branching_ratio"})
+            # Coarse 5 % cells: a warning needs the count to a few per cent only, and this runs at every DAG build.
+            n = fraction * expected_count(params, sim["duration_days"], sim["burn_in_days"], grid_growth=0.05)
+            if n < length:
+                warnings.append(
+                    f"windows.event.length = {length}: config {cfg_id} expects about {n:.0f} events in the {why}, "
+                    "fewer than one window; that role may get no window"
+                )
+    return warnings
+
+
+def check_config(config: dict[str, Any]) -> list[str]:
+    """Run every check that needs more than the schema; raise ConfigError on the first problem.
+
+    Returns warnings: what is allowed but probably wrong (event windows longer than the expected data).
+    """
+    check_finite(config)
+    configs = etas_configs(config)
     settings = vae_settings(config)
-    for rep in {s["representation"] for s in settings.values()}:
+    representations = {s["representation"] for s in settings.values()}
+    for rep in representations:
         window_spec(config, rep)
     windows, sim = config["windows"], config["simulation"]
     if windows["heldout_replicates"] >= sim["replicates"]:
@@ -270,6 +383,7 @@ def check_config(config: dict[str, Any]) -> None:
             f"windows.heldout_replicates = {windows['heldout_replicates']}: must be below simulation.replicates = "
             f"{sim['replicates']} so that some replicates remain for training"
         )
+    return check_window_lengths(config, configs, representations)
 
 
 def catalog_seed(master_seed: int, cfg_id: str, replicate: int) -> int:

@@ -270,6 +270,19 @@ def build_windows(catalogs: list[tuple[int, pd.DataFrame]], spec: dict[str, Any]
         raise ValueError("build_windows: no catalogs given")
     table = pd.concat(tables, ignore_index=True)
     X = np.concatenate(arrays, axis=0)
+    given = {int(r) for r, _ in catalogs}
+    roles = (["train"] + (["validation"] if validation_fraction > 0 else []) if given - heldout_set else [])
+    roles += ["heldout"] if given & heldout_set else []
+    empty = [role for role in roles if not (table["role"] == role).any()]
+    if empty:
+        key = "windows.event.length" if spec["representation"] == "event" else "windows.binned.duration_days"
+        size = spec["length"] if spec["representation"] == "event" else spec["duration_days"]
+        unit = "events" if spec["representation"] == "event" else "days"
+        raise ValueError(
+            f"{key} = {size:g} ({unit}): the {' and '.join(empty)} role gets no window, its data is shorter than "
+            f"one window (validation: the final validation_fraction = {validation_fraction:g} of each training "
+            "replicate); shorten the windows or simulate longer"
+        )
     table.insert(0, "window_id", np.arange(len(table), dtype=np.int64))
     return table, np.ascontiguousarray(X, dtype=np.float32)
 

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import schema_default
 from .features import MAX_LOG10_DT_DAYS, check_spec, windows_to_catalog
 from .vae import ModelBundle, sample_windows
 
 
-def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean", seed: int = 0,
+def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str | None = None, seed: int = 0,
                    return_latent: bool = False):
     """Synthetic catalog of ``n_windows`` windows: z ~ N(0, I) (seeded), decoder mean (``mode="mean"``) or
     a draw from the decoder likelihood (``"draw"``), inverse feature transform, then
@@ -30,8 +31,10 @@ def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str = "mean", s
     n_windows, n_events, ``clipped`` (values mapped into the physical range, per rule) and ``clip_rule``.
     The same bundle, n_windows, mode and seed give the identical catalog. With ``return_latent`` the z
     each window was decoded from comes third (float32, n_windows x latent_dim): the synthetic windows'
-    place in the latent space, with no need to re-encode them.
+    place in the latent space, with no need to re-encode them. ``mode=None``: ``sample.mode``'s default in
+    the configuration schema.
     """
+    mode = schema_default("sample.mode") if mode is None else mode
     if int(n_windows) < 0:
         raise ValueError(f"sample_catalog: n_windows must be >= 0, got {n_windows}")
     spec = check_spec(bundle.spec)

@@ -26,10 +26,12 @@ stored in the model (buffer ``residual_var``).
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -38,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import TRAINING_DEFAULTS, VAE_DEFAULTS
+from .config import TRAINING_DEFAULTS, VAE_DEFAULTS, schema_default
 from .fileio import atomic_write, plain
 from .plotting import new_figure, save_png
 from .features import FeatureTransform
@@ -225,15 +227,17 @@ def _evaluate(model: VAE, X: torch.Tensor) -> torch.Tensor:
     return total / max(len(X), 1)
 
 
-def _diverged(epoch: int, batch_terms: torch.Tensor, lr: float) -> TrainingDiverged:
+def _diverged(epoch: int, batch_terms: torch.Tensor, lr: float, grad_clip: float) -> TrainingDiverged:
     """The error for the first batch whose loss is not finite (batch_terms: (n_batches, 2) recon, KL)."""
     bad = ~torch.isfinite(batch_terms)
     batch = int(torch.nonzero(bad.any(dim=1))[0, 0])
     terms = [name for name, flag in zip(("reconstruction", "KL"), bad[batch].tolist()) if flag]
+    clipping = (f"gradient clipping is already on (grad_clip = {grad_clip:g}), so lower it" if grad_clip > 0
+                else "turn on gradient clipping (grad_clip)")
     return TrainingDiverged(
         f"training diverged: the {' and '.join(terms)} loss is not finite in epoch {epoch}, batch {batch} "
         f"(batch values: {batch_terms[batch].tolist()}); lower the learning rate (lr = {lr:g}), "
-        "turn on gradient clipping (grad_clip) or check the input windows for extreme values"
+        f"{clipping}, or check the input windows for extreme values"
     )
 
 
@@ -296,7 +300,7 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
             terms.append(torch.stack((recon.detach(), kl.detach())))
         batch_terms = torch.stack(terms)
         if not torch.isfinite(batch_terms).all():
-            raise _diverged(epoch, batch_terms.cpu(), s["lr"])
+            raise _diverged(epoch, batch_terms.cpu(), s["lr"], s["grad_clip"])
         sizes = torch.full((n_batches,), float(bs), device=dev)
         sizes[-1] = n - bs * (n_batches - 1)
         train_recon, train_kl = ((batch_terms * sizes[:, None]).sum(dim=0) / n).tolist()
@@ -376,7 +380,11 @@ def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str,
         "history": {c: plain(result.history[c].to_numpy()) for c in result.history.columns},
         "extra": plain(extra or {}),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    # Serialised in memory, then written: torch.save names the zip's inner folder after the file it writes
+    # to, and the temporary name of a direct save would make identical models differ byte for byte.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
 
 
 def load_model(path: str | os.PathLike, device: str | None = None) -> ModelBundle:
@@ -416,10 +424,12 @@ def encode_windows(bundle: ModelBundle, X: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 @torch.no_grad()
-def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str = "mean", return_latent: bool = False):
+def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str | None = None, return_latent: bool = False):
     """n synthetic windows in raw feature space: z ~ N(0, I) -> decoder -> its mean ("mean") or one draw from
     the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features); with
-    ``return_latent`` also the z drawn, float32 (n, latent_dim)."""
+    ``return_latent`` also the z drawn, float32 (n, latent_dim). ``mode=None`` takes the configuration's
+    default (``sample.mode`` in the schema)."""
+    mode = schema_default("sample.mode") if mode is None else mode
     if mode not in ("mean", "draw"):
         raise ValueError(f"sample_windows: mode must be 'mean' or 'draw', got {mode!r}")
     model = bundle.model.eval()

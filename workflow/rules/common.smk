@@ -11,16 +11,22 @@ from etasvae.config import (
     ConfigError,
     catalog_seed,
     check_config,
+    check_finite,
+    check_schema,
     etas_configs,
     vae_settings,
     window_spec,
 )
 from etasvae.realdata import DatasetError, check_datasets, comcat_query  # noqa: E402
 
-# Types, ranges and defaults first (names the key and the rule broken), then the physics.
-validate(config, schema="../schemas/config.schema.yaml")
+# Finite numbers, types and ranges first (names the key, list items by index, and the rule broken), then
+# defaults from the schema, then the physics and the windows against the simulated data.
 try:
-    check_config(config)
+    check_finite(config)
+    check_schema(config)
+    validate(config, schema="../schemas/config.schema.yaml")
+    for warning in check_config(config):
+        print(f"Warning (configuration): {warning}", file=sys.stderr)
 except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
 
