@@ -29,7 +29,8 @@ import torch
 
 from .catalog import atomic_write
 from .features import MAX_LOG10_DT_DAYS, build_windows, check_spec, windows_to_catalog
-from .vae import ModelBundle, encode_windows, kl_divergence, reconstruction_loss, sample_windows
+from .seqvae import health as seqvae_health
+from .vae import ModelBundle, encode_windows, is_sequence, kl_divergence, reconstruction_loss, sample_windows
 
 # ETAS parameters copied onto every embedded window (those present in the config's parameter dict).
 ETAS_COLUMNS = ("mu", "K", "alpha", "c", "p", "D", "q", "gamma", "b", "tau", "branching_ratio")
@@ -127,7 +128,8 @@ def embed_windows(bundle: ModelBundle, table: pd.DataFrame, X: np.ndarray, *,
     missing = sorted(set(meta["config_id"]) - set(etas))
     if missing:
         raise ValueError(f"embed_windows: no ETAS parameters given for config(s) {missing}")
-    mu, logvar = encode_windows(bundle, X)
+    origin = table[["x_first", "y_first"]].to_numpy() if {"x_first", "y_first"} <= set(table.columns) else None
+    mu, logvar = encode_windows(bundle, X, origin)
     d = mu.shape[1]
     latent = pd.DataFrame(np.hstack([mu, logvar]).astype(np.float64),
                           columns=[f"z{i}" for i in range(d)] + [f"lv{i}" for i in range(d)])
@@ -278,12 +280,15 @@ def latent_metrics(embedding: pd.DataFrame, *, knn_neighbors: int = 15, seed: in
 
 
 @torch.no_grad()
-def model_health(bundle: ModelBundle, X_heldout: np.ndarray) -> dict[str, Any]:
+def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None = None) -> dict[str, Any]:
     """VAE health on held-out windows, at z = posterior mean (deterministic): mean reconstruction loss per
     window in the model's own loss units (summed over features), mean squared error per feature in the
     model's scaled feature space (standardised for mse / gaussian_nll), mean KL per window, activity and
-    active units (as latent_metrics, over the held-out windows)."""
+    active units (as latent_metrics, over the held-out windows). Sequence VAEs: ``seqvae.health`` (NLL with
+    encoded z against z from the prior; ``origin`` = first-event positions of the windows)."""
     model = bundle.model.eval()
+    if is_sequence(model):
+        return _finite(seqvae_health(model, X_heldout, origin))
     X = np.asarray(X_heldout, dtype=np.float32)
     d = model.latent_dim
     if len(X) == 0:

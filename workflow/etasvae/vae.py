@@ -18,6 +18,12 @@ Loss per window = reconstruction (summed over features) + beta_t * KL(q(z|x) || 
 summed over latent units); both averaged over the windows of a batch. beta_t rises linearly from
 beta/kl_warmup_epochs in epoch 1 to beta at epoch kl_warmup_epochs (Bowman et al. 2016 warm-up).
 
+Loss ``channels`` (event windows) selects the sequence VAE of ``etasvae.seqvae``: per-channel likelihoods
+of every event (log-normal mixture of inter-event times, exponential mixture of magnitudes, ETAS-like
+placement of positions) with an ``mlp`` or ``autoregressive`` decoder (setting ``decoder``). ``train_vae``,
+``save_model``, ``load_model``, ``encode_windows``, ``sample_windows`` and ``reconstruct_windows`` serve both
+kinds; the sequence VAE needs the window spec (with ``region_km``) and the first events' positions.
+
 Drawing from the decoder likelihood (``sample_windows(mode="draw")``) needs a variance for "mse": the
 per-feature mean squared reconstruction residual on the training windows, measured after training and
 stored in the model (buffer ``residual_var``).
@@ -41,7 +47,8 @@ from torch.nn import functional as F
 from .catalog import atomic_write
 from .features import FeatureTransform
 
-LOSSES = ("mse", "gaussian_nll", "bce", "poisson")
+LOSSES = ("mse", "gaussian_nll", "bce", "poisson", "channels")
+DECODERS = ("mlp", "autoregressive")
 MODEL_FORMAT = "etasvae-vae-1"
 HISTORY_COLUMNS = ["epoch", "train_recon", "train_kl", "train_total", "val_recon", "val_kl", "val_total", "beta"]
 # Learned Gaussian log-variances are clamped to this range (standardised units) so a perfectly fitted
@@ -50,6 +57,7 @@ LOGVAR_MIN, LOGVAR_MAX = -9.0, 9.0
 _EVAL_BATCH = 8192
 
 SETTINGS_DEFAULTS: dict[str, Any] = {
+    "decoder": "mlp",
     "latent_dim": 8,
     "hidden": [256, 128],
     "beta": 1.0,
@@ -71,7 +79,8 @@ class TrainingDiverged(RuntimeError):
 
 def transform_kind(loss: str) -> str:
     """The feature scaling a reconstruction loss expects (see the module docstring)."""
-    return {"mse": "standard", "gaussian_nll": "standard", "bce": "minmax", "poisson": "identity"}[loss]
+    return {"mse": "standard", "gaussian_nll": "standard", "channels": "standard", "bce": "minmax",
+            "poisson": "identity"}[loss]
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +88,10 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     s = {**SETTINGS_DEFAULTS, **settings}
     if s["loss"] not in LOSSES:
         raise ValueError(f"VAE settings: 'loss' must be one of {LOSSES}, got {s['loss']!r}")
+    if s["decoder"] not in DECODERS:
+        raise ValueError(f"VAE settings: 'decoder' must be one of {DECODERS}, got {s['decoder']!r}")
+    if s["decoder"] == "autoregressive" and s["loss"] != "channels":
+        raise ValueError(f"VAE settings: the autoregressive decoder needs loss 'channels', got {s['loss']!r}")
     if s["optimizer"] not in ("adam", "sgd"):
         raise ValueError(f"VAE settings: 'optimizer' must be 'adam' or 'sgd', got {s['optimizer']!r}")
     for key in ("latent_dim", "epochs", "batch_size"):
@@ -246,18 +259,29 @@ def _diverged(epoch: int, batch_terms: torch.Tensor, lr: float) -> TrainingDiver
 
 def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str, Any], *,
               log: Callable[[str], None] = print, device: str | None = None,
-              threads: int | None = None) -> TrainResult:
+              threads: int | None = None, spec: dict[str, Any] | None = None,
+              origin_train: np.ndarray | None = None, origin_val: np.ndarray | None = None) -> TrainResult:
     """Fit the feature transform on ``X_train`` and train a VAE; return the model with its best weights.
 
     Early stopping: after the KL warm-up, the epoch with the lowest validation total loss (training total
     if there are no validation windows) is remembered; training stops after ``patience`` epochs without
     improvement (0 = run all epochs) and the model returns with the remembered weights.
     A non-finite loss raises TrainingDiverged. On CPU the same seed gives the same history.
+    Loss ``channels`` trains a sequence VAE (``etasvae.seqvae``): it needs the window ``spec`` (with
+    ``region_km``) and takes the first events' positions (n, 2) km (``seqvae.window_origins`` of the table).
     """
     s = check_settings(settings)
     if threads:
         torch.set_num_threads(int(threads))
     dev = pick_device(device)
+    if s["loss"] == "channels":
+        if spec is None:
+            raise ValueError("train_vae: loss 'channels' needs the window spec (spec=...)")
+        from .seqvae import train_sequence_vae
+
+        model, transform, history = train_sequence_vae(X_train, X_val, s, spec, origin_train, origin_val,
+                                                       log=log, dev=dev)
+        return TrainResult(model=model, transform=transform, history=history)
     X_train = np.asarray(X_train, dtype=np.float32)
     if X_train.ndim != 2 or len(X_train) == 0:
         raise ValueError(f"train_vae: need a non-empty (windows, features) training array, got shape {X_train.shape}")
@@ -385,10 +409,14 @@ def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str,
                extra: dict[str, Any] | None = None) -> None:
     """One file (torch.save of tensors and plain values, loadable with weights_only=True), written atomically."""
     model = result.model
+    if hasattr(model, "architecture"):
+        architecture = _plain(model.architecture())
+    else:
+        architecture = {"n_features": model.n_features, "latent_dim": model.latent_dim,
+                        "hidden": list(model.hidden), "loss": model.loss}
     payload = {
         "format": MODEL_FORMAT,
-        "architecture": {"n_features": model.n_features, "latent_dim": model.latent_dim,
-                         "hidden": list(model.hidden), "loss": model.loss},
+        "architecture": architecture,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "settings": _plain(settings),
         "transform": result.transform.to_dict(),
@@ -405,7 +433,12 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> ModelBundl
     if payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: not an etasvae model file (format {payload.get('format')!r})")
     arch = payload["architecture"]
-    model = VAE(arch["n_features"], arch["latent_dim"], arch["hidden"], arch["loss"])
+    if arch.get("kind") == "sequence":
+        from .seqvae import SequenceVAE
+
+        model = SequenceVAE(arch["length"], arch["latent_dim"], arch["hidden"], arch["decoder"], arch["spec"])
+    else:
+        model = VAE(arch["n_features"], arch["latent_dim"], arch["hidden"], arch["loss"])
     model.load_state_dict(payload["state_dict"])
     model.to(pick_device(device)).eval()
     return ModelBundle(model=model, settings=payload["settings"],
@@ -421,12 +454,25 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def is_sequence(model: nn.Module) -> bool:
+    """A sequence VAE (loss ``channels``, etasvae.seqvae) rather than the MLP VAE of this module."""
+    return getattr(model, "kind", "") == "sequence"
+
+
 @torch.no_grad()
-def encode_windows(bundle: ModelBundle, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and log-variance of each window: two float32 arrays (n, latent_dim)."""
+def encode_windows(bundle: ModelBundle, X: np.ndarray, origin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and log-variance of each window: two float32 arrays (n, latent_dim).
+    ``origin``: first-event positions (n, 2) km, read by sequence VAEs (the region's centre where None)."""
     model = bundle.model.eval()
-    Z = torch.from_numpy(bundle.transform.transform(X)).to(_device_of(model))
-    parts = [model.encode(Z[i:i + _EVAL_BATCH]) for i in range(0, len(Z), _EVAL_BATCH)]
+    dev = _device_of(model)
+    if is_sequence(model):
+        Xr = torch.from_numpy(np.asarray(X, dtype=np.float32)).to(dev)
+        O = None if origin is None else torch.from_numpy(np.asarray(origin, dtype=np.float32)).to(dev)
+        parts = [model.encode_raw(Xr[i:i + _EVAL_BATCH], None if O is None else O[i:i + _EVAL_BATCH])
+                 for i in range(0, len(Xr), _EVAL_BATCH)]
+    else:
+        Z = torch.from_numpy(bundle.transform.transform(X)).to(dev)
+        parts = [model.encode(Z[i:i + _EVAL_BATCH]) for i in range(0, len(Z), _EVAL_BATCH)]
     if not parts:
         empty = np.zeros((0, model.latent_dim), np.float32)
         return empty, empty.copy()
@@ -438,10 +484,13 @@ def encode_windows(bundle: ModelBundle, X: np.ndarray) -> tuple[np.ndarray, np.n
 @torch.no_grad()
 def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str = "mean") -> np.ndarray:
     """n synthetic windows in raw feature space: z ~ N(0, I) -> decoder -> its mean ("mean") or one draw from
-    the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features)."""
+    the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features).
+    A sequence VAE always draws, event by event (a sequence has no useful mean)."""
     if mode not in ("mean", "draw"):
         raise ValueError(f"sample_windows: mode must be 'mean' or 'draw', got {mode!r}")
     model = bundle.model.eval()
+    if is_sequence(model):
+        return model.sample_features(int(n), seed=int(seed))[0]
     dev = _device_of(model)
     generator = torch.Generator(device=dev).manual_seed(int(seed))
     out = []

@@ -15,6 +15,7 @@ from etasvae.evaluate import compare_sets, overall_score, verdict  # noqa: E402
 from etasvae.features import read_windows  # noqa: E402
 from etasvae.latent import model_health  # noqa: E402
 from etasvae.report import plot_comparison_figures, write_json  # noqa: E402
+from etasvae.seqvae import window_origins  # noqa: E402
 from etasvae.vae import load_model  # noqa: E402
 from etasvae.windowsets import evaluation_sets  # noqa: E402
 
@@ -26,7 +27,9 @@ synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
 sets = evaluation_sets(table, X, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"])
 log.info("window sets: %s", {k: len(v) for k, v in sets.items()})
 metrics = compare_sets(sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=p.permutations, cv_folds=p.cv_folds)
-health = model_health(bundle, X[table["role"].to_numpy() == "heldout"])
+heldout = table["role"].to_numpy() == "heldout"
+origin = window_origins(table)
+health = model_health(bundle, X[heldout], None if origin is None else origin[heldout])
 atomic_write(smk.output.metrics, lambda tmp: metrics.to_csv(tmp, index=False))
 figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}")
 summary = {
