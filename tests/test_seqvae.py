@@ -149,7 +149,7 @@ def test_autoregressive_decoder_is_causal(windows):
     torch.manual_seed(0)
     model = SequenceVAE(16, 3, [32], "autoregressive", SPEC).eval()
     Xt = torch.from_numpy(X[:8].copy())
-    O = torch.from_numpy(window_origins(table)[:8])
+    O = torch.from_numpy(window_origins(table)[:8].copy())
     z = torch.randn(8, 3)
     base = model.event_log_probs(z, Batch(Xt, O, SPEC))
     k = 9
@@ -160,6 +160,11 @@ def test_autoregressive_decoder_is_causal(windows):
     after = model.event_log_probs(z, Batch(changed.reshape(8, 64), O, SPEC))
     torch.testing.assert_close(after[:, :k], base[:, :k], rtol=0, atol=1e-5)
     assert (after[:, k] - base[:, k]).abs().min() > 1e-3     # the changed event itself does change
+    # The decoder state that parameterises event k (its dt and magnitude mixtures) has not seen event k.
+    ctx = model.contexts(z, Batch(Xt, O, SPEC))
+    ctx_after = model.contexts(z, Batch(changed.reshape(8, 64), O, SPEC))
+    torch.testing.assert_close(ctx_after[:, :k + 1], ctx[:, :k + 1], rtol=0, atol=1e-6)
+    assert (ctx_after[:, k + 1] - ctx[:, k + 1]).abs().max() > 1e-4
 
 
 def test_reparameterisation_has_the_posterior_standard_deviation():

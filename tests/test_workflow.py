@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -40,7 +41,8 @@ TINY = {
         }
     },
     "windows": {"event": {"length": 16, "stride": 8}},
-    "vae": {"grid": {"latent_dim": [2], "hidden": [[32]], "beta": [1.0], "epochs": [3], "batch_size": [32]}},
+    "vae": {"grid": {"decoder": ["autoregressive"], "loss": ["channels"], "latent_dim": [2], "hidden": [[32]],
+                     "beta": [1.0], "epochs": [3], "batch_size": [32]}},
     "latent": {"tsne_perplexity": 5},
     "evaluate": {"permutations": 20, "cv_folds": 3},
 }
@@ -115,6 +117,12 @@ def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
         assert (synthetic["magnitude"] >= 2.5).all()
         evaluation = json.loads((finished_run / "results" / "evaluation" / cfg / vae / "metrics.json").read_text())
         assert {"overall_score", "verdict", "statistics"} <= set(evaluation)
+        # sequence VAE health: held-out NLL with encoded z against z from the prior, KL per window
+        health = evaluation["health"]
+        assert health["decoder"] == "autoregressive" and np.isfinite(health["prior_minus_encoded_nats"])
+        assert health["kl_per_window"] > 0
+        # sampled positions stay in the 50 km region: offsets from the first event below its extent
+        assert (synthetic[["x", "y"]].abs() <= 50.0 + 1e-6).all().all()
         page = (finished_run / "results" / "reports" / cfg / f"{vae}.html").read_text()
         assert "data:image/png;base64," in page and evaluation["verdict"].split(":")[0] in page
     summary = pd.read_csv(finished_run / "results" / "reports" / "summary.csv")
@@ -183,7 +191,7 @@ def test_schema_error_names_the_key(tmp_path):
 
 def test_binned_representation_runs_end_to_end(tmp_path):
     config = copy.deepcopy(TINY)
-    config["vae"]["grid"].update({"representation": ["binned"], "loss": ["poisson"]})
+    config["vae"]["grid"].update({"representation": ["binned"], "decoder": ["mlp"], "loss": ["poisson"]})
     config["windows"]["binned"] = {"duration_days": 10.0, "stride_days": 5.0, "time_bins": 10,
                                    "magnitude_bands": [2.5, 3.0, 4.0]}
     run_snakemake(tmp_path, config)

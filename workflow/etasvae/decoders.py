@@ -91,7 +91,8 @@ class PositionMixture:
     def __init__(self, region: torch.Tensor, log_w_bg, log_w_cl, centre, cl_sd, log_w_par, parent_xy, s_par, q):
         self.region = region
         self.area = float((region[1] - region[0]) * (region[3] - region[2]))
-        self.log_w = torch.cat([log_w_bg[..., None], log_w_cl[..., None], log_w_par], dim=-1)
+        shape = log_w_par.shape[:-1]
+        self.log_w = torch.cat([log_w_bg.expand(shape)[..., None], log_w_cl.expand(shape)[..., None], log_w_par], dim=-1)
         self.log_w = self.log_w - torch.logsumexp(self.log_w, dim=-1, keepdim=True)
         self.centre, self.cl_sd = centre, cl_sd
         self.parent_xy, self.s_par, self.q = parent_xy, s_par, q
@@ -216,7 +217,6 @@ class EventHeads(nn.Module):
         ctx (B, L, C), t (B, L) days from the first event, m (B, L) above Mc, xy (B, L, 2) km."""
         B, L = t.shape
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
-        zz = z[:, None, :].expand(B, L, z.shape[-1])
-        mix = self.position(ctx, zz, t, t[:, None, :].expand(B, L, L), m[:, None, :].expand(B, L, L),
-                            xy[:, None, :, :].expand(B, L, L, 2), allowed.expand(B, L, L))
+        # Parents broadcast over events i (dim 1): per-parent terms are computed once per window.
+        mix = self.position(ctx, z[:, None, :], t, t[:, None, :], m[:, None, :], xy[:, None, :, :], allowed)
         return mix.log_prob(xy)
