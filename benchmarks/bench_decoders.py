@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import statistics
 import sys
 import time
@@ -24,6 +25,7 @@ import torch
 from etasvae.seqvae import Batch, SequenceVAE, objective
 from etasvae.vae import train_vae
 
+EPOCH_RATE = re.compile(r"^epoch .*\(([\d,]+) windows/s\)$")
 SPEC = {"representation": "event", "length": 64, "stride": 32, "mc": 2.5, "xy_scale_km": 5.0,
         "min_dt_days": 1e-6, "region_km": [0.0, 100.0, 0.0, 100.0]}
 
@@ -58,16 +60,12 @@ def main(argv: list[str] | None = None) -> None:
         settings = {"decoder": decoder, "loss": "channels", "latent_dim": 8, "hidden": [256, 128], "beta": 1.0,
                     "lr": 1e-3, "optimizer": "adam", "epochs": args.epochs, "batch_size": 64, "grad_clip": 5.0,
                     "seed": 0}
-        stamps: list[float] = []
-
-        def log(line: str) -> None:
-            if line.startswith("epoch"):
-                stamps.append(time.perf_counter())
-            print(line, file=sys.stderr)
-
-        started = time.perf_counter()
-        result = train_vae(X, Xv, settings, log=log, device=args.device, spec=SPEC, origin_train=O, origin_val=Ov)
-        rates = args.windows / np.diff([started, *stamps])
+        lines: list[str] = []
+        result = train_vae(X, Xv, settings, log=lines.append, device=args.device, spec=SPEC, origin_train=O,
+                           origin_val=Ov)
+        print("\n".join(lines), file=sys.stderr)
+        # each epoch line ends with its own rate (training and validation pass): "(1,234 windows/s)"
+        rates = [float(m.group(1).replace(",", "")) for m in map(EPOCH_RATE.search, lines) if m]
         bare = bare_loop_rates(result.model, X, O, args.epochs, torch.device(args.device))
         model = result.model.eval()
         model.sample_features(64, seed=0)                                   # warm-up

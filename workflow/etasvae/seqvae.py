@@ -27,7 +27,6 @@ The first event of a window has no earlier events in it, so its position is back
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any, Callable
@@ -302,7 +301,7 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
     """Train a SequenceVAE (settings as vae.check_settings gives them, plus ``decoder``); keep the epoch with
     the lowest validation loss (training loss without validation windows); stop after ``patience`` epochs
     without improvement. Returns (model in eval mode, feature transform, history)."""
-    from .vae import HISTORY_COLUMNS, TrainingDiverged
+    from .vae import HISTORY_COLUMNS, BestEpoch, TrainingDiverged, beta_at
 
     spec = check_spec(spec)
     s = settings
@@ -333,9 +332,9 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
     log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {n} training / "
         f"{len(Xv) if has_val else 0} validation windows of {L} events, latent {s['latent_dim']}, encoder {s['hidden']}, "
         f"{s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
-    rows, best, best_state, best_epoch, stale = [], math.inf, None, 0, 0
+    rows, best = [], BestEpoch(s["kl_warmup_epochs"], s["patience"])
     for epoch in range(1, s["epochs"] + 1):
-        beta_t = s["beta"] * min(1.0, epoch / s["kl_warmup_epochs"]) if s["kl_warmup_epochs"] > 0 else s["beta"]
+        beta_t = beta_at(s, epoch)
         started = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=generator, device=dev)
@@ -372,18 +371,9 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
         score = (val_nll + AUX_WEIGHT * val_aux + beta_t * val_kl) if has_val else row["train_total"]
         if not math.isfinite(score):
             raise TrainingDiverged(f"training diverged: the validation loss is not finite after epoch {epoch}")
-        warm = s["kl_warmup_epochs"] <= epoch
-        if warm and score < best:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        elif warm:
-            stale += 1
-            if s["patience"] > 0 and stale >= s["patience"]:
-                log(f"early stopping after epoch {epoch}: no improvement for {stale} epochs")
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        log(f"keeping the weights of epoch {best_epoch} (loss {best:.5g})")
+        if best.stop_after(epoch, score, model, log):
+            break
+    best.restore(model, log, "validation loss" if has_val else "training loss")
     model.eval()
     return model, transform, pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 

@@ -257,6 +257,39 @@ def _diverged(epoch: int, batch_terms: torch.Tensor, lr: float) -> TrainingDiver
     )
 
 
+def beta_at(settings: dict[str, Any], epoch: int) -> float:
+    """The KL weight in force in an epoch (1-based): linear warm-up to beta over kl_warmup_epochs."""
+    warmup = settings["kl_warmup_epochs"]
+    return settings["beta"] * min(1.0, epoch / warmup) if warmup > 0 else settings["beta"]
+
+
+class BestEpoch:
+    """Early stopping: remembers the weights of the epoch with the lowest score once the KL warm-up is over,
+    and says when ``patience`` epochs (0 = never) have passed without improvement."""
+
+    def __init__(self, warmup_epochs: int, patience: int):
+        self.warmup, self.patience = warmup_epochs, patience
+        self.score, self.epoch, self.state, self.stale = math.inf, 0, None, 0
+
+    def stop_after(self, epoch: int, score: float, model: nn.Module, log: Callable[[str], None]) -> bool:
+        if epoch < self.warmup:
+            return False
+        if score < self.score:
+            self.score, self.epoch, self.stale = score, epoch, 0
+            self.state = copy.deepcopy(model.state_dict())
+            return False
+        self.stale += 1
+        if self.patience > 0 and self.stale >= self.patience:
+            log(f"early stopping after epoch {epoch}: no improvement for {self.stale} epochs")
+            return True
+        return False
+
+    def restore(self, model: nn.Module, log: Callable[[str], None], what: str) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+            log(f"keeping the weights of epoch {self.epoch} ({what} {self.score:.4g})")
+
+
 def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str, Any], *,
               log: Callable[[str], None] = print, device: str | None = None,
               threads: int | None = None, spec: dict[str, Any] | None = None,
@@ -308,9 +341,9 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
         f"{len(Xv) if has_val else 0} validation windows x {Xt.shape[1]} features, latent {s['latent_dim']}, "
         f"hidden {s['hidden']}, loss {s['loss']}, {s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}")
 
-    rows, best_score, best_state, best_epoch, stale = [], math.inf, None, 0, 0
+    rows, best = [], BestEpoch(s["kl_warmup_epochs"], s["patience"])
     for epoch in range(1, s["epochs"] + 1):
-        beta_t = s["beta"] * min(1.0, epoch / s["kl_warmup_epochs"]) if s["kl_warmup_epochs"] > 0 else s["beta"]
+        beta_t = beta_at(s, epoch)
         started = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=generator, device=dev)
@@ -345,19 +378,9 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
         log(f"epoch {epoch:4d}/{s['epochs']}  beta {beta_t:.3g}  train recon {train_recon:.4g} KL {train_kl:.4g}"
             f"  val recon {val_recon:.4g} KL {val_kl:.4g} total {row['val_total']:.4g}"
             f"  {seconds:.2f} s ({n / seconds:,.0f} windows/s)")
-        score = row["val_total"] if has_val else row["train_total"]
-        warm = s["kl_warmup_epochs"] <= epoch
-        if warm and score < best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        elif warm:
-            stale += 1
-            if s["patience"] > 0 and stale >= s["patience"]:
-                log(f"early stopping after epoch {epoch}: no improvement for {stale} epochs")
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        log(f"keeping the weights of epoch {best_epoch} ({'validation' if has_val else 'training'} total {best_score:.4g})")
+        if best.stop_after(epoch, row["val_total"] if has_val else row["train_total"], model, log):
+            break
+    best.restore(model, log, f"{'validation' if has_val else 'training'} total")
     model.eval()
     if s["loss"] == "mse":
         model.residual_var.copy_(_residual_variance(model, Xt))
