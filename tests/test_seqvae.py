@@ -18,7 +18,7 @@ from etasvae.vae import encode_windows, load_model, sample_windows, save_model, 
 from etas_samples import MC, clustered_catalog
 
 SPEC = {"representation": "event", "length": 16, "stride": 8, "mc": MC, "xy_scale_km": 5.0, "min_dt_days": 1e-6,
-        "region_km": [0.0, 100.0, 0.0, 100.0]}
+        "region_km": [0.0, 100.0, 0.0, 100.0], "mmax": 7.0}
 SMALL = {"latent_dim": 3, "hidden": [32], "beta": 1.0, "kl_warmup_epochs": 0, "lr": 3e-3, "optimizer": "adam",
          "loss": "channels", "decoder": "autoregressive", "epochs": 4, "batch_size": 32, "patience": 0,
          "grad_clip": 5.0, "seed": 0}
@@ -220,6 +220,10 @@ def test_save_load_sample_and_encode(tmp_path, windows):
     assert (cat["magnitude"] >= MC).all() and np.isfinite(cat[["time", "x", "y"]].to_numpy()).all()
     # positions relative to the first event stay within the region's extent
     assert (cat["x"].abs() <= 100.0 + 1e-3).all() and (cat["y"].abs() <= 100.0 + 1e-3).all()
+    # Gutenberg-Richter truncation: draws above mmax are drawn again (mmax half a unit above Mc: most draws)
+    bundle.model.spec["mmax"] = MC + 0.5
+    capped = windows_to_catalog(sample_windows(bundle, 40, seed=3), SPEC)
+    assert capped["magnitude"].max() <= MC + 0.5 + 1e-6 and capped["magnitude"].nunique() > 100
     mu, logvar = encode_windows(bundle, Xtr[:5], Otr[:5])
     mu2, _ = encode_windows(bundle, Xtr[:5], Otr[:5])
     assert mu.shape == logvar.shape == (5, 3) and np.array_equal(mu, mu2)

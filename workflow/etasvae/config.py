@@ -244,6 +244,7 @@ def window_spec(config: dict[str, Any], representation: str) -> dict[str, Any]:
     spec = {"representation": representation, "mc": sim["mc"], **windows[representation]}
     if representation == "event":
         spec["region_km"] = [float(v) for v in sim["region_km"]]  # where a sequence decoder places events
+        spec["mmax"] = sim["mmax"]                                  # and the largest magnitude it may draw
     if representation == "binned":
         bands = spec["magnitude_bands"]
         if bands[0] < sim["mc"] or any(b2 <= b1 for b1, b2 in zip(bands, bands[1:])):

@@ -76,7 +76,7 @@ def dt_distribution(params: torch.Tensor) -> MixtureSameFamily:
 def magnitude_distribution(params: torch.Tensor) -> MixtureSameFamily:
     """Mixture of exponentials on m - Mc from (..., 2 N_MAG) raw outputs: logits, log rates."""
     logits, log_rate = params.chunk(2, dim=-1)
-    return MixtureSameFamily(Categorical(logits=logits), Exponential(torch.exp(log_rate.clamp(-3.0, 4.0))))
+    return MixtureSameFamily(Categorical(logits=logits), Exponential(torch.exp(log_rate.clamp(-1.0, 4.0))))
 
 
 class PositionMixture:

@@ -47,6 +47,7 @@ AUX_WEIGHT = 4.0
 AUX_NAMES = ("mean_ln_dt", "std_ln_dt", "max_magnitude", "mean_x", "mean_y", "x_first", "y_first")
 _LN10 = math.log(10.0)
 _EVAL_BATCH = 1024
+MAX_REDRAWS = 50     # magnitudes above mmax are drawn again this often, then set to mmax
 
 
 def _mlp(sizes: list[int]) -> list[nn.Module]:
@@ -229,7 +230,7 @@ class SequenceVAE(nn.Module):
                 ctx = self.ctx(torch.cat([out[:, 0], z], dim=-1))
             dt_d, m_d = self.heads.time_and_magnitude(ctx, z)
             ln_dt[:, i] = dt_d.sample().clamp(min_ln_dt, math.log(10.0 ** 6))
-            m[:, i] = m_d.sample()
+            m[:, i] = _below(m_d, self.spec.get("mmax"), self.spec["mc"])
             if i > 0:
                 t[:, i] = t[:, i - 1] + torch.exp(ln_dt[:, i])
             mix = self.heads.position(ctx, z, t[:, i], t, m, xy, allowed_all[i].expand(n, L))
@@ -265,6 +266,19 @@ class SequenceVAE(nn.Module):
 
     def likelihood_mean(self, out: torch.Tensor) -> torch.Tensor:
         return out
+
+
+def _below(dist: torch.distributions.Distribution, mmax: float | None, mc: float) -> torch.Tensor:
+    """A draw of m - Mc from ``dist``, drawn again where it exceeds mmax - Mc (Gutenberg-Richter truncation)."""
+    m = dist.sample()
+    if mmax is None:
+        return m
+    for _ in range(MAX_REDRAWS):
+        over = m > mmax - mc
+        if not over.any():
+            return m
+        m = torch.where(over, dist.sample(), m)
+    return m.clamp_max(mmax - mc)
 
 
 # ------------------------------------------------------------------------------------------ training
