@@ -30,6 +30,7 @@ import torch
 from .catalog import atomic_write
 from .features import MAX_LOG10_DT_DAYS, build_windows, check_spec, windows_to_catalog
 from .seqvae import health as seqvae_health
+from .seqvae import window_origins
 from .vae import ModelBundle, encode_windows, is_sequence, kl_divergence, reconstruction_loss, sample_windows
 
 # ETAS parameters copied onto every embedded window (those present in the config's parameter dict).
@@ -128,8 +129,7 @@ def embed_windows(bundle: ModelBundle, table: pd.DataFrame, X: np.ndarray, *,
     missing = sorted(set(meta["config_id"]) - set(etas))
     if missing:
         raise ValueError(f"embed_windows: no ETAS parameters given for config(s) {missing}")
-    origin = table[["x_first", "y_first"]].to_numpy() if {"x_first", "y_first"} <= set(table.columns) else None
-    mu, logvar = encode_windows(bundle, X, origin)
+    mu, logvar = encode_windows(bundle, X, window_origins(table))
     d = mu.shape[1]
     latent = pd.DataFrame(np.hstack([mu, logvar]).astype(np.float64),
                           columns=[f"z{i}" for i in range(d)] + [f"lv{i}" for i in range(d)])
