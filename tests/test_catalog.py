@@ -1,10 +1,13 @@
 """The catalog contract: schema checks name the column and row; writes are atomic and deterministic."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from etasvae.catalog import CatalogError, empty_catalog, read_catalog, read_metadata, validate_catalog, write_catalog
+from etasvae.fileio import atomic_write
 
 
 def small_catalog(n=5):
@@ -78,9 +81,26 @@ def test_window_column_orders_time_within_windows_only():
         validate_catalog(df)
 
 
-def test_failed_write_leaves_nothing(tmp_path):
+def test_malformed_catalog_is_refused(tmp_path):
     df = small_catalog()
-    df.loc[1, "time"] = -5.0  # out of order: refused before anything is written
+    df.loc[1, "time"] = -5.0  # out of order
     with pytest.raises(CatalogError):
         write_catalog(df, tmp_path / "bad.parquet", {})
-    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_fails_halfway_leaves_no_file_and_keeps_the_old_one(tmp_path):
+    path = tmp_path / "out" / "cat.parquet"
+    write_catalog(small_catalog(), path, {"run": 1})
+    before = path.read_bytes()
+
+    def half_then_fail(tmp):
+        Path(tmp).write_bytes(before[: len(before) // 2])  # a truncated Parquet file under the temporary name
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["cat.parquet"]
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "new.parquet", half_then_fail)
+    assert not (tmp_path / "new.parquet").exists()

@@ -1,10 +1,11 @@
-"""Window-set comparisons (DESIGN §6) on real ETAS samples and Poisson baselines, with fixed seeds."""
+"""Window-set comparisons (docs/design.md §6) on real ETAS samples and Poisson baselines, with fixed seeds."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from etasvae import evaluate, stats
+from etasvae.evaluate import window_tests
 from etasvae.params import ETASParams
 from etasvae.simulate import simulate_etas
 
@@ -103,7 +104,9 @@ def test_poisson_baseline_keeps_rate_counts_and_extent(sets):
     allA = pd.concat(A)
     allP = pd.concat(P)
     assert allP["x"].between(allA["x"].min(), allA["x"].max()).all()
-    assert set(allP["magnitude"]).issubset(set(allA["magnitude"]))  # bootstrap of the reference
+    assert allP["magnitude"].min() >= MC
+    boot = evaluate.poisson_baseline(A, np.random.default_rng(1), MC, magnitudes="bootstrap")
+    assert set(pd.concat(boot)["magnitude"]).issubset(set(allA["magnitude"]))  # bootstrap of the reference
     cv = np.nanmean([stats.coefficient_of_variation(np.diff(w["time"].to_numpy())) for w in P])
     # mean CV of 29 exponential intervals is slightly below 1 (small-sample bias), ETAS's is far above
     assert 0.9 < cv < 1.05
@@ -140,8 +143,8 @@ def test_poisson_baseline_duration_mode_and_gr_magnitudes():
 
 def test_two_etas_samples_are_indistinguishable_and_poisson_is_not(sets):
     rng = np.random.default_rng(10)
-    h, a, p = (evaluate._features(evaluate.window_summaries(sets[k], MC)) for k in "HAP")
-    zh, za, zp = evaluate._standardise_like(h, a, p)
+    h, a, p = (window_tests._features(evaluate.window_summaries(sets[k], MC)) for k in "HAP")
+    zh, za, zp = window_tests._standardise_like(h, a, p)
     _, p_same, _ = stats.mmd_test(za, zh, rng, n_permutations=200)
     acc, se, _ = stats.c2st(za, zh, rng)
     # two independent ETAS samples: permutation p-value not small, classifier at chance within 3 SE
@@ -172,6 +175,7 @@ def test_compare_sets_table_shape(tables):
         "b_value",
         "b_positive",
         "magnitude_ks",
+        "max_magnitude_ks",
         "log_dt_ks",
         "log_dt_wasserstein",
         "cv",
@@ -193,14 +197,47 @@ def test_compare_sets_table_shape(tables):
     assert set(t["group"]) == set(evaluate.GROUPS)
     for col in ("value_S", "value_H", "value_A", "value_P", "d_S", "d_A", "d_P", "p_S", "skill", "informative"):
         assert col in t.columns
-    assert not t.loc[t["statistic"].isin(evaluate.MAGNITUDE_ONLY), "informative"].any()
     # skill is defined exactly where the statistic is informative, and follows its formula
     inf = t["informative"].to_numpy(bool)
     assert np.isfinite(t["skill"][inf]).all() and t["skill"][~inf].isna().all()
     r = t[inf].iloc[0]
     assert r["skill"] == pytest.approx((r["d_P"] - r["d_S"]) / (r["d_P"] - r["d_A"]))
-    # the clustering statistics must separate P from H, or the test sets are too small to mean anything
+    # the clustering statistics must separate P from H, or the test sets are too small to mean anything;
+    # P's magnitudes are naive (normal, no Gutenberg-Richter tail), so the magnitude statistics do too
     assert {"cv", "fano", "log_dt_ks", "mmd", "c2st"} <= set(t["statistic"][inf])
+    assert {"b_value", "magnitude_ks", "max_magnitude_ks"} <= set(t["statistic"][inf])
+
+
+def test_a_model_without_large_events_loses_skill_on_the_magnitudes(sets):
+    """S = ETAS windows whose magnitudes are replaced by the naive baseline's (right mean and spread, no
+    exponential tail): its time and space statistics stay at the floor, its magnitude skills fall to ~0."""
+    rng = np.random.default_rng(11)
+    naive = evaluate.poisson_baseline(sets["S"], rng, MC)  # the same counts per window, naive magnitudes
+    S = [w.assign(magnitude=p["magnitude"].to_numpy()) for w, p in zip(sets["S"], naive)]
+    t = evaluate.compare_sets(S, sets["H"], sets["A"], sets["P"], mc=MC, rng=rng, n_permutations=50).set_index("statistic")
+    # each skill scatters by about d_A/(d_P - d_A) around its expectation (0 for naive magnitudes, 1 for ETAS
+    # times): 0.1-0.3 here, so 0.5 separates "naive" from "at the floor" by several of those
+    for stat in ("b_value", "magnitude_ks", "max_magnitude_ks"):
+        assert t.loc[stat, "skill"] < 0.5, stat
+    for stat in ("cv", "log_dt_ks"):
+        assert t.loc[stat, "skill"] > 0.5, stat
+
+
+def test_naive_magnitudes_have_the_reference_mean_and_spread_and_no_tail(sets):
+    """The naive baseline's magnitudes: a normal with the reference mean and sd, cut at Mc."""
+    ref = np.concatenate([w["magnitude"].to_numpy() for w in sets["A"]])
+    m = np.concatenate([w["magnitude"].to_numpy() for w in sets["P"]])
+    assert m.min() >= MC
+    # before the cut the normal has the reference's mean; the cut at Mc (about 0.9 sd below) raises the mean
+    # by sd*phi(a)/(1-Phi(a)) with a = (Mc - mean)/sd: compare with that, to 4 standard errors sd/sqrt(n)
+    mean, sd = ref.mean(), ref.std()
+    a = (MC - mean) / sd
+    from scipy.stats import norm
+
+    expected = mean + sd * norm.pdf(a) / norm.sf(a)
+    assert abs(m.mean() - expected) < 4 * sd / np.sqrt(m.size)
+    # Gutenberg-Richter (b = 1) puts 1 % of events above Mc + 2; a normal of this spread has none there
+    assert np.mean(ref > MC + 2) > 0.005 and np.mean(m > MC + 2) < 0.001
 
 
 def test_skill_is_near_one_for_etas_and_near_zero_for_poisson(tables):

@@ -173,7 +173,7 @@ SED = dict(
 
 
 def sed_rate(m, t, r2, s, mc):
-    """The `etas` package's triggering rate, written as in its documentation (DESIGN §3)."""
+    """The `etas` package's triggering rate, written as in its documentation (docs/design.md §3)."""
     k0, c, d = 10 ** s["log10_k0"], 10 ** s["log10_c"], 10 ** s["log10_d"]
     taper = 1.0 if s["log10_tau"] is None else math.exp(-t / 10 ** s["log10_tau"])
     return (
@@ -186,7 +186,7 @@ def sed_rate(m, t, r2, s, mc):
 
 
 def ogata_rate(m, t, r2, p: ETASParams):
-    """kappa(m) g(t) f(r|m) of DESIGN §3 (with the normalised, possibly tapered, Omori law)."""
+    """kappa(m) g(t) f(r|m) of docs/design.md §3 (with the normalised, possibly tapered, Omori law)."""
     kappa = p.K * math.exp(p.alpha * (m - p.mc))
     taper = 1.0 if p.tau is None else math.exp(-t / p.tau)
     g = taper * (t + p.c) ** -p.p / omori_normaliser(p.p, p.c, p.tau)

@@ -1,4 +1,4 @@
-"""Cross-checks against the field's reference implementations (DESIGN §6).
+"""Cross-checks against the field's reference implementations (docs/design.md §6).
 
 - b-values against SeismoStats 1.0 (``seismostats.analysis``): Utsu, classic (Aki / Tinti–Mulargia),
   b-positive, Shi–Bolt standard error;
@@ -6,9 +6,11 @@
 
 Both packages pull a geospatial stack (cartopy, geopandas, obspy, rasterio: ~1 GB), so they are an
 optional extra (``pip install seismostats pycsep``, or the ``reference`` extra of pyproject.toml); each
-test skips when its package is missing.
+test skips when its package is missing, except on CI (``CI=true``), where a missing package fails the test.
 """
 
+import importlib
+import os
 import warnings
 
 import numpy as np
@@ -39,9 +41,18 @@ def _binned(m):
     return np.round(m[m >= 2.05], 1), 2.1
 
 
+def require(module: str):
+    """Import a reference package: skip without it locally, fail without it on CI (CI=true)."""
+    if os.environ.get("CI", "").lower() == "true":
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            pytest.fail(f"CI=true but the reference package {module!r} is missing: {err}")
+    return pytest.importorskip(module)
+
+
 def _seismostats():
-    analysis = pytest.importorskip("seismostats.analysis")
-    return analysis
+    return require("seismostats.analysis")
 
 
 # ---------------------------------------------------------------------------------------------- SeismoStats
@@ -115,7 +126,7 @@ def _csep_catalogs(pieces, region, rng):
 
 @pytest.mark.parametrize("delta_m", [0.0, 0.1])
 def test_csep_number_and_magnitude_tests_match_pycsep(etas_catalog, delta_m):
-    pytest.importorskip("csep")
+    require("csep")
     from csep.core import catalog_evaluations
     from csep.core.forecasts import CatalogForecast
     from csep.core.regions import CartesianGrid2D
@@ -149,3 +160,12 @@ def test_csep_number_and_magnitude_tests_match_pycsep(etas_catalog, delta_m):
         f"M-test ours ({g1:.6f}, {g2:.6f}, D={d_obs:.6f}) pyCSEP ({m_ref.quantile[0]:.6f}, "
         f"{m_ref.quantile[1]:.6f}, D={m_ref.observed_statistic:.6f})"
     )
+
+
+def test_a_missing_reference_package_skips_locally_and_fails_on_ci(monkeypatch):
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        require("etasvae_no_such_package")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require("etasvae_no_such_package")

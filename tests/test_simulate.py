@@ -198,6 +198,54 @@ def test_distances_to_parent_follow_the_spatial_kernel(big_catalog):
     assert stats.kstest(u, "uniform").pvalue > P_MIN
 
 
+def test_directions_to_parent_are_uniform_on_the_circle(big_catalog):
+    # children within the parent's distance to the nearest edge are never dropped, whatever their direction
+    cat = big_catalog
+    x, y = cat["x"].to_numpy(), cat["y"].to_numpy()
+    child, par = pairs(cat)
+    dx, dy = x[child] - x[par], y[child] - y[par]
+    edge = np.minimum.reduce([x[par], 200.0 - x[par], y[par], 200.0 - y[par]])
+    inside = np.hypot(dx, dy) < edge
+    angle = np.mod(np.arctan2(dy[inside], dx[inside]), 2.0 * math.pi)
+    assert inside.sum() > 10_000
+    assert stats.kstest(angle / (2.0 * math.pi), "uniform").pvalue > P_MIN
+
+
+@pytest.mark.parametrize("q, sigma", [(1.3, 0.05), (1.6, 0.3), (3.0, 2.0)])
+def test_spatial_cdf_is_the_integral_of_the_kernel(q, sigma):
+    # F(R) = integral over the disc of radius R of f(r|m) = (q-1)/(pi sigma) (1 + r^2/sigma)^-q, by quadrature
+    from scipy.integrate import quad
+
+    def density(r):
+        return 2.0 * math.pi * r * (q - 1.0) / (math.pi * sigma) * (1.0 + r * r / sigma) ** -q
+
+    for R in (0.1 * math.sqrt(sigma), math.sqrt(sigma), 30.0 * math.sqrt(sigma)):
+        integral, err = quad(density, 0.0, R, epsabs=1e-13, epsrel=1e-11)
+        assert spatial_cdf(R, q, sigma) == pytest.approx(integral, rel=1e-9, abs=1e-12)
+
+
+def test_direct_aftershock_counts_follow_the_productivity_law():
+    # Pooled over ~150 000 events, the direct aftershocks of each event number Poisson(K e^(alpha (m - Mc))).
+    # Fast Omori decay (p = 3, c = 0.001 d: P(delay > 1 d) ~ 1e-6) and a kernel far narrower than a
+    # 2000 km region keep every child of an event older than T - 1 d inside the catalog. The sum of counts
+    # is Poisson with mean E = sum kappa(m_i) ~ 6.6e4, so its z-score is N(0, 1); a 2 % error in K shifts it
+    # by 0.02 sqrt(E) ~ 5 standard errors, beyond Z_MAX = 4.
+    params = ETASParams(**{**COUNT.to_dict(), "p": 3.0, "c": 0.001})
+    duration = 20_000.0
+    cat = simulate_etas(params, duration=duration, region=(0.0, 2000.0, 0.0, 2000.0), margin=5.0, burn_in=1.0,
+                        rng=np.random.default_rng(2026))
+    t, m = cat["time"].to_numpy(), cat["magnitude"].to_numpy()
+    parent = cat["parent_id"].to_numpy()
+    edge = np.minimum.reduce([cat["x"].to_numpy(), 2000.0 - cat["x"].to_numpy(),
+                              cat["y"].to_numpy(), 2000.0 - cat["y"].to_numpy()])
+    parents = (t < duration - 1.0) & (edge > 5.0)
+    children = np.bincount(parent[parent >= 0], minlength=len(cat))
+    expected = float(np.sum(params.K * np.exp(params.alpha * (m[parents] - params.mc))))
+    observed = int(children[parents].sum())
+    assert expected > 50_000
+    assert abs(observed - expected) / math.sqrt(expected) < Z_MAX
+
+
 @pytest.mark.parametrize(
     "p, c, tau",
     [

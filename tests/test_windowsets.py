@@ -1,4 +1,5 @@
-"""The window sets that evaluation compares: one table per window, empty windows kept, roles respected."""
+"""The window sets that evaluation compares: one table per window, empty windows kept, roles respected, and
+H and A made of the catalogs' own events (not of features decoded back through the representation)."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +7,7 @@ import pytest
 
 from etas_samples import MC, clustered_catalog
 from etasvae.features import build_windows, windows_to_catalog
-from etasvae.windowsets import evaluation_sets, split_windows
+from etasvae.evaluate import catalog_windows, evaluation_sets, split_windows
 
 BINNED = {"representation": "binned", "mc": MC, "duration_days": 2.0, "stride_days": 2.0, "time_bins": 4,
           "magnitude_bands": [2.5, 3.5]}
@@ -26,13 +27,11 @@ def test_empty_windows_are_kept_as_empty_tables():
 
 @pytest.mark.parametrize("spec", [EVENT, BINNED], ids=["event", "binned"])
 def test_sets_have_one_table_per_window_of_each_role(spec):
-    catalogs = [(r, clustered_catalog(seed=r, duration=100.0, mu=1.0)) for r in range(3)]
-    table, X = build_windows(catalogs, spec, heldout_replicates=[2], validation_fraction=0.2,
-                             durations={r: 100.0 for r in range(3)})
+    table, X, catalogs = _windows(spec)
     rng = np.random.default_rng(0)
     held = X[table["role"].to_numpy() == "heldout"]
     synthetic = windows_to_catalog(held, spec, rng=rng)  # a stand-in S with the held-out windows' shape
-    sets = evaluation_sets(table, X, spec, synthetic, rng=rng, n_synthetic=len(held))
+    sets = evaluation_sets(table, catalogs, spec, synthetic, rng=rng, n_synthetic=len(held), config_id="c")
     role_counts = table["role"].value_counts()
     assert len(sets["H"]) == len(sets["S"]) == role_counts["heldout"]
     assert len(sets["A"]) == len(sets["P"]) == role_counts["train"]
@@ -43,3 +42,48 @@ def test_sets_have_one_table_per_window_of_each_role(spec):
         assert counts.sum() == X[table["role"].to_numpy() == "heldout"].sum()
     else:
         assert (counts == spec["length"]).all()
+
+
+def _windows(spec):
+    catalogs = {("c", r): clustered_catalog(seed=r, duration=100.0, mu=1.0) for r in range(3)}
+    table, X = build_windows([(r, cat) for (_, r), cat in catalogs.items()], spec, heldout_replicates=[2],
+                             validation_fraction=0.2, durations={r: 100.0 for r in range(3)})
+    return table, X, catalogs
+
+
+def test_event_windows_hold_the_catalog_events_themselves():
+    table, X, catalogs = _windows(EVENT)
+    windows = catalog_windows(table, catalogs, EVENT, config_id="c")
+    cat = catalogs[("c", int(table["replicate"].iloc[5]))]
+    row = table.iloc[5]
+    events = cat[(cat["event_id"] >= row["start_event"]) & (cat["event_id"] < row["end_event"])]
+    w = windows[5]
+    # exact catalog values (float64), not the float32 features decoded back
+    np.testing.assert_array_equal(w["magnitude"].to_numpy(), events["magnitude"].to_numpy())
+    np.testing.assert_array_equal(w["time"].to_numpy(), events["time"].to_numpy() - row["t_ref"])
+    np.testing.assert_array_equal(w["x"].to_numpy(), events["x"].to_numpy() - events["x"].iloc[0])
+    # and they agree with the features to float32 precision: the same windows
+    decoded = windows_to_catalog(X[5:6], EVENT)
+    np.testing.assert_allclose(decoded["magnitude"].to_numpy(), w["magnitude"].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(decoded["time"].to_numpy(), w["time"].to_numpy(), rtol=1e-4)
+
+
+def test_binned_windows_keep_positions_and_magnitudes_the_representation_loses():
+    table, X, catalogs = _windows(BINNED)
+    windows = catalog_windows(table, catalogs, BINNED, config_id="c")
+    events = pd.concat(windows)
+    # decoding binned features puts every event at x = y = 0 with made-up magnitudes; the reference must not
+    assert (events["x"].abs() > 0).mean() > 0.5
+    cat = pd.concat(catalogs.values())
+    assert set(np.round(events["magnitude"], 9)) <= set(np.round(cat["magnitude"], 9))
+    counts = np.array([len(w) for w in windows])
+    np.testing.assert_array_equal(counts, X.sum(axis=1).astype(int))
+    assert all(w.attrs["duration"] == BINNED["duration_days"] for w in windows)
+    assert all(((w["time"] >= 0) & (w["time"] < BINNED["duration_days"])).all() for w in windows)
+
+
+def test_a_window_whose_catalog_is_missing_is_named():
+    table, _, catalogs = _windows(EVENT)
+    del catalogs[("c", 1)]
+    with pytest.raises(KeyError, match="replicate 1"):
+        catalog_windows(table, catalogs, EVENT, config_id="c")

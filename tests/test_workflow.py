@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from comcat_files import dataset_config, write_comcat_csv
 from etasvae.catalog import read_catalog
 
 pytestmark = pytest.mark.e2e
@@ -36,20 +37,28 @@ TINY = {
     },
     "etas": {
         "grid": {
-            "mu": [4.0], "K": [0.1, 0.25], "alpha": [1.5], "c": [0.01], "p": [1.2],
+            "mu": [1.0, 4.0], "K": [0.25], "alpha": [1.5], "c": [0.01], "p": [1.2],
             "D": [0.5], "q": [1.5], "gamma": [1.0], "b": [1.0],
         }
     },
     "windows": {"event": {"length": 16, "stride": 8}},
-    "vae": {"grid": {"decoder": ["autoregressive"], "loss": ["channels"], "latent_dim": [2], "hidden": [[32]],
-                     "beta": [1.0], "epochs": [3], "batch_size": [32]}},
-    "latent": {"tsne_perplexity": 5},
+    # 40 epochs and 15 neighbours: the pooled latent means tell the two configs apart by several standard
+    # errors of chance (test_the_numbers_...); the autoregressive sequence decoder runs end to end.
+    "vae": {"grid": {"decoder": ["autoregressive"], "loss": ["channels"], "latent_dim": [4], "hidden": [[32]],
+                     "beta": [1.0], "epochs": [40], "batch_size": [32]}},
+    "latent": {"tsne_perplexity": 5, "knn_neighbors": 15},
     "evaluate": {"permutations": 20, "cv_folds": 3},
+    # A real-catalog dataset: a ComCat-format CSV that run_snakemake writes into the working directory
+    # (120 days of ETAS seismicity in lon/lat; Mc estimated by maximum curvature on the training period).
+    "datasets": {"tinyreal": dataset_config("tiny_comcat.csv")},
 }
+MODELS = 4  # two ETAS configs, the dataset and the pooled model, one VAE setting
 
 
 def run_snakemake(workdir, config, *args, check=True):
     path = Path(workdir) / "config.yaml"
+    if not (Path(workdir) / "tiny_comcat.csv").exists():
+        write_comcat_csv(Path(workdir) / "tiny_comcat.csv")
     path.write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(path), "--cores", "2", *args]
@@ -97,7 +106,7 @@ def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
     import torch
 
     found = models(finished_run)
-    assert len(found) == 3  # two configs and the pooled model, one VAE setting
+    assert len(found) == MODELS
     for model_dir in found:
         cfg, vae = model_dir.parent.name, model_dir.name
         state = torch.load(model_dir / "model.pt", weights_only=True)
@@ -114,19 +123,62 @@ def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
             assert (latent / name).stat().st_size > 10_000
         synthetic, meta = read_catalog(finished_run / "results" / "synthetic" / cfg / vae / "catalog.parquet")
         assert meta["kind"] == "synthetic" and synthetic["window"].nunique() > 1
-        assert (synthetic["magnitude"] >= 2.5).all()
+        assert meta["mc"] == (2.2 if cfg == "tinyreal" else 2.5) and (synthetic["magnitude"] >= meta["mc"]).all()
         evaluation = json.loads((finished_run / "results" / "evaluation" / cfg / vae / "metrics.json").read_text())
         assert {"overall_score", "verdict", "statistics"} <= set(evaluation)
         # sequence VAE health: held-out NLL with encoded z against z from the prior, KL per window
         health = evaluation["health"]
         assert health["decoder"] == "autoregressive" and np.isfinite(health["prior_minus_encoded_nats"])
         assert health["kl_per_window"] > 0
-        # sampled positions stay in the 50 km region: offsets from the first event below its extent
-        assert (synthetic[["x", "y"]].abs() <= 50.0 + 1e-6).all().all()
+        # sampled positions stay in the region (the simulated 50 km square, or the dataset's own): offsets
+        # from the first event within its extent
+        xmin, xmax, ymin, ymax = meta["spec"]["region_km"]
+        assert (synthetic["x"].abs() <= xmax - xmin + 1e-6).all() and (synthetic["y"].abs() <= ymax - ymin + 1e-6).all()
         page = (finished_run / "results" / "reports" / cfg / f"{vae}.html").read_text()
         assert "data:image/png;base64," in page and evaluation["verdict"].split(":")[0] in page
     summary = pd.read_csv(finished_run / "results" / "reports" / "summary.csv")
-    assert len(summary) == 3 and (finished_run / "results" / "reports" / "summary.html").exists()
+    assert len(summary) == MODELS and (finished_run / "results" / "reports" / "summary.html").exists()
+
+
+def test_the_real_dataset_travels_the_same_path(finished_run):
+    """Held-out windows of the real catalog's last period, VAE samples and the baselines on one page."""
+    imported = json.loads((finished_run / "results" / "catalogs" / "tinyreal" / "import.json").read_text())
+    assert imported["mc"] == 2.2 and imported["counts"]["below_mc"] > 0
+    windows = pd.read_parquet(finished_run / "results" / "windows" / "tinyreal" / "event.parquet")
+    heldout = windows[windows["role"] == "heldout"]
+    assert (heldout["t_start"] >= imported["periods_days"]["heldout"][0]).all()
+    model = next((finished_run / "results" / "evaluation" / "tinyreal").glob("*/metrics.json"))
+    evaluation = json.loads(model.read_text())
+    assert evaluation["n_windows"]["H"] == len(heldout) == evaluation["n_windows"]["S"]
+    assert evaluation["n_windows"]["A"] == int((windows["role"] == "train").sum())
+    assert evaluation["real_catalog"]["mc"] == 2.2 and "maximum curvature" in evaluation["real_catalog"]["mc_method"]
+    page = (finished_run / "results" / "reports" / "tinyreal" / f"{model.parent.name}.html").read_text()
+    assert "real_catalog.mc_method" in page and "maximum curvature + 0.2" in page
+    assert "How close is the VAE to the real catalog?" in page and "against held-out real windows (H)" in page
+    assert "tinyreal" in set(pd.read_csv(finished_run / "results" / "reports" / "summary.csv")["config_id"])
+
+
+def test_dry_run_shows_the_datasets_jobs_beside_the_etas_configs(tmp_path):
+    jobs = planned_jobs(run_snakemake(tmp_path, TINY, "-n"))
+    assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1
+    assert jobs["simulate_catalog"] == 6 and jobs["build_windows"] == 2
+    assert jobs["train_vae"] == jobs["evaluate_model"] == jobs["report_page"] == MODELS
+
+
+def test_the_numbers_of_the_run_say_what_they_should(finished_run):
+    # Two configs four times apart in background rate: the pooled model's latent means must tell them apart
+    # better than always guessing the more frequent config. Accuracy and chance come from the same held-out
+    # windows; 2 binomial standard errors of chance is a one-sided p of about 0.02 under no information
+    # (training is deterministic on CPU, so the margin is the same on every run of the same code).
+    knn = json.loads(next((finished_run / "results" / "latent" / "pooled").glob("*/metrics.json")).read_text())["knn"]
+    assert knn["accuracy"] > knn["chance"] + 2.0 * knn["chance_se"], knn
+    # The noise floor: a classifier cannot tell ETAS training windows (A) from held-out ones (H), so its
+    # accuracy is within 4 binomial standard errors of 0.5 (windows overlap by half, so the binomial error
+    # is a lower bound; 4 leaves room for that), while the Poisson baseline is told apart almost always.
+    for path in (finished_run / "results" / "evaluation").glob("*/*/metrics.json"):
+        c2st = json.loads(path.read_text())["statistics"]["c2st"]
+        assert abs(c2st["value_A"] - 0.5) < 4.0 * c2st["err_A"], (path, c2st)
+        assert c2st["value_P"] > 0.5 + 4.0 * c2st["err_P"], (path, c2st)
 
 
 def test_snakemake_report_is_built(finished_run):
@@ -148,7 +200,7 @@ def test_second_run_does_nothing(finished_run):
 
 def test_adding_a_grid_value_runs_only_the_new_configs_simulations(finished_run):
     config = copy.deepcopy(TINY)
-    config["etas"]["grid"]["K"].append(0.18)
+    config["etas"]["grid"]["mu"].append(2.0)
     jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
     assert jobs["simulate_catalog"] == 3  # the new config's replicates, nothing else
     assert jobs["build_windows"] == 1
@@ -159,7 +211,8 @@ def test_changing_beta_reruns_training_not_simulation_or_windows(finished_run):
     config["vae"]["grid"]["beta"] = [0.5]
     jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
     assert "simulate_catalog" not in jobs and "build_windows" not in jobs and "pool_windows" not in jobs
-    assert jobs["train_vae"] == 3  # two configs and the pooled model
+    assert "import_dataset" not in jobs and "build_dataset_windows" not in jobs
+    assert jobs["train_vae"] == MODELS
 
 
 def test_changing_window_length_reruns_windows_not_simulation(finished_run):
@@ -167,7 +220,8 @@ def test_changing_window_length_reruns_windows_not_simulation(finished_run):
     config["windows"]["event"]["length"] = 12
     jobs = planned_jobs(run_snakemake(finished_run, config, "-n"))
     assert "simulate_catalog" not in jobs
-    assert jobs["build_windows"] == 2 and jobs["train_vae"] == 3
+    assert jobs["build_windows"] == 2 and jobs["build_dataset_windows"] == 1 and jobs["train_vae"] == MODELS
+    assert "import_dataset" not in jobs
 
 
 def test_invalid_config_stops_before_any_job(tmp_path):
@@ -177,6 +231,15 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert "etas.grid.K = 0.9" in text and "branching ratio" in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_invalid_dataset_stops_before_any_job(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["datasets"]["tinyreal"]["split"]["heldout_start"] = "2021-01-01"
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    assert "datasets.tinyreal: need start < split.validation_start < split.heldout_start < end" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -196,6 +259,9 @@ def test_binned_representation_runs_end_to_end(tmp_path):
                                    "magnitude_bands": [2.5, 3.0, 4.0]}
     run_snakemake(tmp_path, config)
     summary = pd.read_csv(tmp_path / "results" / "reports" / "summary.csv")
-    assert len(summary) == 3 and summary["vae_id"].str.startswith("binned_").all()
+    assert len(summary) == MODELS and summary["vae_id"].str.startswith("binned_").all()
     synthetic, meta = read_catalog(next((tmp_path / "results" / "synthetic").glob("pooled/*/catalog.parquet")))
     assert meta["spec"]["representation"] == "binned" and (synthetic["magnitude"] >= 2.5).all()
+    # The dataset's bands keep their offsets from its own Mc (2.2): [2.5, 3.0, 4.0] - 0.3.
+    synthetic, meta = read_catalog(next((tmp_path / "results" / "synthetic").glob("tinyreal/*/catalog.parquet")))
+    assert meta["spec"]["magnitude_bands"] == [2.2, 2.7, 3.7] and (synthetic["magnitude"] >= 2.2).all()

@@ -1,6 +1,6 @@
 """Earthquake catalogs on disk: the Parquet schema every stage reads and writes.
 
-A catalog is a table with one row per event (DESIGN §4):
+A catalog is a table with one row per event (docs/design.md §4):
 
     event_id    int64    0..N-1 in time order
     time        float64  days since the catalog origin
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
+from .fileio import atomic_write, json_default
 
 METADATA_KEY = b"etasvae"
 
@@ -144,35 +143,9 @@ def _to_table(df: pd.DataFrame, metadata: dict[str, Any]) -> pa.Table:
         arrays.append(arr)
     meta = dict(metadata)
     meta.setdefault("etasvae_version", __version__)
-    encoded = json.dumps(meta, sort_keys=True, default=_json_default).encode()
+    encoded = json.dumps(meta, sort_keys=True, default=json_default).encode()
     schema = pa.schema(fields, metadata={METADATA_KEY: encoded})
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in catalog metadata")
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file ever carries the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_catalog(df: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, Any], mc: float | None = None) -> None:

@@ -4,7 +4,7 @@ The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges an
 module checks what a schema cannot (branching ratio, parameter combinations) and expands the grids.
 Every error names the config key, the value and why, and is raised before any job starts.
 
-Ids (DESIGN §2):
+Ids (docs/design.md §2):
 - an ETAS config id lists every model parameter in a fixed order, e.g.
   ``mu5_K0.2_alpha1.5_c0.01_p1.1_D0.5_q1.5_gamma1_b1``; a named config is its name. Adding a value to a
   grid list creates new ids and leaves every existing one as it was.
@@ -14,12 +14,15 @@ Ids (DESIGN §2):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from .params import ETASParams, ParameterError, from_sed
 
@@ -31,19 +34,29 @@ SED_KEYS = ("log10_mu", "log10_k0", "a", "log10_c", "omega", "log10_d", "gamma",
 SED_OPTIONAL = ("log10_tau",)
 
 VAE_KEYS = ("representation", "decoder", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
-VAE_DEFAULTS: dict[str, Any] = {
-    "representation": "event",
-    "decoder": "mlp",
-    "latent_dim": 8,
-    "hidden": [256, 128],
-    "beta": 1.0,
-    "lr": 1e-3,
-    "optimizer": "adam",
-    "loss": "mse",
-    "epochs": 60,
-    "batch_size": 64,
-    "seed": 0,
-}
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SHARED_TRAINING_KEYS = ("kl_warmup_epochs", "patience", "grad_clip")
+
+
+@functools.cache
+def schema_defaults() -> dict[str, Any]:
+    """Every default of the JSON schema, nested as in config.yaml: the one source of default values."""
+
+    def walk(node: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, sub in (node.get("properties") or {}).items():
+            if "properties" in sub:
+                out[key] = walk(sub)
+            elif "default" in sub:
+                out[key] = sub["default"]
+        return out
+
+    return walk(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+# A VAE grid key missing from the config takes the schema's default; the shared training options too.
+VAE_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"]["grid"][k] for k in VAE_KEYS}
+TRAINING_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"][k] for k in SHARED_TRAINING_KEYS}
 LOSSES_BY_REPRESENTATION = {"event": ("mse", "gaussian_nll", "channels"), "binned": ("poisson", "bce", "mse")}
 # The autoregressive decoder generates events one after another with the per-channel likelihoods.
 LOSSES_BY_DECODER = {"mlp": ("mse", "gaussian_nll", "channels", "poisson", "bce"), "autoregressive": ("channels",)}
@@ -205,7 +218,7 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for v in _as_list(grid[key]):
             if not ok(v):
                 raise ConfigError(f"vae.grid.{key} = {format_value(v)}: must be {allowed}")
-    shared = {k: vae[k] for k in ("kl_warmup_epochs", "patience", "grad_clip")}
+    shared = {k: vae.get(k, TRAINING_DEFAULTS[k]) for k in SHARED_TRAINING_KEYS}
     out: dict[str, dict[str, Any]] = {}
     for point in _grid_points(grid, VAE_KEYS):
         allowed_losses = LOSSES_BY_REPRESENTATION[point["representation"]]

@@ -1,4 +1,4 @@
-"""Windows: catalogs cut into fixed-size feature vectors for the VAE, and the way back (DESIGN §4).
+"""Windows: catalogs cut into fixed-size feature vectors for the VAE, and the way back (docs/design.md §4).
 
 A window *spec* is a plain dict (from the config):
 
@@ -45,7 +45,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .catalog import atomic_write, validate_catalog
+from .catalog import validate_catalog
+from .stats import gr_quantile
+from .fileio import atomic_write, json_default
 
 ROLES = ("train", "validation", "heldout")
 EVENT_CHANNELS = ("log10_dt_days", "magnitude_minus_mc", "asinh_dx", "asinh_dy")
@@ -300,13 +302,6 @@ def _event_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray) -> tuple
     return columns, clips
 
 
-def _gr_in_band(u: np.ndarray, lo: np.ndarray, hi: np.ndarray, b_value: float) -> np.ndarray:
-    """Inverse CDF of Gutenberg-Richter (b-value b) truncated to [lo, hi) at quantile u (hi may be inf)."""
-    beta = b_value * math.log(10.0)
-    tail = np.where(np.isfinite(hi), 1.0 - np.exp(-beta * np.where(np.isfinite(hi), hi - lo, 0.0)), 1.0)
-    return lo - np.log1p(-u * tail) / beta
-
-
 def _binned_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray,
                     rng: np.random.Generator | None) -> tuple[dict, dict[str, int]]:
     bins = spec["time_bins"]
@@ -335,7 +330,7 @@ def _binned_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray,
     width = spec["duration_days"] / bins
     time = t0[window] + (t_bin + u_time) * width
     hi = np.append(edges[1:], np.inf)
-    magnitude = _gr_in_band(u_mag, edges[band], hi[band], spec["b_value"])
+    magnitude = gr_quantile(u_mag, edges[band], hi[band], spec["b_value"])
     order = np.lexsort((time, window))
     columns = {
         "time": time[order],
@@ -409,7 +404,7 @@ def write_windows(path: str | os.PathLike, table: pd.DataFrame, X: np.ndarray, s
     arrow = pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False)
     arrow = arrow.append_column(FEATURES_COLUMN, features)
     meta = {"spec": spec, "metadata": extra_metadata or {}, "n_features": width}
-    encoded = json.dumps(meta, sort_keys=True, default=_json_default).encode()
+    encoded = json.dumps(meta, sort_keys=True, default=json_default).encode()
     arrow = arrow.replace_schema_metadata({WINDOWS_METADATA_KEY: encoded})
     atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
 
@@ -427,16 +422,6 @@ def read_windows(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray, dic
     X = np.ascontiguousarray(values, dtype=np.float32).reshape(len(arrow), width)
     table = arrow.drop_columns([FEATURES_COLUMN]).to_pandas()
     return table, X, meta["spec"], meta["metadata"]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in windows metadata")
 
 
 def pool_windows(items: list[tuple[str, dict[str, Any], pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -476,7 +461,7 @@ def pool_windows(items: list[tuple[str, dict[str, Any], pd.DataFrame, np.ndarray
 
 
 class FeatureTransform:
-    """Per-feature scaling fitted on training windows only (DESIGN §4) and saved with the model.
+    """Per-feature scaling fitted on training windows only (docs/design.md §4) and saved with the model.
 
     kind "standard": z = (x - mean) / std, std floored at ``min_std`` (constant features, e.g. the
     first event's relative position, stay finite).

@@ -1,4 +1,4 @@
-"""ETAS parameters: the model of DESIGN §3, its checks, and the Swiss Seismological Service parameterisation.
+"""ETAS parameters: the model of docs/design.md §3, its checks, and the Swiss Seismological Service parameterisation.
 
 Model (Ogata 1998 space-time ETAS, the form used throughout this package), events above Mc:
 
@@ -90,7 +90,7 @@ _OPTIONAL_FIELDS = ("mmax", "tau")
 
 @dataclass(frozen=True)
 class ETASParams:
-    """One ETAS model (DESIGN §3). Times in days, distances in km, D in km^2.
+    """One ETAS model (docs/design.md §3). Times in days, distances in km, D in km^2.
 
     Values are stored as plain floats; ``mmax`` / ``tau`` = None (or inf) mean no GR truncation / no
     Omori taper. Construction only converts types; call :meth:`check` to validate.

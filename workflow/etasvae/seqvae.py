@@ -244,9 +244,10 @@ class SequenceVAE(nn.Module):
         return X, origin
 
     @torch.no_grad()
-    def sample_features(self, n: int, seed: int, z: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sample_features(self, n: int, seed: int, z: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """n windows drawn with z ~ N(0, I) (or the given z) from the decoder likelihood, seeded: raw features
-        (n, 4L) float32 and first-event positions (n, 2). The same seed gives the same windows (on one device)."""
+        (n, 4L) float32, first-event positions (n, 2) and the z used (n, latent_dim). The same seed gives the
+        same windows (on one device)."""
         dev = next(self.parameters()).device
         devices = [dev] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -255,13 +256,14 @@ class SequenceVAE(nn.Module):
                 z = torch.randn(n, self.latent_dim, device=dev)
             parts = [self.generate(z[i:i + _EVAL_BATCH]) for i in range(0, n, _EVAL_BATCH)]
         if not parts:
-            return np.zeros((0, 4 * self.length), np.float32), np.zeros((0, 2), np.float32)
+            return (np.zeros((0, 4 * self.length), np.float32), np.zeros((0, 2), np.float32),
+                    np.zeros((0, self.latent_dim), np.float32))
         X = torch.cat([p[0] for p in parts]).cpu().numpy().astype(np.float32)
-        return X, torch.cat([p[1] for p in parts]).cpu().numpy()
+        return X, torch.cat([p[1] for p in parts]).cpu().numpy(), z.cpu().numpy().astype(np.float32)
 
     # --- the VAE interface used by latent maps and interpolation (decode gives one seeded draw)
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        X, _ = self.sample_features(len(z), seed=0, z=z)
+        X, _, _ = self.sample_features(len(z), seed=0, z=z)
         return (torch.from_numpy(X).to(z.device) - self.feat_offset) / self.feat_scale
 
     def likelihood_mean(self, out: torch.Tensor) -> torch.Tensor:

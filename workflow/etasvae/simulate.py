@@ -1,4 +1,4 @@
-"""ETAS simulation by the branching algorithm, one vectorised generation at a time (DESIGN §3).
+"""ETAS simulation by the branching algorithm, one vectorised generation at a time (docs/design.md §3).
 
 Algorithm (Zhuang, Ogata & Vere-Jones 2004, JGR 109, §3.3). Background events: a Poisson number with mean
 mu/area(region) * area(grown region) * (burn_in + duration), times uniform on [-burn_in, duration), positions
@@ -37,13 +37,14 @@ with parent_id -1 and generation > 0 is an aftershock of an unrecorded event.
 Determinism: the same parameters, arguments and seed give identical arrays (random draws happen in a fixed
 order; events with equal times keep storage order, which puts parents before their children).
 
-Omori tail caveat (DESIGN §3): with p close to 1 no finite burn-in makes the window reach mu T/(1-n);
+Omori tail caveat (docs/design.md §3): with p close to 1 no finite burn-in makes the window reach mu T/(1-n);
 :func:`expected_count` gives the exact expectation for a given window and burn-in.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -613,3 +614,20 @@ def _time_order(time: np.ndarray, duration: float) -> np.ndarray:
         members = perm[pos]
         perm[pos] = members[np.lexsort((members, time[members]))]
     return perm
+
+
+def catalog_metadata(config_id: str, replicate: int, seed: int, etas: dict[str, Any], params: ETASParams,
+                     simulation: dict[str, Any]) -> dict[str, Any]:
+    """The metadata document of a simulated catalog (README, *Catalog schema*): what made it, and its frame."""
+    return {
+        "kind": "etas",
+        "config_id": config_id,
+        "replicate": int(replicate),
+        "seed": seed,
+        "parameters": dict(etas),
+        "mc": params.mc,
+        "mmax": params.mmax,
+        "region_km": list(simulation["region_km"]),
+        "origin": "t = 0 days is the end of the burn-in; x, y are km in the local frame",
+        **{k: simulation[k] for k in ("duration_days", "burn_in_days", "margin_km")},
+    }

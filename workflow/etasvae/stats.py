@@ -46,8 +46,18 @@ def b_value_aki_utsu(magnitudes: np.ndarray, mc: float, delta_m: float = 0.0) ->
     m = m[m >= mc - delta_m / 2 - 1e-9]
     if m.size < 2:
         return np.nan
-    excess = m.mean() - (mc - delta_m / 2)
-    return LOG10E / excess if excess > 0 else np.nan
+    return float(b_value_from_mean(m.mean(), mc, delta_m, m.size))
+
+
+def b_value_from_mean(mean_magnitude, mc: float, delta_m: float = 0.0, count=2, min_events: int = 2):
+    """The Aki–Utsu b-value from a mean magnitude (vectorised): log10(e) / (mean - (Mc - Δm/2)).
+
+    NaN where ``count`` (events behind each mean) is below ``min_events`` or the mean does not exceed
+    Mc - Δm/2.
+    """
+    excess = np.asarray(mean_magnitude, dtype=float) - (mc - delta_m / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((np.asarray(count) >= min_events) & (excess > 0), LOG10E / excess, np.nan)
 
 
 def b_value_shi_bolt_error(magnitudes: np.ndarray, b: float) -> float:
@@ -60,6 +70,13 @@ def b_value_shi_bolt_error(magnitudes: np.ndarray, b: float) -> float:
     if n < 2 or not np.isfinite(b):
         return np.nan
     return LN10 * b**2 * np.sqrt(np.sum((m - m.mean()) ** 2) / (n * (n - 1)))
+
+
+def b_value_and_error(magnitudes: np.ndarray, mc: float, delta_m: float = 0.0) -> tuple[float, float]:
+    """Aki–Utsu b-value and its Shi–Bolt error, both from the magnitudes ≥ Mc - Δm/2."""
+    m = np.asarray(magnitudes, dtype=float)
+    b = b_value_aki_utsu(m, mc, delta_m)
+    return b, b_value_shi_bolt_error(m[m >= mc - delta_m / 2 - 1e-9], b)
 
 
 def magnitude_differences_positive(magnitudes: np.ndarray, dmc: float, delta_m: float = 0.0, groups=None) -> np.ndarray:
@@ -89,6 +106,19 @@ def b_positive(magnitudes: np.ndarray, dmc: float = 0.1, delta_m: float = 0.0, g
     return b, b_value_shi_bolt_error(d, b), int(d.size)
 
 
+def gr_quantile(u, lo, hi, b: float) -> np.ndarray:
+    """Inverse CDF of Gutenberg–Richter with b-value ``b`` truncated to [lo, hi) (hi may be inf), at u.
+
+    m = lo - ln(1 - u (1 - e^(-β (hi - lo)))) / β with β = b ln 10 (vectorised over u, lo, hi).
+    """
+    beta = b * LN10
+    lo = np.asarray(lo, dtype=float)
+    hi = np.asarray(hi, dtype=float)
+    finite = np.isfinite(hi)
+    tail = np.where(finite, -np.expm1(-beta * np.where(finite, hi - lo, 0.0)), 1.0)
+    return lo - np.log1p(-np.asarray(u, dtype=float) * tail) / beta
+
+
 def gr_magnitudes(
     n: int, b: float, mc: float, rng: np.random.Generator, delta_m: float = 0.0, mmax: float | None = None
 ) -> np.ndarray:
@@ -97,14 +127,8 @@ def gr_magnitudes(
     With Δm > 0, continuous magnitudes above Mc - Δm/2 are drawn and rounded to the Δm grid, so that
     the binned values start at Mc (the convention behind Utsu's correction).
     """
-    beta = b * LN10
     lo = mc - delta_m / 2
-    u = rng.random(n)
-    if mmax is None:
-        m = lo - np.log1p(-u) / beta
-    else:
-        span = -np.expm1(-beta * (mmax - lo))
-        m = lo - np.log1p(-u * span) / beta
+    m = gr_quantile(rng.random(n), lo, np.inf if mmax is None else mmax, b)
     if delta_m > 0:
         m = mc + np.round((m - mc) / delta_m) * delta_m
     return m

@@ -1,4 +1,4 @@
-"""The variational autoencoder over windows (DESIGN §5): model, training loop, files, sampling.
+"""The variational autoencoder over windows (docs/design.md §5): model, training loop, files, sampling.
 
 Encoder: Linear+ReLU layers (``hidden``) to two linear heads, mean and log-variance of q(z|x) = N(mu, diag
 exp(logvar)). Decoder: Linear+ReLU layers (``hidden`` reversed) to one output per feature, whose meaning
@@ -44,7 +44,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .catalog import atomic_write
+from .config import TRAINING_DEFAULTS, VAE_DEFAULTS
+from .fileio import atomic_write, plain
+from .plotting import new_figure, save_png
 from .features import FeatureTransform
 
 LOSSES = ("mse", "gaussian_nll", "bce", "poisson", "channels")
@@ -56,20 +58,10 @@ HISTORY_COLUMNS = ["epoch", "train_recon", "train_kl", "train_total", "val_recon
 LOGVAR_MIN, LOGVAR_MAX = -9.0, 9.0
 _EVAL_BATCH = 8192
 
+# Defaults of a setting left out: the config schema's (workflow/schemas/config.schema.yaml), the one source.
 SETTINGS_DEFAULTS: dict[str, Any] = {
-    "decoder": "mlp",
-    "latent_dim": 8,
-    "hidden": [256, 128],
-    "beta": 1.0,
-    "kl_warmup_epochs": 0,
-    "lr": 1e-3,
-    "optimizer": "adam",
-    "loss": "mse",
-    "epochs": 50,
-    "batch_size": 256,
-    "patience": 0,
-    "grad_clip": 0.0,
-    "seed": 0,
+    **{k: v for k, v in VAE_DEFAULTS.items() if k != "representation"},
+    **TRAINING_DEFAULTS,
 }
 
 
@@ -415,25 +407,12 @@ def _residual_variance(model: VAE, X: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------- files
 
 
-def _plain(value: Any) -> Any:
-    """Plain Python containers and scalars (what torch.load(weights_only=True) accepts)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str, Any], spec: dict[str, Any],
                extra: dict[str, Any] | None = None) -> None:
     """One file (torch.save of tensors and plain values, loadable with weights_only=True), written atomically."""
     model = result.model
     if hasattr(model, "architecture"):
-        architecture = _plain(model.architecture())
+        architecture = plain(model.architecture())
     else:
         architecture = {"n_features": model.n_features, "latent_dim": model.latent_dim,
                         "hidden": list(model.hidden), "loss": model.loss}
@@ -441,11 +420,11 @@ def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str,
         "format": MODEL_FORMAT,
         "architecture": architecture,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "settings": _plain(settings),
+        "settings": plain(settings),
         "transform": result.transform.to_dict(),
-        "spec": _plain(spec),
-        "history": {c: _plain(result.history[c].to_numpy()) for c in result.history.columns},
-        "extra": _plain(extra or {}),
+        "spec": plain(spec),
+        "history": {c: plain(result.history[c].to_numpy()) for c in result.history.columns},
+        "extra": plain(extra or {}),
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -505,26 +484,32 @@ def encode_windows(bundle: ModelBundle, X: np.ndarray, origin: np.ndarray | None
 
 
 @torch.no_grad()
-def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str = "mean") -> np.ndarray:
+def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str = "mean", return_latent: bool = False):
     """n synthetic windows in raw feature space: z ~ N(0, I) -> decoder -> its mean ("mean") or one draw from
-    the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features).
+    the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features); with
+    ``return_latent`` also the z drawn, float32 (n, latent_dim).
     A sequence VAE always draws, event by event (a sequence has no useful mean)."""
     if mode not in ("mean", "draw"):
         raise ValueError(f"sample_windows: mode must be 'mean' or 'draw', got {mode!r}")
     model = bundle.model.eval()
     if is_sequence(model):
-        return model.sample_features(int(n), seed=int(seed))[0]
+        X, _, z = model.sample_features(int(n), seed=int(seed))
+        return (X, z) if return_latent else X
     dev = _device_of(model)
     generator = torch.Generator(device=dev).manual_seed(int(seed))
-    out = []
+    out, latents = [], []
     for i in range(0, n, _EVAL_BATCH):
         m = min(_EVAL_BATCH, n - i)
         z = torch.randn(m, model.latent_dim, generator=generator, device=dev)
         raw = model.decode(z)
         x = model.likelihood_mean(raw) if mode == "mean" else model.likelihood_draw(raw, generator)
         out.append(x.cpu().numpy())
+        latents.append(z.cpu().numpy())
     Z = np.concatenate(out) if out else np.zeros((0, model.n_features), np.float32)
-    return bundle.transform.inverse(Z)
+    X = bundle.transform.inverse(Z)
+    if return_latent:
+        return X, np.concatenate(latents) if latents else np.zeros((0, model.latent_dim), np.float32)
+    return X
 
 
 @torch.no_grad()
@@ -543,9 +528,7 @@ def reconstruct_windows(bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
 
 def plot_loss_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
     """PNG of training and validation reconstruction, KL and total loss per epoch (beta_t on the total panel)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    fig = new_figure(figsize=(12, 3.6))
     axes = fig.subplots(1, 3)
     for ax, term, label in zip(axes, ("recon", "kl", "total"), ("reconstruction loss", "KL divergence", "total loss")):
         ax.plot(history["epoch"], history[f"train_{term}"], label="training", color="tab:blue")
@@ -565,4 +548,4 @@ def plot_loss_curves(history: pd.DataFrame, path: str | os.PathLike, title: str 
     axes[1].legend(loc="best")
     if title:
         fig.suptitle(title)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    save_png(fig, path)

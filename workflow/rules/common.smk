@@ -1,15 +1,12 @@
 import re
-import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-
-from etasvae.config import (  # noqa: E402
+# The etasvae package is installed in the environment that runs Snakemake (README, The two commands).
+from etasvae.config import (
     POOLED,
     ConfigError,
     catalog_seed,
@@ -18,6 +15,7 @@ from etasvae.config import (  # noqa: E402
     vae_settings,
     window_spec,
 )
+from etasvae.realdata import DatasetError, check_datasets, comcat_query  # noqa: E402
 
 # Types, ranges and defaults first (names the key and the rule broken), then the physics.
 validate(config, schema="../schemas/config.schema.yaml")
@@ -29,7 +27,13 @@ except ConfigError as err:
 ETAS = etas_configs(config)
 VAES = vae_settings(config)
 CONFIG_IDS = list(ETAS)
-MODEL_CONFIGS = CONFIG_IDS + ([POOLED] if config["vae"]["pooled"] else [])
+try:
+    DATASETS = check_datasets(config, reserved={*CONFIG_IDS, POOLED})
+except DatasetError as err:
+    raise WorkflowError(f"Invalid configuration: {err}") from None
+DATASET_IDS = list(DATASETS)
+# Real datasets are trained and evaluated like ETAS configs; the pooled model pools ETAS configs only.
+MODEL_CONFIGS = CONFIG_IDS + DATASET_IDS + ([POOLED] if config["vae"]["pooled"] else [])
 REPLICATES = list(range(config["simulation"]["replicates"]))
 N_HELDOUT = config["windows"]["heldout_replicates"]
 REPRESENTATIONS = sorted({s["representation"] for s in VAES.values()})
@@ -41,6 +45,7 @@ def _alternation(names):
 
 wildcard_constraints:
     cfg=_alternation(CONFIG_IDS),
+    dataset=_alternation(DATASET_IDS) if DATASET_IDS else r"(?!x)x",
     model_cfg=_alternation(MODEL_CONFIGS),
     vae=_alternation(VAES),
     rep=r"\d+",
@@ -101,7 +106,28 @@ def model_etas(wildcards):
     """ETAS parameters of a model's config; for the pooled model, every config's."""
     if wildcards.model_cfg == POOLED:
         return ETAS
+    if wildcards.model_cfg in DATASETS:
+        return {wildcards.model_cfg: {}}
     return {wildcards.model_cfg: ETAS[wildcards.model_cfg]}
+
+
+def dataset_params(wildcards):
+    return DATASETS[wildcards.dataset]
+
+
+def dataset_source(wildcards):
+    """A dataset's catalog file: the cached download (comcat) or the configured local file."""
+    ds = DATASETS[wildcards.dataset]
+    if ds["source"] == "comcat":
+        return f"resources/comcat/{wildcards.dataset}.csv"
+    return ds["path"]
+
+
+def dataset_import_report(wildcards):
+    """The import report of a dataset model (Mc, counts, periods), for its evaluation; none for ETAS."""
+    if wildcards.model_cfg in DATASETS:
+        return f"results/catalogs/{wildcards.model_cfg}/import.json"
+    return []
 
 
 # ---- input functions ------------------------------------------------------------------------
@@ -111,6 +137,22 @@ def config_catalogs(wildcards):
     return expand(
         "results/catalogs/{cfg}/rep{rep}.parquet", cfg=wildcards.cfg, rep=REPLICATES
     )
+
+
+def model_catalog_keys(wildcards):
+    """(config id, replicate) of every catalog a model's windows were cut from (a dataset: replicate 0)."""
+    if wildcards.model_cfg in DATASETS:
+        return [[wildcards.model_cfg, 0]]
+    cfgs = CONFIG_IDS if wildcards.model_cfg == POOLED else [wildcards.model_cfg]
+    return [[c, r] for c in cfgs for r in REPLICATES]
+
+
+def model_catalogs(wildcards):
+    if wildcards.model_cfg in DATASETS:
+        return [f"results/catalogs/{wildcards.model_cfg}/catalog.parquet"]
+    return [
+        f"results/catalogs/{c}/rep{r}.parquet" for c, r in model_catalog_keys(wildcards)
+    ]
 
 
 def model_windows(wildcards):

@@ -5,6 +5,7 @@ rule embed_windows:
     output:
         embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
         metrics="results/latent/{model_cfg}/{vae}/metrics.json",
+        health="results/latent/{model_cfg}/{vae}/health.json",
     log:
         "results/logs/embed/{model_cfg}/{vae}.log",
     benchmark:
@@ -27,7 +28,7 @@ rule latent_maps:
     input:
         model=model_files,
         embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
-        synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+        synthetic_latent="results/synthetic/{model_cfg}/{vae}/latent.parquet",
     output:
         pca=report(
             "results/latent/{model_cfg}/{vae}/pca.png",

@@ -1,8 +1,10 @@
 rule evaluate_model:
     input:
-        model=model_files,
         windows=model_windows,
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+        health="results/latent/{model_cfg}/{vae}/health.json",
+        catalogs=model_catalogs,
+        dataset=dataset_import_report,
     output:
         metrics="results/evaluation/{model_cfg}/{vae}/metrics.csv",
         summary="results/evaluation/{model_cfg}/{vae}/metrics.json",
@@ -22,6 +24,7 @@ rule evaluate_model:
         cv_folds=config["evaluate"]["cv_folds"],
         seed=config["evaluate"]["seed"],
         config_id="{model_cfg}",
+        catalog_keys=model_catalog_keys,
         vae_id="{vae}",
         settings=vae_params,
     script:

@@ -5,6 +5,7 @@ rule sample_synthetic:
     output:
         catalog="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
         clipping="results/synthetic/{model_cfg}/{vae}/clipping.json",
+        latent="results/synthetic/{model_cfg}/{vae}/latent.parquet",
     log:
         "results/logs/sample/{model_cfg}/{vae}.log",
     benchmark:

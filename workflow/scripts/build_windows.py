@@ -1,16 +1,11 @@
 """Cut one config's catalogs into windows with train / validation / held-out roles."""
 
-import sys
+from etasvae.catalog import read_catalog
+from etasvae.features import build_windows, write_windows
+from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
-sys.path.insert(0, f"{smk.scriptdir}/..")
-from etasvae.scripting import setup_log  # noqa: E402
-
 log = setup_log(smk)
-
-from etasvae.catalog import read_catalog  # noqa: E402
-from etasvae.features import build_windows, write_windows  # noqa: E402
-
 p = smk.params
 catalogs = [(rep, read_catalog(path)[0]) for rep, path in zip(p.replicates, smk.input)]
 durations = {rep: p.duration_days for rep in p.replicates}

@@ -1,22 +1,15 @@
 """One self-contained HTML page for one config x VAE setting."""
 
-import sys
+import pandas as pd
+
+from etasvae.fileio import read_json
+from etasvae.report import render_model_page
+from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
-sys.path.insert(0, f"{smk.scriptdir}/..")
-from etasvae.scripting import setup_log  # noqa: E402
-
 log = setup_log(smk)
-
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from etasvae.report import render_model_page  # noqa: E402
-
 i = smk.input
-summary = json.loads(Path(i.summary).read_text())
+summary = read_json(i.summary)
 images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
 render_model_page(
     smk.output[0],
@@ -25,7 +18,7 @@ render_model_page(
     settings=dict(smk.params.settings),
     metrics=pd.read_csv(i.metrics),
     summary=summary,
-    latent_metrics=json.loads(Path(i.latent_metrics).read_text()),
-    clipping=json.loads(Path(i.clipping).read_text()),
+    latent_metrics=read_json(i.latent_metrics),
+    clipping=read_json(i.clipping),
     images=images,
 )

@@ -1,18 +1,11 @@
 """The run summary: every config x VAE setting, ranked per config, as HTML and CSV."""
 
-import sys
+from etasvae.fileio import read_json
+from etasvae.report import render_summary
+from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
-sys.path.insert(0, f"{smk.scriptdir}/..")
-from etasvae.scripting import setup_log  # noqa: E402
-
 log = setup_log(smk)
-
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from etasvae.report import render_summary  # noqa: E402
-
-summaries = [json.loads(Path(path).read_text()) for path in smk.input.summaries]
+summaries = [read_json(path) for path in smk.input.summaries]
 table = render_summary(smk.output.html, smk.output.table, summaries, etas=dict(smk.params.etas), vaes=dict(smk.params.vaes))
 log.info("summary of %d models", len(table))

@@ -1,17 +1,12 @@
 """Train one VAE on one windows table (one config, or pooled) and save weights, history and loss curves."""
 
-import sys
+from etasvae.features import read_windows
+from etasvae.scripting import setup_log
+from etasvae.seqvae import window_origins
+from etasvae.vae import plot_loss_curves, save_model, train_vae
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
-sys.path.insert(0, f"{smk.scriptdir}/..")
-from etasvae.scripting import setup_log  # noqa: E402
-
 log = setup_log(smk)
-
-from etasvae.features import read_windows  # noqa: E402
-from etasvae.seqvae import window_origins  # noqa: E402
-from etasvae.vae import plot_loss_curves, save_model, train_vae  # noqa: E402
-
 table, X, spec, meta = read_windows(smk.input[0])
 settings = dict(smk.params.settings)
 role = table["role"].to_numpy()

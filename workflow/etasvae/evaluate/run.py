@@ -1,0 +1,69 @@
+"""The evaluate stage end to end: one model's sets, comparison table, figures and metrics.json document."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .compare import compare_sets
+from .figures import plot_comparison_figures
+from .sets import evaluation_sets
+from .verdict import overall_score, verdict
+
+
+def evaluate_model(
+    table: pd.DataFrame,
+    catalogs: dict[tuple[str, int], pd.DataFrame],
+    spec: dict[str, Any],
+    synthetic: pd.DataFrame,
+    synthetic_meta: dict[str, Any],
+    *,
+    config_id: str,
+    seed: int,
+    permutations: int,
+    cv_folds: int,
+    figures_dir: str | os.PathLike,
+    title: str,
+) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
+    """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
+
+    ``catalogs`` maps (config id, replicate) to the catalogs the windows were cut from (H and A are their
+    events, see :func:`~etasvae.evaluate.sets.catalog_windows`); ``config_id`` names the config of a
+    table without a ``config_id`` column. One generator seeded with ``seed`` builds the sets and then runs
+    every randomised statistic, in that order. Returns (comparison table, windows per set, {figure name: path}).
+    """
+    rng = np.random.default_rng(seed)
+    sets = evaluation_sets(table, catalogs, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"],
+                           config_id=config_id)
+    metrics = compare_sets(
+        sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds
+    )
+    figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title)
+    return metrics, {k: len(v) for k, v in sets.items()}, figures
+
+
+def evaluation_summary(
+    metrics: pd.DataFrame,
+    *,
+    config_id: str,
+    vae_id: str,
+    settings: dict[str, Any],
+    n_windows: dict[str, int],
+    health: dict[str, Any],
+    figures: dict[str, str],
+) -> dict[str, Any]:
+    """The metrics.json document of one model (README, *Outputs*), in its key order."""
+    return {
+        "config_id": config_id,
+        "vae_id": vae_id,
+        "settings": dict(settings),
+        "overall_score": overall_score(metrics),
+        "verdict": verdict(metrics),
+        "n_windows": n_windows,
+        "health": health,
+        "figures": figures,
+        "statistics": metrics.set_index("statistic").to_dict(orient="index"),
+    }

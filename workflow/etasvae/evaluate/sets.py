@@ -1,0 +1,103 @@
+"""The sets of windows that evaluation compares (see docs/design.md, *Evaluation*).
+
+S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A ETAS training windows
+(the noise floor: another sample of the same process), P the naive baseline (Poisson times at A's rate,
+naive magnitudes). H and A are the catalogs' own events cut into the windows of the windows table, never
+their features decoded back through the representation: whatever a representation loses (binned windows
+keep no positions and no magnitudes within a band) counts against the model.
+Each set is a list of per-window event tables: time (days from the window's clock start), magnitude, x, y
+(km, relative to the window's first event), in time order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .baseline import poisson_baseline
+
+EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
+
+
+def split_windows(catalog: pd.DataFrame, duration: float | None = None, n_windows: int | None = None) -> list[pd.DataFrame]:
+    """A catalog with a ``window`` column as a list of per-window event tables (window order kept).
+
+    ``duration`` (days) is the fixed length of every window, for representations that have one (binned);
+    it is stored as ``attrs["duration"]``, which evaluation reads instead of the last event's time.
+    With ``n_windows``, windows are numbered 0..n_windows-1 and one without events (a binned window of
+    zero counts) is an empty table rather than missing, so per-window counts keep their zeros.
+    """
+    values = catalog[EVENT_COLUMNS]
+    window = catalog["window"].to_numpy()
+    if n_windows is None:
+        ids = np.unique(window)
+    else:
+        ids = np.arange(n_windows)
+        if len(window) and (window.min() < 0 or window.max() >= n_windows):
+            raise ValueError(f"window ids outside 0..{n_windows - 1}")
+    starts = np.searchsorted(window, ids, side="left")
+    ends = np.searchsorted(window, ids, side="right")
+    out = [values.iloc[s:e].reset_index(drop=True) for s, e in zip(starts, ends)]
+    if duration is not None:
+        for w in out:
+            w.attrs["duration"] = float(duration)
+    return out
+
+
+def catalog_windows(table: pd.DataFrame, catalogs: dict[tuple[str, int], pd.DataFrame], spec: dict,
+                    config_id: str = "") -> list[pd.DataFrame]:
+    """The events of each window of a windows ``table`` (in its order), taken from the catalogs themselves.
+
+    ``catalogs`` maps (config id, replicate) to a catalog; the config id is the table's ``config_id``
+    column (pooled windows) or ``config_id``. A window holds the events with start_event <= event_id <
+    end_event that the representation counts (magnitude >= Mc for event windows, inside a magnitude band
+    for binned windows; the event range of a binned window is its span [t_start, t_end)). Times are days from the window's ``t_ref`` (event windows:
+    the previous event, as the features measure the first inter-event time; binned: the window start);
+    positions are km from the window's first event. Binned windows carry ``attrs["duration"]``.
+    """
+    binned = spec["representation"] == "binned"
+    m_min = spec["magnitude_bands"][0] if binned else spec["mc"]
+    cfgs = table["config_id"].to_numpy() if "config_id" in table else np.full(len(table), config_id)
+    arrays: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    out = []
+    columns = (table[c].to_numpy() for c in ("replicate", "start_event", "end_event", "t_ref"))
+    for cfg, rep, lo, hi, t_ref in zip(cfgs, *columns):
+        key = (str(cfg), int(rep))
+        if key not in arrays:
+            if key not in catalogs:
+                raise KeyError(f"catalog_windows: no catalog for config {key[0]!r}, replicate {key[1]}")
+            arrays[key] = {c: catalogs[key][c].to_numpy() for c in ("event_id", *EVENT_COLUMNS)}
+        a = arrays[key]
+        i, j = np.searchsorted(a["event_id"], [lo, hi])
+        keep = a["magnitude"][i:j] >= m_min - 1e-9
+        t, m, x, y = (a[c][i:j][keep] for c in EVENT_COLUMNS)
+        x0, y0 = (x[0], y[0]) if len(x) else (0.0, 0.0)
+        df = pd.DataFrame({"time": t - t_ref, "magnitude": m, "x": x - x0, "y": y - y0})
+        if binned:
+            df.attrs["duration"] = float(spec["duration_days"])
+        out.append(df)
+    return out
+
+
+def evaluation_sets(
+    table: pd.DataFrame,
+    catalogs: dict[tuple[str, int], pd.DataFrame],
+    spec: dict,
+    synthetic: pd.DataFrame,
+    *,
+    rng: np.random.Generator,
+    n_synthetic: int | None = None,
+    config_id: str = "",
+) -> dict[str, list[pd.DataFrame]]:
+    """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role, both
+    cut from the ``catalogs`` (see :func:`catalog_windows`); P is :func:`poisson_baseline` of A.
+
+    ``n_synthetic`` is the number of synthetic windows drawn (windows without events are kept as empty).
+    """
+    role = table["role"].to_numpy()
+    duration = spec.get("duration_days") if spec["representation"] == "binned" else None
+    sets = {"S": split_windows(synthetic, duration, n_synthetic)}
+    for key, name in (("H", "heldout"), ("A", "train")):
+        sets[key] = catalog_windows(table[role == name], catalogs, spec, config_id)
+    sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"])
+    return sets

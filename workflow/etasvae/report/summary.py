@@ -1,0 +1,237 @@
+"""The run summary: every config x VAE setting, ranked per config by overall score, as HTML and CSV."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from ..fileio import atomic_write, write_text
+from ..plotting import new_figure, png_data_uri
+from .cells import (
+    SKILL_GOOD,
+    SKILL_POOR,
+    _as_number,
+    _cell,
+    _esc,
+    _group_order,
+    _is_missing,
+    _page,
+    _skill_cell,
+    fmt,
+)
+
+
+def _setting_text(value: Any) -> str:
+    """A VAE setting as a plain string or number (lists joined with 'x', as in the ids)."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(_setting_text(v)) for v in value)
+    return value
+
+
+def _varied(vaes: dict[str, dict], ids: list[str]) -> list[str]:
+    keys: list[str] = []
+    for vid in ids:
+        for k in vaes.get(vid, {}):
+            if k not in keys:
+                keys.append(k)
+    return [k for k in keys if len({repr(_setting_text(vaes.get(v, {}).get(k))) for v in ids}) > 1]
+
+
+def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[str, dict]) -> pd.DataFrame:
+    """One row per config x VAE setting: config params, VAE settings, statistics' values and skills,
+    overall score and rank within config (1 = best; missing scores rank last)."""
+    stat_names: list[str] = []
+    for s in summaries:
+        for name in (s.get("statistics") or {}):
+            if name not in stat_names:
+                stat_names.append(name)
+    rows = []
+    for s in summaries:
+        cfg, vid = str(s["config_id"]), str(s["vae_id"])
+        row: dict[str, Any] = {"config_id": cfg, "vae_id": vid}
+        for k, v in (etas.get(cfg) or {}).items():
+            row[f"etas_{k}"] = _setting_text(v)
+        for k, v in (vaes.get(vid) or s.get("settings") or {}).items():
+            row[f"vae_{k}"] = _setting_text(v)
+        score = _as_number(s.get("overall_score"))
+        row["overall_score"] = np.nan if score is None else score
+        stats = s.get("statistics") or {}
+        for name in stat_names:
+            entry = stats.get(name) or {}
+            for key in ("value_S", "skill"):
+                x = _as_number(entry.get(key))
+                row[f"{name}.{key}"] = np.nan if x is None else x
+        row["verdict"] = s.get("verdict", "")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=["config_id", "vae_id", "overall_score", "rank", "verdict"])
+    table["overall_score"] = pd.to_numeric(table["overall_score"], errors="coerce")
+    table["rank"] = (table.groupby("config_id", sort=False)["overall_score"]
+                     .rank(ascending=False, method="min", na_option="bottom").astype(int))
+    front = ["config_id", "vae_id", "rank", "overall_score"]
+    table = table[front + [c for c in table.columns if c not in front]]
+    return table.sort_values(["config_id", "rank", "vae_id"], kind="stable").reset_index(drop=True)
+
+
+def _score_figure(table: pd.DataFrame, varied: list[str]) -> str | None:
+    """Embedded PNG: overall score against each varied VAE setting, one line per config."""
+    if not varied or table.empty:
+        return None
+    fig = new_figure(figsize=(min(max(4.2 * len(varied), 6.0), 13), 3.8))
+    axes = np.atleast_1d(fig.subplots(1, len(varied)))
+    configs = list(dict.fromkeys(table["config_id"]))
+    cmap = [f"C{i % 10}" for i in range(len(configs))]
+    for ax, key in zip(axes, varied):
+        col = f"vae_{key}"
+        values = table[col]
+        numeric = pd.to_numeric(values, errors="coerce")
+        is_num = bool(numeric.notna().all())
+        if is_num:
+            x_all = numeric.to_numpy(float)
+            positive = bool((x_all > 0).all())
+            if positive and x_all.max() / x_all.min() >= 10:
+                ax.set_xscale("log")
+        else:
+            cats = sorted({str(v) for v in values})
+            pos = {c: i for i, c in enumerate(cats)}
+            ax.set_xticks(range(len(cats)), cats, rotation=20 if max(len(c) for c in cats) > 6 else 0)
+            ax.set_xlim(-0.5, len(cats) - 0.5)
+        for color, cfg in zip(cmap, configs):
+            part = table[table["config_id"] == cfg]
+            x = pd.to_numeric(part[col], errors="coerce").to_numpy(float) if is_num else np.array(
+                [pos[str(v)] for v in part[col]], float)
+            y = part["overall_score"].to_numpy(float)
+            order = np.argsort(x, kind="stable")
+            # Join the points only where each value occurs once; otherwise other settings vary too.
+            style = "-" if len(np.unique(x)) == len(x) else "none"
+            ax.plot(x[order], y[order], marker="o", linestyle=style, color=color, label=cfg, alpha=0.85)
+        ax.axhline(SKILL_GOOD, color="#2e7d32", linestyle=":", linewidth=1)
+        ax.axhline(SKILL_POOR, color="#c62828", linestyle=":", linewidth=1)
+        ax.set_xlabel(key)
+        ax.set_ylabel("overall score")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best", title="config", title_fontsize=8)
+    fig.suptitle("Overall score against each varied VAE setting", fontsize=11)
+    return png_data_uri(fig)
+
+
+def _config_line(cfg: str, params: dict | None) -> str:
+    if not params:
+        return ("<p class='note'>Model trained on the windows of every ETAS config together (pooled)."
+                "</p>" if cfg == "pooled" else "<p class='note'>ETAS parameters not recorded.</p>")
+    items = " · ".join(f"{_esc(k)} = {_esc(fmt(v))}" for k, v in params.items() if not _is_missing(v))
+    return f"<p class='note'>ETAS: {items}</p>"
+
+
+SUMMARY_HELP = (
+    "<p class='note'>Every VAE setting is trained per ETAS config; its synthetic windows S are compared with "
+    "held-out ETAS windows H on every statistic of the evaluation (magnitudes, inter-event times, counts, "
+    "aftershock decay, space, whole-window two-sample tests, CSEP number and magnitude tests). Each statistic "
+    "gives a <b>skill</b> = (d<sub>P</sub> − d<sub>S</sub>) / (d<sub>P</sub> − d<sub>A</sub>), where d is the "
+    "distance to H of the synthetic set S, of the ETAS training set A (the noise floor) and of a Poisson set "
+    "P with the same rate and naive magnitudes (the naive baseline): 1 is as good as ETAS itself, 0 no better than "
+    "Poisson. The <b>overall score</b> (<code>etasvae.evaluate.overall_score</code>) is the median skill over "
+    "the informative statistics (those on which the Poisson baseline is farther from H than the floor), each "
+    "clipped to [−1, 1] so that one catastrophic statistic cannot dominate. Settings are ranked by it within "
+    "each config, the best highlighted (★).</p>"
+    "<p class='note'><b>Fine-tuning.</b> Compare rows that differ in one setting. If a higher β raises the "
+    "score, the model was overfitting or its latent space was disorganised; if it lowers it (and the model "
+    "page shows few active latent units), the KL term is collapsing the posterior: lower β or use a KL "
+    "warm-up. A larger latent size helps only while the extra units stay active. If the per-statistic table "
+    "shows poor aftershock or inter-event-time skills for every β and size, try the other representation "
+    "(event windows versus binned counts) or the Gaussian likelihood. Open a model page (link) for the "
+    "figures behind a score.</p>"
+)
+
+
+def _skill_matrix_html(part: pd.DataFrame, stat_names: list[str], groups: dict[str, str], shown: list[str]) -> str:
+    """Statistics as rows, VAE settings (in rank order) as columns, skill cells colour-coded."""
+    if not stat_names:
+        return ""
+    head = ""
+    for _, r in part.iterrows():
+        label = "<br>".join(f"{_esc(k)} {_esc(fmt(r.get(f'vae_{k}')))}" for k in shown)
+        head += f"<th title='{_esc(r['vae_id'])}'>#{int(r['rank'])}<br><span class='note'>{label}</span></th>"
+    rows = [f"<tr><th>statistic</th>{head}</tr>"]
+    order = _group_order(groups.get(n, "other") for n in stat_names)
+    for group in order:
+        names = [n for n in stat_names if groups.get(n, "other") == group]
+        rows.append(f"<tr class='group'><td colspan='{1 + len(part)}'>{_esc(group)}</td></tr>")
+        for n in names:
+            col = f"{n}.skill"
+            cells = "".join(_skill_cell(v) for v in (part[col] if col in part else [None] * len(part)))
+            rows.append(f"<tr><td class='txt'>{_esc(n)}</td>{cells}</tr>")
+    return ("<details open><summary>Skill per statistic (columns: settings by rank; hover for the id)</summary>"
+            f"<table>{''.join(rows)}</table></details>")
+
+
+def _first_sentence(text: str) -> str:
+    """The verdict's headline: its first sentence (the full paragraph is on the model page and in the CSV)."""
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip(), maxsplit=1)
+    return parts[0] if parts else ""
+
+
+def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, summaries: list[dict], *,
+                   etas: dict[str, dict], vaes: dict[str, dict]) -> pd.DataFrame:
+    """Write the run summary: a CSV (summary_table) and a self-contained HTML page ranking the VAE settings
+    of each config by overall score, with links to the model pages ({config_id}/{vae_id}.html, relative to
+    the summary). Returns the table."""
+    table = summary_table(summaries, etas=etas, vaes=vaes)
+    atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False))
+
+    groups: dict[str, str] = {}
+    stat_names: list[str] = []
+    for s in summaries:
+        for name, entry in (s.get("statistics") or {}).items():
+            if name not in stat_names:
+                stat_names.append(name)
+            g = (entry or {}).get("group")
+            if isinstance(g, str) and g and name not in groups:
+                groups[name] = g
+    ids = list(dict.fromkeys(table["vae_id"])) if not table.empty else []
+    varied = [k for k in _varied(vaes, ids) if f"vae_{k}" in table.columns]
+    shown = varied or [k for k in ("representation", "latent_dim", "beta") if f"vae_{k}" in table.columns]
+
+    body = [
+        "<h1>etasvae summary: which VAE setting generates the most ETAS-like catalogs?</h1>",
+        f"<p class='sub'>{len(table)} models · {table['config_id'].nunique() if len(table) else 0} configs · "
+        f"{len(ids)} VAE settings{' · varied: ' + _esc(', '.join(varied)) if varied else ''}</p>",
+        SUMMARY_HELP,
+    ]
+    uri = _score_figure(table, varied)
+    if uri:
+        body.append(f"<figure><img alt='overall score against VAE settings' src='{uri}'><figcaption>Each "
+                    "panel: overall score (higher is better) against one VAE setting that varies in this run, one "
+                    "colour per config; points are joined where only that setting varies between them. Dotted "
+                    f"lines: {SKILL_GOOD} (at the floor) and {SKILL_POOR} (no better than Poisson).</figcaption></figure>")
+    for cfg in dict.fromkeys(table["config_id"]) if len(table) else []:
+        part = table[table["config_id"] == cfg]
+        body.append(f"<h2>Config {_esc(cfg)}</h2>")
+        body.append(_config_line(cfg, etas.get(cfg)))
+        head = ("<tr><th>rank</th><th>VAE setting (model page)</th>"
+                + "".join(f"<th>{_esc(k)}</th>" for k in shown)
+                + "<th>overall score</th><th>verdict</th></tr>")
+        rows = [head]
+        for _, r in part.iterrows():
+            best = " class='best'" if r["rank"] == 1 and _as_number(r["overall_score"]) is not None else ""
+            href = quote(f"{r['config_id']}/{r['vae_id']}.html")
+            cells = [f"<td class='num'>{int(r['rank'])}{' ★' if best else ''}</td>",
+                     f"<td class='txt'><a href='{_esc(href)}'>{_esc(r['vae_id'])}</a></td>"]
+            cells += [_cell(r.get(f"vae_{k}")) for k in shown]
+            cells.append(_skill_cell(r["overall_score"], "score-cell"))
+            full = str(r.get("verdict") or "")
+            cells.append(f"<td class='txt verdict-cell' title='{_esc(full)}'>{_esc(_first_sentence(full))}</td>")
+            rows.append(f"<tr{best}>{''.join(cells)}</tr>")
+        body.append(f"<table class='ranking'>{''.join(rows)}</table>")
+        body.append(_skill_matrix_html(part, stat_names, groups, shown))
+    body.append("<p class='note'>All numbers: <a href='" + _esc(quote(Path(csv_path).name)) + "'>"
+                + _esc(Path(csv_path).name) + "</a> (one row per config × VAE setting).</p>")
+    write_text(html_path, _page("etasvae summary", "\n".join(body)))
+    return table

@@ -1,0 +1,69 @@
+# Real catalogs (config key `datasets`): download (ComCat) -> import -> windows; from there a dataset
+# travels the model path of an ETAS config (train, embed, sample, evaluate, report).
+
+
+# The download needs the network: on a cluster it runs where Snakemake runs, not on a compute node.
+localrules:
+    download_comcat,
+
+
+rule download_comcat:
+    output:
+        "resources/comcat/{dataset}.csv",
+    log:
+        "results/logs/download/{dataset}.log",
+    conda:
+        "../../envs/sim.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        url=lambda wildcards: DATASETS[wildcards.dataset]["url"],
+        query=lambda wildcards: comcat_query(DATASETS[wildcards.dataset]),
+        download=lambda wildcards: DATASETS[wildcards.dataset]["download"],
+    script:
+        "../scripts/download_comcat.py"
+
+
+rule import_dataset:
+    input:
+        dataset_source,
+    output:
+        catalog="results/catalogs/{dataset}/catalog.parquet",
+        report="results/catalogs/{dataset}/import.json",
+    log:
+        "results/logs/import/{dataset}.log",
+    conda:
+        "../../envs/sim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        dataset=dataset_params,
+    script:
+        "../scripts/import_dataset.py"
+
+
+rule build_dataset_windows:
+    input:
+        "results/catalogs/{dataset}/catalog.parquet",
+    output:
+        "results/windows/{dataset}/{representation}.parquet",
+    log:
+        "results/logs/windows/{dataset}/{representation}.log",
+    conda:
+        "../../envs/sim.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        spec=spec_params,
+        simulation_mc=config["simulation"]["mc"],
+        magnitude_bands=lambda wildcards: DATASETS[wildcards.dataset].get(
+            "magnitude_bands"
+        ),
+    script:
+        "../scripts/build_dataset_windows.py"
