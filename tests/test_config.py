@@ -139,9 +139,14 @@ def test_heldout_must_leave_training_replicates(config):
 def test_vae_grid_ids_and_loss_combinations(config):
     settings = vae_settings(config)
     assert set(settings) == {
-        "event_z8_h256x128_beta1_lr0.001_adam_mse_e60_bs64_s0",
-        "event_z8_h256x128_beta0.1_lr0.001_adam_mse_e60_bs64_s0",
+        "event_mlp_z8_h256x128_beta1_lr0.001_adam_channels_e60_bs64_s0",
+        "event_autoregressive_z8_h256x128_beta1_lr0.001_adam_channels_e60_bs64_s0",
     }
+    assert {s["decoder"] for s in settings.values()} == {"mlp", "autoregressive"}
+    bad = copy.deepcopy(config)
+    bad["vae"]["grid"]["loss"] = ["mse", "channels"]
+    with pytest.raises(ConfigError, match="vae.grid.decoder = autoregressive with vae.grid.loss = mse"):
+        vae_settings(bad)
     bad = copy.deepcopy(config)
     bad["vae"]["grid"]["loss"] = ["poisson"]
     with pytest.raises(ConfigError, match="vae.grid.loss = poisson: not available for representation event"):

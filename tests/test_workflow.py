@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -42,9 +43,10 @@ TINY = {
         }
     },
     "windows": {"event": {"length": 16, "stride": 8}},
-    # 40 epochs and 15 neighbours: the pooled latent means tell the two configs apart by ~3.4 standard
-    # errors of chance (20 epochs and 5 neighbours: 1.2, too little for test_the_numbers_...)
-    "vae": {"grid": {"latent_dim": [4], "hidden": [[32]], "beta": [1.0], "epochs": [40], "batch_size": [32]}},
+    # 40 epochs and 15 neighbours: the pooled latent means tell the two configs apart by several standard
+    # errors of chance (test_the_numbers_...); the autoregressive sequence decoder runs end to end.
+    "vae": {"grid": {"decoder": ["autoregressive"], "loss": ["channels"], "latent_dim": [4], "hidden": [[32]],
+                     "beta": [1.0], "epochs": [40], "batch_size": [32]}},
     "latent": {"tsne_perplexity": 5, "knn_neighbors": 15},
     "evaluate": {"permutations": 20, "cv_folds": 3},
     # A real-catalog dataset: a ComCat-format CSV that run_snakemake writes into the working directory
@@ -118,6 +120,14 @@ def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
         assert meta["mc"] == (2.2 if cfg == "tinyreal" else 2.5) and (synthetic["magnitude"] >= meta["mc"]).all()
         evaluation = json.loads((finished_run / "results" / "evaluation" / cfg / vae / "metrics.json").read_text())
         assert {"overall_score", "verdict", "statistics"} <= set(evaluation)
+        # sequence VAE health: held-out NLL with encoded z against z from the prior, KL per window
+        health = evaluation["health"]
+        assert health["decoder"] == "autoregressive" and np.isfinite(health["prior_minus_encoded_nats"])
+        assert health["kl_per_window"] > 0
+        # sampled positions stay in the region (the simulated 50 km square, or the dataset's own): offsets
+        # from the first event within its extent
+        xmin, xmax, ymin, ymax = meta["spec"]["region_km"]
+        assert (synthetic["x"].abs() <= xmax - xmin + 1e-6).all() and (synthetic["y"].abs() <= ymax - ymin + 1e-6).all()
         page = (finished_run / "results" / "reports" / cfg / f"{vae}.html").read_text()
         assert "data:image/png;base64," in page and evaluation["verdict"].split(":")[0] in page
     summary = pd.read_csv(finished_run / "results" / "reports" / "summary.csv")
@@ -238,7 +248,7 @@ def test_schema_error_names_the_key(tmp_path):
 
 def test_binned_representation_runs_end_to_end(tmp_path):
     config = copy.deepcopy(TINY)
-    config["vae"]["grid"].update({"representation": ["binned"], "loss": ["poisson"]})
+    config["vae"]["grid"].update({"representation": ["binned"], "decoder": ["mlp"], "loss": ["poisson"]})
     config["windows"]["binned"] = {"duration_days": 10.0, "stride_days": 5.0, "time_bins": 10,
                                    "magnitude_bands": [2.5, 3.0, 4.0]}
     run_snakemake(tmp_path, config)

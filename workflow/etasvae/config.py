@@ -9,7 +9,7 @@ Ids (docs/design.md §2):
   ``mu5_K0.2_alpha1.5_c0.01_p1.1_D0.5_q1.5_gamma1_b1``; a named config is its name. Adding a value to a
   grid list creates new ids and leaves every existing one as it was.
 - a VAE setting id lists every grid key the same way, e.g.
-  ``event_z8_h256x128_beta1_lr0.001_adam_mse_e60_bs64_s0``.
+  ``event_autoregressive_z8_h256x128_beta1_lr0.001_adam_channels_e60_bs64_s0``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ OGATA_OPTIONAL = ("tau",)
 SED_KEYS = ("log10_mu", "log10_k0", "a", "log10_c", "omega", "log10_d", "gamma", "rho", "b")
 SED_OPTIONAL = ("log10_tau",)
 
-VAE_KEYS = ("representation", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
+VAE_KEYS = ("representation", "decoder", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 SHARED_TRAINING_KEYS = ("kl_warmup_epochs", "patience", "grad_clip")
 
@@ -62,7 +62,9 @@ def schema_defaults() -> dict[str, Any]:
 # A VAE grid key missing from the config takes the schema's default; the shared training options too.
 VAE_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"]["grid"][k] for k in VAE_KEYS}
 TRAINING_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"][k] for k in SHARED_TRAINING_KEYS}
-LOSSES_BY_REPRESENTATION = {"event": ("mse", "gaussian_nll"), "binned": ("poisson", "bce", "mse")}
+LOSSES_BY_REPRESENTATION = {"event": ("mse", "gaussian_nll", "channels"), "binned": ("poisson", "bce", "mse")}
+# The autoregressive decoder generates events one after another with the per-channel likelihoods.
+LOSSES_BY_DECODER = {"mlp": ("mse", "gaussian_nll", "channels", "poisson", "bce"), "autoregressive": ("channels",)}
 
 
 class ConfigError(ValueError):
@@ -294,9 +296,15 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 f"vae.grid.loss = {point['loss']}: not available for representation {point['representation']}; "
                 f"choose from {list(allowed_losses)}"
             )
+        if point["loss"] not in LOSSES_BY_DECODER[point["decoder"]]:
+            raise ConfigError(
+                f"vae.grid.decoder = {point['decoder']} with vae.grid.loss = {point['loss']}: the autoregressive "
+                "decoder needs loss channels (per-channel likelihoods of event windows)"
+            )
         vae_id = "_".join(
             [
                 point["representation"],
+                point["decoder"],
                 f"z{point['latent_dim']}",
                 f"h{format_value(point['hidden'])}",
                 f"beta{format_value(point['beta'])}",
@@ -316,6 +324,9 @@ def window_spec(config: dict[str, Any], representation: str) -> dict[str, Any]:
     """The feature spec of one representation: the plain dict the windows and sample stages share."""
     windows, sim = config["windows"], config["simulation"]
     spec = {"representation": representation, "mc": sim["mc"], **windows[representation]}
+    if representation == "event":
+        spec["region_km"] = [float(v) for v in sim["region_km"]]  # where a sequence decoder places events
+        spec["mmax"] = sim["mmax"]                                  # and the largest magnitude it may draw
     if representation == "binned":
         bands = spec["magnitude_bands"]
         if bands[0] < sim["mc"] or any(b2 <= b1 for b1, b2 in zip(bands, bands[1:])):

@@ -175,6 +175,8 @@ def _event_windows(df: pd.DataFrame, replicate: int, heldout: bool, spec: dict[s
         "t_start": time[starts],
         "t_end": time[last],
         "t_ref": prev_time,
+        "x_first": x[starts],
+        "y_first": y[starts],
     })
     return table, X
 

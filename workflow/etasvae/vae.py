@@ -18,6 +18,12 @@ Loss per window = reconstruction (summed over features) + beta_t * KL(q(z|x) || 
 summed over latent units); both averaged over the windows of a batch. beta_t rises linearly from
 beta/kl_warmup_epochs in epoch 1 to beta at epoch kl_warmup_epochs (Bowman et al. 2016 warm-up).
 
+Loss ``channels`` (event windows) selects the sequence VAE of ``etasvae.seqvae``: per-channel likelihoods
+of every event (log-normal mixture of inter-event times, exponential mixture of magnitudes, ETAS-like
+placement of positions) with an ``mlp`` or ``autoregressive`` decoder (setting ``decoder``). ``train_vae``,
+``save_model``, ``load_model``, ``encode_windows``, ``sample_windows`` and ``reconstruct_windows`` serve both
+kinds; the sequence VAE needs the window spec (with ``region_km``) and the first events' positions.
+
 Drawing from the decoder likelihood (``sample_windows(mode="draw")``) needs a variance for "mse": the
 per-feature mean squared reconstruction residual on the training windows, measured after training and
 stored in the model (buffer ``residual_var``).
@@ -45,7 +51,8 @@ from .fileio import atomic_write, plain
 from .plotting import new_figure, save_png
 from .features import FeatureTransform
 
-LOSSES = ("mse", "gaussian_nll", "bce", "poisson")
+LOSSES = ("mse", "gaussian_nll", "bce", "poisson", "channels")
+DECODERS = ("mlp", "autoregressive")
 MODEL_FORMAT = "etasvae-vae-1"
 HISTORY_COLUMNS = ["epoch", "train_recon", "train_kl", "train_total", "val_recon", "val_kl", "val_total", "beta"]
 # Learned Gaussian log-variances are clamped to this range (standardised units) so a perfectly fitted
@@ -66,7 +73,8 @@ class TrainingDiverged(RuntimeError):
 
 def transform_kind(loss: str) -> str:
     """The feature scaling a reconstruction loss expects (see the module docstring)."""
-    return {"mse": "standard", "gaussian_nll": "standard", "bce": "minmax", "poisson": "identity"}[loss]
+    return {"mse": "standard", "gaussian_nll": "standard", "channels": "standard", "bce": "minmax",
+            "poisson": "identity"}[loss]
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +82,10 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     s = {**SETTINGS_DEFAULTS, **settings}
     if s["loss"] not in LOSSES:
         raise ValueError(f"VAE settings: 'loss' must be one of {LOSSES}, got {s['loss']!r}")
+    if s["decoder"] not in DECODERS:
+        raise ValueError(f"VAE settings: 'decoder' must be one of {DECODERS}, got {s['decoder']!r}")
+    if s["decoder"] == "autoregressive" and s["loss"] != "channels":
+        raise ValueError(f"VAE settings: the autoregressive decoder needs loss 'channels', got {s['loss']!r}")
     if s["optimizer"] not in ("adam", "sgd"):
         raise ValueError(f"VAE settings: 'optimizer' must be 'adam' or 'sgd', got {s['optimizer']!r}")
     for key in ("latent_dim", "epochs", "batch_size"):
@@ -241,20 +253,64 @@ def _diverged(epoch: int, batch_terms: torch.Tensor, lr: float, grad_clip: float
     )
 
 
+def beta_at(settings: dict[str, Any], epoch: int) -> float:
+    """The KL weight in force in an epoch (1-based): linear warm-up to beta over kl_warmup_epochs."""
+    warmup = settings["kl_warmup_epochs"]
+    return settings["beta"] * min(1.0, epoch / warmup) if warmup > 0 else settings["beta"]
+
+
+class BestEpoch:
+    """Early stopping: remembers the weights of the epoch with the lowest score once the KL warm-up is over,
+    and says when ``patience`` epochs (0 = never) have passed without improvement."""
+
+    def __init__(self, warmup_epochs: int, patience: int):
+        self.warmup, self.patience = warmup_epochs, patience
+        self.score, self.epoch, self.state, self.stale = math.inf, 0, None, 0
+
+    def stop_after(self, epoch: int, score: float, model: nn.Module, log: Callable[[str], None]) -> bool:
+        if epoch < self.warmup:
+            return False
+        if score < self.score:
+            self.score, self.epoch, self.stale = score, epoch, 0
+            self.state = copy.deepcopy(model.state_dict())
+            return False
+        self.stale += 1
+        if self.patience > 0 and self.stale >= self.patience:
+            log(f"early stopping after epoch {epoch}: no improvement for {self.stale} epochs")
+            return True
+        return False
+
+    def restore(self, model: nn.Module, log: Callable[[str], None], what: str) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+            log(f"keeping the weights of epoch {self.epoch} ({what} {self.score:.4g})")
+
+
 def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str, Any], *,
               log: Callable[[str], None] = print, device: str | None = None,
-              threads: int | None = None) -> TrainResult:
+              threads: int | None = None, spec: dict[str, Any] | None = None,
+              origin_train: np.ndarray | None = None, origin_val: np.ndarray | None = None) -> TrainResult:
     """Fit the feature transform on ``X_train`` and train a VAE; return the model with its best weights.
 
     Early stopping: after the KL warm-up, the epoch with the lowest validation total loss (training total
     if there are no validation windows) is remembered; training stops after ``patience`` epochs without
     improvement (0 = run all epochs) and the model returns with the remembered weights.
     A non-finite loss raises TrainingDiverged. On CPU the same seed gives the same history.
+    Loss ``channels`` trains a sequence VAE (``etasvae.seqvae``): it needs the window ``spec`` (with
+    ``region_km``) and takes the first events' positions (n, 2) km (``seqvae.window_origins`` of the table).
     """
     s = check_settings(settings)
     if threads:
         torch.set_num_threads(int(threads))
     dev = pick_device(device)
+    if s["loss"] == "channels":
+        if spec is None:
+            raise ValueError("train_vae: loss 'channels' needs the window spec (spec=...)")
+        from .seqvae import train_sequence_vae
+
+        model, transform, history = train_sequence_vae(X_train, X_val, s, spec, origin_train, origin_val,
+                                                       log=log, dev=dev)
+        return TrainResult(model=model, transform=transform, history=history)
     X_train = np.asarray(X_train, dtype=np.float32)
     if X_train.ndim != 2 or len(X_train) == 0:
         raise ValueError(f"train_vae: need a non-empty (windows, features) training array, got shape {X_train.shape}")
@@ -281,9 +337,9 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
         f"{len(Xv) if has_val else 0} validation windows x {Xt.shape[1]} features, latent {s['latent_dim']}, "
         f"hidden {s['hidden']}, loss {s['loss']}, {s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}")
 
-    rows, best_score, best_state, best_epoch, stale = [], math.inf, None, 0, 0
+    rows, best = [], BestEpoch(s["kl_warmup_epochs"], s["patience"])
     for epoch in range(1, s["epochs"] + 1):
-        beta_t = s["beta"] * min(1.0, epoch / s["kl_warmup_epochs"]) if s["kl_warmup_epochs"] > 0 else s["beta"]
+        beta_t = beta_at(s, epoch)
         started = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=generator, device=dev)
@@ -318,19 +374,9 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
         log(f"epoch {epoch:4d}/{s['epochs']}  beta {beta_t:.3g}  train recon {train_recon:.4g} KL {train_kl:.4g}"
             f"  val recon {val_recon:.4g} KL {val_kl:.4g} total {row['val_total']:.4g}"
             f"  {seconds:.2f} s ({n / seconds:,.0f} windows/s)")
-        score = row["val_total"] if has_val else row["train_total"]
-        warm = s["kl_warmup_epochs"] <= epoch
-        if warm and score < best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        elif warm:
-            stale += 1
-            if s["patience"] > 0 and stale >= s["patience"]:
-                log(f"early stopping after epoch {epoch}: no improvement for {stale} epochs")
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        log(f"keeping the weights of epoch {best_epoch} ({'validation' if has_val else 'training'} total {best_score:.4g})")
+        if best.stop_after(epoch, row["val_total"] if has_val else row["train_total"], model, log):
+            break
+    best.restore(model, log, f"{'validation' if has_val else 'training'} total")
     model.eval()
     if s["loss"] == "mse":
         model.residual_var.copy_(_residual_variance(model, Xt))
@@ -369,10 +415,14 @@ def save_model(path: str | os.PathLike, result: TrainResult, settings: dict[str,
                extra: dict[str, Any] | None = None) -> None:
     """One file (torch.save of tensors and plain values, loadable with weights_only=True), written atomically."""
     model = result.model
+    if hasattr(model, "architecture"):
+        architecture = plain(model.architecture())
+    else:
+        architecture = {"n_features": model.n_features, "latent_dim": model.latent_dim,
+                        "hidden": list(model.hidden), "loss": model.loss}
     payload = {
         "format": MODEL_FORMAT,
-        "architecture": {"n_features": model.n_features, "latent_dim": model.latent_dim,
-                         "hidden": list(model.hidden), "loss": model.loss},
+        "architecture": architecture,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "settings": plain(settings),
         "transform": result.transform.to_dict(),
@@ -393,7 +443,12 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> ModelBundl
     if payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: not an etasvae model file (format {payload.get('format')!r})")
     arch = payload["architecture"]
-    model = VAE(arch["n_features"], arch["latent_dim"], arch["hidden"], arch["loss"])
+    if arch.get("kind") == "sequence":
+        from .seqvae import SequenceVAE
+
+        model = SequenceVAE(arch["length"], arch["latent_dim"], arch["hidden"], arch["decoder"], arch["spec"])
+    else:
+        model = VAE(arch["n_features"], arch["latent_dim"], arch["hidden"], arch["loss"])
     model.load_state_dict(payload["state_dict"])
     model.to(pick_device(device)).eval()
     return ModelBundle(model=model, settings=payload["settings"],
@@ -409,12 +464,25 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def is_sequence(model: nn.Module) -> bool:
+    """A sequence VAE (loss ``channels``, etasvae.seqvae) rather than the MLP VAE of this module."""
+    return getattr(model, "kind", "") == "sequence"
+
+
 @torch.no_grad()
-def encode_windows(bundle: ModelBundle, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and log-variance of each window: two float32 arrays (n, latent_dim)."""
+def encode_windows(bundle: ModelBundle, X: np.ndarray, origin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and log-variance of each window: two float32 arrays (n, latent_dim).
+    ``origin``: first-event positions (n, 2) km, read by sequence VAEs (the region's centre where None)."""
     model = bundle.model.eval()
-    Z = torch.from_numpy(bundle.transform.transform(X)).to(_device_of(model))
-    parts = [model.encode(Z[i:i + _EVAL_BATCH]) for i in range(0, len(Z), _EVAL_BATCH)]
+    dev = _device_of(model)
+    if is_sequence(model):
+        Xr = torch.from_numpy(np.asarray(X, dtype=np.float32)).to(dev)
+        O = None if origin is None else torch.from_numpy(np.asarray(origin, dtype=np.float32)).to(dev)
+        parts = [model.encode_raw(Xr[i:i + _EVAL_BATCH], None if O is None else O[i:i + _EVAL_BATCH])
+                 for i in range(0, len(Xr), _EVAL_BATCH)]
+    else:
+        Z = torch.from_numpy(bundle.transform.transform(X)).to(dev)
+        parts = [model.encode(Z[i:i + _EVAL_BATCH]) for i in range(0, len(Z), _EVAL_BATCH)]
     if not parts:
         empty = np.zeros((0, model.latent_dim), np.float32)
         return empty, empty.copy()
@@ -428,11 +496,15 @@ def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str | None =
     """n synthetic windows in raw feature space: z ~ N(0, I) -> decoder -> its mean ("mean") or one draw from
     the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features); with
     ``return_latent`` also the z drawn, float32 (n, latent_dim). ``mode=None`` takes the configuration's
-    default (``sample.mode`` in the schema)."""
+    default (``sample.mode`` in the schema). A sequence VAE always draws, event by event (a sequence has no
+    useful mean)."""
     mode = schema_default("sample.mode") if mode is None else mode
     if mode not in ("mean", "draw"):
         raise ValueError(f"sample_windows: mode must be 'mean' or 'draw', got {mode!r}")
     model = bundle.model.eval()
+    if is_sequence(model):
+        X, _, z = model.sample_features(int(n), seed=int(seed))
+        return (X, z) if return_latent else X
     dev = _device_of(model)
     generator = torch.Generator(device=dev).manual_seed(int(seed))
     out, latents = [], []

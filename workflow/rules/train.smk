@@ -17,7 +17,7 @@ rule train_vae:
         "results/benchmarks/train/{model_cfg}/{vae}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,

@@ -5,6 +5,7 @@ from etasvae.features import read_windows
 from etasvae.fileio import atomic_write, write_json
 from etasvae.latent import embed_windows, latent_metrics, model_health
 from etasvae.scripting import setup_log
+from etasvae.seqvae import window_origins
 from etasvae.vae import load_model
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -15,5 +16,7 @@ embedding = embed_windows(bundle, table, X, etas=dict(smk.params.etas))
 metrics = latent_metrics(embedding, knn_neighbors=smk.params.knn_neighbors, seed=smk.params.seed)
 atomic_write(smk.output.embedding, lambda tmp: embedding.to_parquet(tmp, index=False))
 write_json(smk.output.metrics, metrics)
-write_json(smk.output.health, model_health(bundle, X[table["role"].to_numpy() == "heldout"]))
+heldout = table["role"].to_numpy() == "heldout"
+origin = window_origins(table)
+write_json(smk.output.health, model_health(bundle, X[heldout], None if origin is None else origin[heldout]))
 log.info("embedded %d windows; %s active latent units", len(embedding), metrics.get("n_active"))

@@ -2,6 +2,7 @@
 
 from etasvae.features import read_windows
 from etasvae.scripting import setup_log
+from etasvae.seqvae import window_origins
 from etasvae.vae import plot_loss_curves, save_model, train_vae
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -9,7 +10,11 @@ log = setup_log(smk)
 table, X, spec, meta = read_windows(smk.input[0])
 settings = dict(smk.params.settings)
 role = table["role"].to_numpy()
-result = train_vae(X[role == "train"], X[role == "validation"], settings, log=log.info)
+train, val = role == "train", role == "validation"
+origin = window_origins(table)
+result = train_vae(X[train], X[val], settings, log=log.info, threads=smk.threads, spec=spec,
+                   origin_train=None if origin is None else origin[train],
+                   origin_val=None if origin is None else origin[val])
 extra = {"config_id": smk.wildcards.model_cfg, "vae_id": smk.wildcards.vae, "etas": meta["etas"]}
 save_model(smk.output.model, result, settings, spec, extra)
 result.history.to_csv(smk.output.history, index=False)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .. import stats
 from ..features import check_spec, windows_to_catalog
+from ..seqvae import window_origins
 from ..vae import ModelBundle, encode_windows
 
 # ETAS parameters copied onto every embedded window (those present in the config's parameter dict).
@@ -103,7 +104,7 @@ def embed_windows(bundle: ModelBundle, table: pd.DataFrame, X: np.ndarray, *,
     missing = sorted(set(meta["config_id"]) - set(etas))
     if missing:
         raise ValueError(f"embed_windows: no ETAS parameters given for config(s) {missing}")
-    mu, logvar = encode_windows(bundle, X)
+    mu, logvar = encode_windows(bundle, X, window_origins(table))
     d = mu.shape[1]
     latent = pd.DataFrame(np.hstack([mu, logvar]).astype(np.float64),
                           columns=[f"z{i}" for i in range(d)] + [f"lv{i}" for i in range(d)])

@@ -9,17 +9,21 @@ import numpy as np
 import torch
 
 from ..fileio import to_jsonable
-from ..vae import ModelBundle, kl_divergence, reconstruction_loss
+from ..seqvae import health as seqvae_health
+from ..vae import ModelBundle, is_sequence, kl_divergence, reconstruction_loss
 from .metrics import ACTIVE_THRESHOLD, activity_and_kl
 
 
 @torch.no_grad()
-def model_health(bundle: ModelBundle, X_heldout: np.ndarray) -> dict[str, Any]:
+def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None = None) -> dict[str, Any]:
     """VAE health on held-out windows, at z = posterior mean (deterministic): mean reconstruction loss per
     window in the model's own loss units (summed over features), mean squared error per feature in the
     model's scaled feature space (standardised for mse / gaussian_nll), mean KL per window, activity and
-    active units (as latent_metrics, over the held-out windows)."""
+    active units (as latent_metrics, over the held-out windows). Sequence VAEs: ``seqvae.health`` (NLL with
+    encoded z against z from the prior; ``origin`` = first-event positions of the windows)."""
     model = bundle.model.eval()
+    if is_sequence(model):
+        return to_jsonable(seqvae_health(model, X_heldout, origin))
     X = np.asarray(X_heldout, dtype=np.float32)
     d = model.latent_dim
     if len(X) == 0:

@@ -1,0 +1,222 @@
+"""Likelihoods of one event of an event window, channel by channel, as torch.distributions objects.
+
+The decoder of a sequence VAE (``etasvae.seqvae``) gives each event i of a window a context vector; the
+heads here turn it into the distribution of that event's channels, given the events before it:
+
+    channel          density                                                    sample
+    ln dt (days)     mixture of ``N_DT`` normals on ln dt, i.e. a mixture of        .sample() of the same
+                     log-normals on dt (Shchur et al. 2020, intensity-free TPP)     MixtureSameFamily
+    m - Mc           mixture of ``N_MAG`` exponentials: each one a Gutenberg-       likewise
+                     Richter law, so the tail stays exponential
+    (x, y) km        ETAS placement: background uniform over the region, or a      PositionMixture.sample
+                     window cluster (an isotropic Gaussian whose centre and
+                     spread come from z), or a parent j < i chosen with weight
+                     exp(a + alpha (m_j - Mc)) / (t_i - t_j + c)^p (Omori-Utsu
+                     times productivity, as ETAS gives the probability that j
+                     triggered i) and offset by the ETAS power-law kernel
+                     f(r | m_j) = (q-1)/(pi s) (1 + r^2/s)^-q, s = D exp(gamma (m_j - Mc))
+
+Every density is normalised (the position mixture over the plane; events of the data always lie in the
+region, and the sampler keeps drawing until a draw lands inside the region, so sampled windows never leave it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Exponential, MixtureSameFamily, Normal, constraints
+from torch.nn import functional as F
+
+N_DT = 8       # log-normal components of the inter-event time
+N_MAG = 4      # exponential components of the magnitude above Mc
+LOG_SCALE_MIN, LOG_SCALE_MAX = -6.0, 3.0
+NEG_INF = -1e30
+MAX_REJECTIONS = 50   # position draws outside the region are redrawn this often, then drawn uniformly
+
+
+class PowerLawKernel(Distribution):
+    """Isotropic ETAS spatial kernel on offsets (dx, dy) in km: f(r) = (q-1)/(pi s) (1 + r^2/s)^-q.
+
+    ``s`` (km^2) and ``q`` > 1 broadcast together; event shape (2,). The radius has the closed-form CDF
+    F(r) = 1 - (1 + r^2/s)^(1-q), which ``sample`` inverts (angle uniform).
+    """
+
+    arg_constraints = {"s": constraints.positive, "q": constraints.greater_than(1.0)}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, s: torch.Tensor, q: torch.Tensor, validate_args: bool | None = None):
+        self.s, self.q = torch.broadcast_tensors(torch.as_tensor(s), torch.as_tensor(q))
+        super().__init__(batch_shape=self.s.shape, event_shape=torch.Size([2]), validate_args=validate_args)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        r2 = value.pow(2).sum(-1)
+        return torch.log(self.q - 1.0) - math.log(math.pi) - torch.log(self.s) - self.q * torch.log1p(r2 / self.s)
+
+    def radius_cdf(self, r: torch.Tensor) -> torch.Tensor:
+        return 1.0 - torch.pow(1.0 + r * r / self.s, 1.0 - self.q)
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)[:-1]
+        u = torch.rand(shape, dtype=self.s.dtype, device=self.s.device)
+        angle = 2.0 * math.pi * torch.rand(shape, dtype=self.s.dtype, device=self.s.device)
+        r = torch.sqrt(self.s * (torch.pow(1.0 - u, -1.0 / (self.q - 1.0)) - 1.0))
+        return torch.stack((r * torch.cos(angle), r * torch.sin(angle)), dim=-1)
+
+
+def dt_distribution(params: torch.Tensor) -> MixtureSameFamily:
+    """Mixture of normals on ln dt from (..., 3 N_DT) raw outputs: logits, locations, log scales."""
+    logits, loc, log_scale = params.chunk(3, dim=-1)
+    scale = torch.exp(log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+    return MixtureSameFamily(Categorical(logits=logits), Normal(loc, scale))
+
+
+def magnitude_distribution(params: torch.Tensor) -> MixtureSameFamily:
+    """Mixture of exponentials on m - Mc from (..., 2 N_MAG) raw outputs: logits, log rates."""
+    logits, log_rate = params.chunk(2, dim=-1)
+    return MixtureSameFamily(Categorical(logits=logits), Exponential(torch.exp(log_rate.clamp(-1.0, 4.0))))
+
+
+class PositionMixture:
+    """Distribution of the position of event i (km, region frame) given the earlier events of its window.
+
+    Components (log-weights before normalisation): background ``log_w_bg`` with density 1/area over the
+    region; window cluster ``log_w_cl``: isotropic normal at ``centre`` with standard deviation
+    ``cl_sd``; parent j: ``log_w_par[..., j]`` (NEG_INF for j that may not be a parent) with the power-law
+    kernel at (x_j, y_j), scale ``s_par[..., j]``. Leading dims are batch dims; the parent dim is last.
+    """
+
+    def __init__(self, region: torch.Tensor, log_w_bg, log_w_cl, centre, cl_sd, log_w_par, parent_xy, s_par, q):
+        self.region = region
+        self.area = float((region[1] - region[0]) * (region[3] - region[2]))
+        shape = log_w_par.shape[:-1]
+        self.log_w = torch.cat([log_w_bg.expand(shape)[..., None], log_w_cl.expand(shape)[..., None], log_w_par], dim=-1)
+        self.log_w = self.log_w - torch.logsumexp(self.log_w, dim=-1, keepdim=True)
+        self.centre, self.cl_sd = centre, cl_sd
+        self.parent_xy, self.s_par, self.q = parent_xy, s_par, q
+
+    def log_prob(self, xy: torch.Tensor) -> torch.Tensor:
+        """log density at xy (..., 2)."""
+        bg = torch.full_like(xy[..., 0], -math.log(self.area))
+        d2 = (xy - self.centre).pow(2).sum(-1)
+        cl = -math.log(2.0 * math.pi) - 2.0 * torch.log(self.cl_sd) - 0.5 * d2 / self.cl_sd.pow(2)
+        par = PowerLawKernel(self.s_par, self.q).log_prob(xy[..., None, :] - self.parent_xy)
+        comp = torch.cat([bg[..., None], cl[..., None], par], dim=-1)
+        return torch.logsumexp(self.log_w + comp, dim=-1)
+
+    def _draw(self) -> torch.Tensor:
+        k = Categorical(logits=self.log_w).sample()
+        lo = self.region[[0, 2]]
+        width = self.region[[1, 3]] - lo
+        bg = lo + width * torch.rand(k.shape + (2,), dtype=lo.dtype, device=lo.device)
+        cl = self.centre + self.cl_sd[..., None] * torch.randn(k.shape + (2,), dtype=lo.dtype, device=lo.device)
+        j = (k - 2).clamp_min(0)
+        pick = lambda a: a.gather(-1, j[..., None]).squeeze(-1)  # noqa: E731
+        parent = torch.stack((pick(self.parent_xy[..., 0]), pick(self.parent_xy[..., 1])), dim=-1)
+        par = parent + PowerLawKernel(pick(self.s_par), self.q).sample()
+        return torch.where((k == 0)[..., None], bg, torch.where((k == 1)[..., None], cl, par))
+
+    def inside(self, xy: torch.Tensor) -> torch.Tensor:
+        r = self.region
+        return (xy[..., 0] >= r[0]) & (xy[..., 0] <= r[1]) & (xy[..., 1] >= r[2]) & (xy[..., 1] <= r[3])
+
+    def sample(self) -> torch.Tensor:
+        """One draw per batch element, inside the region (draws outside are redrawn)."""
+        xy = self._draw()
+        for _ in range(MAX_REJECTIONS):
+            bad = ~self.inside(xy)
+            if not bad.any():
+                return xy
+            xy = torch.where(bad[..., None], self._draw(), xy)
+        lo = self.region[[0, 2]]
+        uniform = lo + (self.region[[1, 3]] - lo) * torch.rand_like(xy)
+        return torch.where((~self.inside(xy))[..., None], uniform, xy)
+
+
+class EventHeads(nn.Module):
+    """Context vector of event i (and z, and the earlier events) -> the distributions of its channels.
+
+    Global ETAS-like parameters (learned): the productivity exponent alpha, Omori c and p of the parent
+    weights, and D, gamma, q of the spatial kernel. The cluster centre and spread come from z alone.
+    """
+
+    def __init__(self, ctx_dim: int, latent_dim: int, region: list[float]):
+        super().__init__()
+        self.dt_head = nn.Linear(ctx_dim, 3 * N_DT)
+        self.dt_shift = nn.Linear(latent_dim, 1)     # z sets the window's time scale directly
+        self.mag_head = nn.Linear(ctx_dim, 2 * N_MAG)
+        self.pos_head = nn.Linear(ctx_dim, 3)        # log-weights: background, cluster, parent level a
+        self.cluster_head = nn.Linear(latent_dim, 3)  # centre (2, region units) and log spread
+        self.raw_alpha = nn.Parameter(torch.tensor(1.0))
+        self.log_c = nn.Parameter(torch.tensor(math.log(0.01)))
+        self.raw_p = nn.Parameter(torch.tensor(-2.0))      # p = 1 + softplus
+        self.log_D = nn.Parameter(torch.tensor(0.0))       # D in km^2
+        self.raw_gamma = nn.Parameter(torch.tensor(0.0))
+        self.raw_q = nn.Parameter(torch.tensor(-0.5))      # q = 1 + softplus
+        self.register_buffer("region", torch.tensor([float(v) for v in region]))
+
+    @torch.no_grad()
+    def init_from_data(self, ln_dt: torch.Tensor, dmag: torch.Tensor) -> None:
+        """Start the mixtures where the training data are: dt components spread over the quantiles of ln dt,
+        exponential rates around the mean magnitude excess (b near the data's)."""
+        q = torch.quantile(ln_dt.flatten(), torch.linspace(0.05, 0.95, N_DT, device=ln_dt.device))
+        self.dt_head.bias[N_DT:2 * N_DT] = q
+        self.dt_head.bias[2 * N_DT:] = math.log(max(float(ln_dt.std()) / N_DT * 2.0, 0.1))
+        rate = 1.0 / max(float(dmag.mean()), 1e-3)
+        self.mag_head.bias[N_MAG:] = math.log(rate) + torch.linspace(-1.0, 1.0, N_MAG, device=dmag.device)
+
+    def region_units(self, xy: torch.Tensor) -> torch.Tensor:
+        """km -> [-1, 1] over the region."""
+        r = self.region
+        centre = torch.stack(((r[0] + r[1]) / 2, (r[2] + r[3]) / 2))
+        half = torch.stack(((r[1] - r[0]) / 2, (r[3] - r[2]) / 2))
+        return (xy - centre) / half
+
+    def from_region_units(self, u: torch.Tensor) -> torch.Tensor:
+        r = self.region
+        centre = torch.stack(((r[0] + r[1]) / 2, (r[2] + r[3]) / 2))
+        half = torch.stack(((r[1] - r[0]) / 2, (r[3] - r[2]) / 2))
+        return centre + half * u
+
+    def time_and_magnitude(self, ctx: torch.Tensor, z: torch.Tensor) -> tuple[MixtureSameFamily, MixtureSameFamily]:
+        """Distributions of ln dt and of m - Mc; ctx (..., C), z (..., latent) broadcast over events."""
+        p = self.dt_head(ctx)
+        shift = self.dt_shift(z)
+        while shift.dim() < p.dim():
+            shift = shift.unsqueeze(-2)
+        p = torch.cat([p[..., :N_DT], p[..., N_DT:2 * N_DT] + shift, p[..., 2 * N_DT:]], dim=-1)
+        return dt_distribution(p), magnitude_distribution(self.mag_head(ctx))
+
+    def cluster(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.cluster_head(z)
+        centre = self.from_region_units(torch.tanh(c[..., :2]))
+        sd = torch.exp(c[..., 2].clamp(-2.0, 4.0)) + 0.1
+        return centre, sd
+
+    def position(self, ctx: torch.Tensor, z: torch.Tensor, t_i: torch.Tensor, t_prev: torch.Tensor,
+                 m_prev: torch.Tensor, xy_prev: torch.Tensor, allowed: torch.Tensor) -> PositionMixture:
+        """Position distribution of events with context ctx (B, C) at times t_i (B,), given candidate parents
+        at t_prev (B, J), magnitudes above Mc m_prev (B, J), positions xy_prev (B, J, 2) where ``allowed``."""
+        w = self.pos_head(ctx)
+        alpha = F.softplus(self.raw_alpha)
+        c = torch.exp(self.log_c)
+        p = 1.0 + F.softplus(self.raw_p)
+        lag = (t_i[..., None] - t_prev).clamp_min(0.0)
+        log_par = w[..., 2:3] + alpha * m_prev - p * torch.log(lag + c)
+        log_par = torch.where(allowed, log_par, torch.full_like(log_par, NEG_INF))
+        s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
+        q = 1.0 + F.softplus(self.raw_q) + 1e-3
+        centre, sd = self.cluster(z)
+        return PositionMixture(self.region, w[..., 0], w[..., 1], centre, sd, log_par, xy_prev, s, q)
+
+    def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
+                          xy: torch.Tensor) -> torch.Tensor:
+        """log density of every event's position (B, L) given the earlier events of its window, at once:
+        ctx (B, L, C), t (B, L) days from the first event, m (B, L) above Mc, xy (B, L, 2) km."""
+        B, L = t.shape
+        allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
+        # Parents broadcast over events i (dim 1): per-parent terms are computed once per window.
+        mix = self.position(ctx, z[:, None, :], t, t[:, None, :], m[:, None, :], xy[:, None, :, :], allowed)
+        return mix.log_prob(xy)
