@@ -161,7 +161,7 @@ def test_vae_grid_ids_and_loss_combinations(config):
 
 
 def test_binned_window_longer_than_the_simulation_is_refused(config):
-    config["vae"]["grid"].update({"representation": ["binned"], "loss": ["poisson"]})
+    config["vae"]["grid"].update({"representation": ["binned"], "decoder": ["mlp"], "loss": ["poisson"]})
     config["simulation"]["duration_days"] = 200
     config["windows"]["binned"]["duration_days"] = 500
     with pytest.raises(ConfigError, match=r"windows\.binned\.duration_days = 500: longer than the validation block "
