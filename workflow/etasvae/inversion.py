@@ -1,0 +1,549 @@
+"""ETAS inversion: maximum-likelihood estimates of the ETAS parameters a catalog carries.
+
+Model (README "ETAS model and units"): lambda(t, x, y) = mu u(x, y) + sum_j kappa(m_j) g(t - t_j) f(r | m_j),
+kappa(m) = K e^(alpha (m - Mc)), g(t) = (p-1) c^(p-1) (t+c)^-p, f(r|m) = (q-1)/(pi sigma) (1 + r^2/sigma)^-q,
+sigma = D e^(gamma (m - Mc)), u = 1/area of the region. The *temporal* model drops f and u (mu, K, alpha, c, p);
+the *space-time* model has all eight. b is estimated apart, by Aki-Utsu (magnitudes are independent of the
+rest of the likelihood under Gutenberg-Richter).
+
+Data: one or several *sequences*, each an observation window [t0, t1) (days) and, for the space-time model,
+a rectangular region. Events of a sequence before t0 are auxiliary history: they trigger but are not scored.
+Several sequences share the parameters (joint fit over short windows, each with its own clock and no history
+before its start). Log-likelihood (Daley & Vere-Jones 2003, eq. 7.3.2; Ogata 1998 for ETAS):
+
+    l = sum_{targets i} log lambda(t_i, x_i, y_i) - sum_sequences int_{t0}^{t1} int_region lambda dA dt
+
+with the integral exact: mu (t1 - t0) + sum_j kappa(m_j) [G(t1 - t_j) - G(max(t0 - t_j, 0))] F_j, G the Omori CDF
+and F_j the part of the spatial kernel of event j inside the region (not the whole plane), by Gauss-Legendre
+quadrature over the four angular sectors the rectangle's edges subtend from the event (_region_fraction).
+
+Pairs cut: pair (i, j) enters the sum only when t_i - t_j < T_cut and r_ij < R_j = k sqrt(sigma_j), and the
+integral uses the same truncated kernel (G(min(., T_cut)), F_j of the disc of radius R_j inside the region),
+so the likelihood is the exact likelihood of ETAS with kernels truncated to that cylinder. T_cut and k are
+chosen from the parameters so that each kernel loses at most ``cut_mass`` of its mass in time and in space:
+(1 + T_cut/c)^(1-p) <= cut_mass (at most the sequence span) and (1 + k^2)^(1-q) = cut_mass. Memory is then
+proportional to the number of pairs inside the cylinders, not N^2 (for a fixed density of events). The
+aftershocks beyond the cut (fraction ``neglected_mass`` of every kernel) are not modelled as triggered: they
+are absorbed by mu, which is biased up by about n * neglected_mass * N / duration events per day (reported).
+The cut is chosen from starting values, then once more from the estimate (and the fit redone) when it moved.
+
+Optimisation: L-BFGS-B on mu, K, c, p - 1, D, q - 1 on a log scale and alpha, gamma as they are, gradients by
+torch autograd (float64), from several starts. Standard errors: the inverse observed information (the
+autograd Hessian at the estimate), mapped to the natural parameters by the delta method. Background
+probability of each target event: (mu u) / lambda at the estimate (Zhuang, Ogata & Vere-Jones 2002).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import optimize
+
+from .stats import b_value_aki_utsu, b_value_shi_bolt_error
+
+MODELS = ("temporal", "space-time")
+TEMPORAL_PARAMS = ("mu", "K", "alpha", "c", "p")
+SPATIAL_PARAMS = ("D", "q", "gamma")
+LN10 = math.log(10.0)
+# Gauss-Legendre nodes per angular sector of the region integral (4 sectors per event).
+_SECTOR_NODES = 16
+# Candidate pairs handled at once when the pair list is built (bounds the temporary memory, ~40 bytes each).
+_PAIR_CHUNK = 4_000_000
+# Bounds of the optimised (transformed) parameters: wide, they only keep the optimiser in finite arithmetic.
+_BOUNDS = {
+    "mu": (-20.0, 20.0),  # log
+    "K": (-20.0, 5.0),  # log
+    "alpha": (-2.0, 8.0),
+    "c": (math.log(1e-7), math.log(100.0)),  # log
+    "p": (math.log(1e-3), math.log(5.0)),  # log(p - 1)
+    "D": (math.log(1e-6), math.log(1e6)),  # log
+    "q": (math.log(1e-2), math.log(20.0)),  # log(q - 1)
+    "gamma": (-2.0, 8.0),
+}
+DEFAULT_START = {"mu": None, "K": 0.2, "alpha": 1.5, "c": 0.01, "p": 1.2, "D": 1.0, "q": 1.5, "gamma": 1.0}
+
+
+class InversionError(ValueError):
+    """The catalog or the fitting options cannot give an estimate (the message says why)."""
+
+
+@dataclass
+class Sequence:
+    """One observation: events (time-ordered, days), window [t0, t1), region (xmin, xmax, ymin, ymax) km."""
+
+    time: np.ndarray
+    magnitude: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    t0: float
+    t1: float
+    region: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class ETASFit:
+    """Estimates with standard errors (natural parameters), and what the fit saw."""
+
+    model: str
+    estimates: dict[str, float]
+    std_errors: dict[str, float]
+    loglik: float
+    n_target: int
+    n_history: int
+    n_sequences: int
+    n_pairs: int
+    cut: dict[str, float]
+    converged: bool
+    background_probability: np.ndarray = field(repr=False)
+    covariance: np.ndarray = field(repr=False)
+
+    @property
+    def branching_ratio(self) -> float:
+        return self.estimates["branching_ratio"]
+
+    def table(self) -> pd.DataFrame:
+        """One row per parameter: estimate, std_error."""
+        names = list(self.estimates)
+        return pd.DataFrame(
+            {
+                "parameter": names,
+                "estimate": [self.estimates[k] for k in names],
+                "std_error": [self.std_errors.get(k, math.nan) for k in names],
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON (the per-event background probabilities summarised by their sum)."""
+        return {
+            "model": self.model,
+            "estimates": dict(self.estimates),
+            "std_errors": dict(self.std_errors),
+            "loglik": self.loglik,
+            "n_target": self.n_target,
+            "n_history": self.n_history,
+            "n_sequences": self.n_sequences,
+            "n_pairs": self.n_pairs,
+            "cut": dict(self.cut),
+            "converged": self.converged,
+            "expected_background_events": float(self.background_probability.sum()),
+        }
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def param_names(model: str) -> tuple[str, ...]:
+    if model not in MODELS:
+        raise InversionError(f"model = {model!r}: must be one of {', '.join(MODELS)}")
+    return TEMPORAL_PARAMS + (SPATIAL_PARAMS if model == "space-time" else ())
+
+
+def catalog_sequence(
+    catalog: pd.DataFrame,
+    *,
+    mc: float,
+    t_start: float,
+    t_end: float,
+    aux_days: float | None = None,
+    region: tuple[float, float, float, float] | None = None,
+) -> Sequence:
+    """The events of ``catalog`` with magnitude >= mc as one sequence: targets in [t_start, t_end), history
+    from t_start - aux_days (None: every earlier event). Events outside ``region`` are left out."""
+    if not t_end > t_start:
+        raise InversionError(f"target window [{t_start}, {t_end}): need t_end > t_start")
+    t = catalog["time"].to_numpy(dtype=float)
+    m = catalog["magnitude"].to_numpy(dtype=float)
+    keep = (m >= mc) & (t < t_end)
+    if aux_days is not None:
+        keep &= t >= t_start - aux_days
+    x = catalog["x"].to_numpy(dtype=float)
+    y = catalog["y"].to_numpy(dtype=float)
+    if region is not None:
+        xmin, xmax, ymin, ymax = region
+        keep &= (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
+    order = np.argsort(t[keep], kind="stable")
+    return Sequence(t[keep][order], m[keep][order], x[keep][order], y[keep][order], float(t_start), float(t_end), region)
+
+
+def window_sequences(windows: list[pd.DataFrame], durations, *, mc: float, region=None) -> list[Sequence]:
+    """Short windows as sequences on their own clocks [0, duration) with no history (magnitude >= mc)."""
+    out = []
+    for df, duration in zip(windows, durations):
+        t = df["time"].to_numpy(dtype=float)
+        m = df["magnitude"].to_numpy(dtype=float)
+        keep = (m >= mc) & (t >= 0.0) & (t < duration)
+        if duration <= 0:
+            continue
+        order = np.argsort(t[keep], kind="stable")
+        out.append(
+            Sequence(
+                t[keep][order], m[keep][order], df["x"].to_numpy(dtype=float)[keep][order],
+                df["y"].to_numpy(dtype=float)[keep][order], 0.0, float(duration), region,
+            )
+        )
+    return out
+
+
+@dataclass
+class _Data:
+    """All sequences concatenated (sequence-major, time order within), with pairs and quadrature."""
+
+    dm: np.ndarray  # magnitude - mc, every event
+    target: np.ndarray  # bool, scored events
+    seq: np.ndarray  # sequence index of every event
+    t_hi: np.ndarray  # per event: min(t1 - t_j, T_cut)
+    t_lo: np.ndarray  # per event: min(max(t0 - t_j, 0), T_cut)
+    span: float  # total observed duration (sum of t1 - t0)
+    inv_area: np.ndarray | None  # per target event: 1/area of its region
+    pair_i: np.ndarray  # index among target events
+    pair_j: np.ndarray  # index among all events
+    lag: np.ndarray
+    r2: np.ndarray | None
+    quad: tuple[np.ndarray, np.ndarray] | None  # (rho^2 (N, nodes), weights (N, nodes)) of the region integral
+    const: tuple[np.ndarray, np.ndarray] | None  # (weight of the constant part, R^2) per event
+    t_cut: float
+    k_cut: float
+    radius2: np.ndarray | None  # per event: R_j^2 of its cut disc (km^2)
+
+
+def _cut_for(params: dict[str, float], model: str, cut_mass: float, span: float) -> tuple[float, float]:
+    """(T_cut, k): the Omori tail and spatial tail beyond them are each cut_mass of the kernel."""
+    p, c = params["p"], params["c"]
+    log_t = math.log(c) + math.log(math.expm1(math.log(cut_mass) / (1.0 - p))) if p > 1 else math.inf
+    t_cut = math.inf if log_t >= math.log(span) else math.exp(log_t)  # no cut: the whole span is kept
+    k = math.inf
+    if model == "space-time":
+        k = math.sqrt(math.expm1(math.log(cut_mass) / (1.0 - params["q"])))
+    return t_cut, k
+
+
+def _build(seqs: list[Sequence], model: str, mc: float, t_cut: float, k_cut: float, params) -> _Data:
+    space = model == "space-time"
+    sizes = np.array([s.time.size for s in seqs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    t = np.concatenate([s.time for s in seqs]) if seqs else np.zeros(0)
+    m = np.concatenate([s.magnitude for s in seqs]) if seqs else np.zeros(0)
+    seq = np.repeat(np.arange(len(seqs)), sizes)
+    t0 = np.array([s.t0 for s in seqs])[seq]
+    t1 = np.array([s.t1 for s in seqs])[seq]
+    target = t >= t0
+    dm = m - mc
+    t_hi = np.minimum(t1 - t, t_cut)
+    t_lo = np.minimum(np.maximum(t0 - t, 0.0), t_cut)
+    span = float(sum(s.t1 - s.t0 for s in seqs))
+    x = y = None
+    radius2 = None
+    if space:
+        x = np.concatenate([s.x for s in seqs])
+        y = np.concatenate([s.y for s in seqs])
+        sigma = params["D"] * np.exp(params["gamma"] * dm)
+        radius2 = k_cut * k_cut * sigma
+    # pairs: for each target i, earlier events j of its sequence with t_i - t_j < T_cut (and r < R_j)
+    tgt_index = np.flatnonzero(target)
+    target_rank = np.cumsum(target) - 1
+    lo = np.empty(t.size, dtype=np.int64)
+    hi = np.empty(t.size, dtype=np.int64)
+    for s, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        ts = t[a:b]
+        lo[a:b] = a + np.searchsorted(ts, ts - t_cut, side="right") if math.isfinite(t_cut) else a
+        hi[a:b] = a + np.searchsorted(ts, ts, side="left")
+    counts = (hi - lo)[tgt_index]
+    pi_parts, pj_parts, lag_parts, r2_parts = [], [], [], []
+    start = 0
+    cum = np.cumsum(counts)
+    while start < tgt_index.size:
+        base = cum[start - 1] if start else 0
+        stop = int(np.searchsorted(cum, base + _PAIR_CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        idx = tgt_index[start:stop]
+        cnt = counts[start:stop]
+        ii = np.repeat(idx, cnt)
+        jj = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo[idx], cnt)
+        lag = t[ii] - t[jj]
+        keep = lag < t_cut
+        if space:
+            r2 = (x[ii] - x[jj]) ** 2 + (y[ii] - y[jj]) ** 2
+            keep &= r2 < radius2[jj]
+            r2_parts.append(r2[keep])
+        pi_parts.append(target_rank[ii[keep]].astype(np.int64))
+        pj_parts.append(jj[keep])
+        lag_parts.append(lag[keep])
+        start = stop
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
+    quad = const = inv_area = None
+    if space:
+        regions = [s.region for s in seqs]
+        if any(r is None for r in regions):
+            raise InversionError("the space-time model needs the region of every sequence")
+        reg = np.array(regions, dtype=float)[seq]
+        quad, const = _region_quadrature(x, y, reg, radius2)
+        area = (reg[:, 1] - reg[:, 0]) * (reg[:, 3] - reg[:, 2])
+        inv_area = 1.0 / area[target]
+    return _Data(
+        dm=dm, target=target, seq=seq, t_hi=t_hi, t_lo=t_lo, span=span, inv_area=inv_area,
+        pair_i=cat(pi_parts, np.int64), pair_j=cat(pj_parts, np.int64), lag=cat(lag_parts, float),
+        r2=cat(r2_parts, float) if space else None, quad=quad, const=const, t_cut=t_cut, k_cut=k_cut, radius2=radius2,
+    )
+
+
+def _region_quadrature(x, y, reg, radius2):
+    """Nodes of F_j = int over region of the kernel truncated at R_j, for events inside their region.
+
+    Seen from the event, the rectangle is four triangles, one per edge at normal distance d; along the
+    direction at angle phi from that edge's normal the boundary is at d / cos(phi), and the kernel's radial
+    CDF is F(r) = 1 - (1 + r^2/sigma)^(1-q). So F_j = (1/2 pi) sum_edges int F(min(d/cos phi, R_j)) dphi over
+    the edge's angular range. Where |phi| > acos(d/R_j) the cut disc ends first and the integrand is the
+    constant F(R_j); the rest is Gauss-Legendre with _SECTOR_NODES nodes. Returned: rho^2 at the nodes and the
+    weights (sum of weights / 2 pi), and the total angle (/ 2 pi) of the constant parts with R_j^2.
+    """
+    x = np.clip(x, reg[:, 0], reg[:, 1])
+    y = np.clip(y, reg[:, 2], reg[:, 3])
+    # per edge: normal distance d, along-edge distances to the two corners (s_minus, s_plus)
+    d = np.stack([x - reg[:, 0], reg[:, 1] - x, y - reg[:, 2], reg[:, 3] - y], axis=1)
+    s_minus = np.stack([y - reg[:, 2], y - reg[:, 2], x - reg[:, 0], x - reg[:, 0]], axis=1)
+    s_plus = np.stack([reg[:, 3] - y, reg[:, 3] - y, reg[:, 1] - x, reg[:, 1] - x], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = -np.arctan2(s_minus, d)
+        b = np.arctan2(s_plus, d)
+        r = np.sqrt(radius2)[:, None] if radius2 is not None else np.full((x.size, 1), np.inf)
+        phi_star = np.where(d < r, np.arccos(np.minimum(d / r, 1.0)), 0.0)
+    lo = np.maximum(a, -phi_star)
+    hi = np.minimum(b, phi_star)
+    width = np.maximum(hi - lo, 0.0)
+    const_angle = ((b - a) - width).sum(axis=1) / (2.0 * math.pi)
+    nodes, weights = np.polynomial.legendre.leggauss(_SECTOR_NODES)
+    phi = 0.5 * (lo + hi)[..., None] + 0.5 * width[..., None] * nodes  # (N, 4, nodes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho2 = np.where(width[..., None] > 0, (d[..., None] / np.cos(phi)) ** 2, 0.0)
+    w = (0.5 * width[..., None] * weights) / (2.0 * math.pi)
+    n = x.size
+    r2 = radius2 if radius2 is not None else np.full(n, np.inf)
+    return (rho2.reshape(n, -1), w.reshape(n, -1)), (const_angle, r2)
+
+
+# ------------------------------------------------------------------------------------ likelihood
+
+
+def _natural(theta: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    v = dict(zip(names, theta))
+    out = {"mu": v["mu"].exp(), "K": v["K"].exp(), "alpha": v["alpha"], "c": v["c"].exp(), "p": 1.0 + v["p"].exp()}
+    if "D" in v:
+        out.update(D=v["D"].exp(), q=1.0 + v["q"].exp(), gamma=v["gamma"])
+    return out
+
+
+def _to_theta(params: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
+    tr = {"mu": math.log, "K": math.log, "alpha": float, "c": math.log, "p": lambda v: math.log(v - 1.0),
+          "D": math.log, "q": lambda v: math.log(v - 1.0), "gamma": float}
+    theta = np.array([tr[k](params[k]) for k in names])
+    lo, hi = np.array([_BOUNDS[k] for k in names]).T
+    return np.clip(theta, lo + 1e-9, hi - 1e-9)
+
+
+class _Likelihood:
+    """Log-likelihood of the (cut) ETAS model as a torch function of the transformed parameters."""
+
+    def __init__(self, data: _Data, names: tuple[str, ...]):
+        self.names = names
+        self.space = "D" in names
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+        self.dm = as_t(data.dm)
+        self.dm_t = self.dm[torch.as_tensor(data.target)]
+        self.n_target = int(data.target.sum())
+        self.t_hi, self.t_lo = as_t(data.t_hi), as_t(data.t_lo)
+        self.span = data.span
+        self.pi = torch.as_tensor(data.pair_i)
+        self.pj = torch.as_tensor(data.pair_j)
+        self.log_lag_shift = as_t(data.lag)
+        self.dm_pair = self.dm[self.pj]
+        if self.space:
+            self.r2 = as_t(data.r2)
+            self.inv_area = as_t(data.inv_area)
+            self.rho2, self.w = as_t(data.quad[0]), as_t(data.quad[1])
+            self.const_w, self.R2 = as_t(data.const[0]), as_t(data.const[1])
+
+    def background_and_rate(self, theta: torch.Tensor):
+        v = _natural(theta, self.names)
+        mu, K, alpha, c, p = v["mu"], v["K"], v["alpha"], v["c"], v["p"]
+        log_a = torch.log(K) + alpha * self.dm_pair + torch.log(p - 1.0) + (p - 1.0) * torch.log(c)
+        log_a = log_a - p * torch.log(self.log_lag_shift + c)
+        if self.space:
+            D, q, gamma = v["D"], v["q"], v["gamma"]
+            log_sigma = torch.log(D) + gamma * self.dm_pair
+            log_a = log_a + torch.log(q - 1.0) - math.log(math.pi) - log_sigma
+            log_a = log_a - q * torch.log1p(self.r2 * torch.exp(-log_sigma))
+            background = mu * self.inv_area
+        else:
+            background = mu.expand(self.n_target)
+        rate = torch.zeros(self.n_target, dtype=torch.float64).index_add(0, self.pi, torch.exp(log_a))
+        return background, background + rate, v
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        _, lam, v = self.background_and_rate(theta)
+        mu, K, alpha, c, p = v["mu"], v["K"], v["alpha"], v["c"], v["p"]
+        omori = torch.exp((1.0 - p) * torch.log1p(self.t_lo / c)) - torch.exp((1.0 - p) * torch.log1p(self.t_hi / c))
+        weight = K * torch.exp(alpha * self.dm) * omori
+        if self.space:
+            sigma = v["D"] * torch.exp(v["gamma"] * self.dm)
+            one_minus_q = 1.0 - v["q"]
+            tail_nodes = torch.exp(one_minus_q * torch.log1p(self.rho2 / sigma[:, None]))
+            inside = (self.w * (1.0 - tail_nodes)).sum(dim=1)
+            ratio = torch.where(torch.isinf(self.R2), torch.zeros_like(self.R2), self.R2 / sigma)
+            tail_r = torch.where(torch.isinf(self.R2), torch.zeros_like(self.R2), torch.exp(one_minus_q * torch.log1p(ratio)))
+            weight = weight * (inside + self.const_w * (1.0 - tail_r))
+        return torch.log(lam).sum() - mu * self.span - weight.sum()
+
+
+# ------------------------------------------------------------------------------------------ fit
+
+
+def fit_sequences(
+    seqs: list[Sequence],
+    *,
+    mc: float,
+    model: str = "space-time",
+    start: dict[str, float] | None = None,
+    n_starts: int = 3,
+    cut_mass: float = 0.01,
+    seed: int = 0,
+) -> ETASFit:
+    """Maximum-likelihood ETAS fit, jointly over ``seqs`` (see the module docstring)."""
+    names = param_names(model)
+    if not 0.0 < cut_mass < 1.0:
+        raise InversionError(f"cut_mass = {cut_mass!r}: must be in (0, 1)")
+    seqs = [s for s in seqs if s.t1 > s.t0]
+    n_target = int(sum((s.time >= s.t0).sum() for s in seqs))
+    if n_target < len(names) + 1:
+        raise InversionError(f"{n_target} target events above Mc = {mc:g}: too few for the {len(names)}-parameter {model} model")
+    span = float(sum(s.t1 - s.t0 for s in seqs))
+    longest = max(s.t1 - min(s.t0, s.time.min(initial=s.t0)) for s in seqs)
+    guess = {k: v for k, v in DEFAULT_START.items() if v is not None}
+    guess["mu"] = 0.5 * n_target / span
+    guess.update({k: v for k, v in (start or {}).items() if k in names and v is not None})
+    rng = np.random.default_rng(seed)
+    cut_params = dict(guess)
+    best = None
+    for _ in range(3):  # choose the cut from the parameters; again from the estimate if it moved
+        t_cut, k_cut = _cut_for(cut_params, model, cut_mass, longest)
+        data = _build(seqs, model, mc, t_cut, k_cut, cut_params)
+        lik = _Likelihood(data, names)
+        starts = [_to_theta(guess, names)] if best is None else [best[1]]
+        lo, hi = np.array([_BOUNDS[k] for k in names]).T
+        for _s in range(n_starts - 1 if best is None else 0):
+            starts.append(np.clip(starts[0] + rng.normal(0.0, 0.5, len(names)), lo + 1e-6, hi - 1e-6))
+        result = None
+        for theta0 in starts:
+            r = _minimise(lik, theta0, names, n_target)
+            if result is None or r.fun < result.fun:
+                result = r
+        estimate = _natural(torch.as_tensor(result.x), names)
+        est = {k: float(v) for k, v in estimate.items()}
+        best = (result, result.x, data, lik)
+        if _neglected_mass(data, est, model) <= 1.5 * (1.0 - (1.0 - cut_mass) ** 2):
+            break
+        cut_params = est
+    result, theta, data, lik = best
+    return _summarise(result, theta, data, lik, names, model, seqs, mc, cut_mass)
+
+
+def _neglected_mass(data: _Data, est: dict[str, float], model: str) -> float:
+    """Fraction of the triggered mass outside the cut cylinders at ``est`` (productivity-weighted mean)."""
+    kept_t = 1.0
+    if math.isfinite(data.t_cut):
+        kept_t = -math.expm1((1.0 - est["p"]) * math.log1p(data.t_cut / est["c"]))
+    kept_s = 1.0
+    if model == "space-time" and data.radius2 is not None and np.isfinite(data.radius2).all():
+        weight = np.exp(est["alpha"] * data.dm)
+        sigma = est["D"] * np.exp(est["gamma"] * data.dm)
+        tail = np.exp((1.0 - est["q"]) * np.log1p(data.radius2 / sigma))
+        kept_s = 1.0 - float(np.sum(weight * tail) / np.sum(weight))
+    return 1.0 - kept_t * kept_s
+
+
+def _minimise(lik: _Likelihood, theta0: np.ndarray, names, n_target: int):
+    scale = 1.0 / max(n_target, 1)
+
+    def fun(th):
+        t = torch.tensor(th, dtype=torch.float64, requires_grad=True)
+        val = -lik(t) * scale
+        if not torch.isfinite(val):
+            return 1e10, np.zeros_like(th)
+        val.backward()
+        return float(val.detach()), t.grad.numpy().copy()
+
+    bounds = [_BOUNDS[k] for k in names]
+    return optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                             options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-7})
+
+
+def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs, mc, cut_mass) -> ETASFit:
+    th = torch.tensor(theta, dtype=torch.float64)
+    hess = torch.autograd.functional.hessian(lambda t: -lik(t), th).numpy()
+    try:
+        cov_theta = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        cov_theta = np.full_like(hess, np.nan)
+    # delta method: Jacobian of the natural parameters with respect to theta is diagonal
+    nat = {k: float(v) for k, v in _natural(th, names).items()}
+    deriv = np.array([nat[k] if k in ("mu", "K", "c", "D") else (nat[k] - 1.0 if k in ("p", "q") else 1.0) for k in names])
+    cov = cov_theta * np.outer(deriv, deriv)
+    diag = np.diag(cov)
+    se = {k: float(math.sqrt(v)) if v >= 0 else math.nan for k, v in zip(names, diag)}
+    with torch.no_grad():
+        background, lam, _ = lik.background_and_rate(th)
+        prob = (background / lam).numpy()
+    mags = np.concatenate([s.magnitude[s.time >= s.t0] for s in seqs])
+    b = b_value_aki_utsu(mags, mc)
+    b_se = b_value_shi_bolt_error(mags, b)
+    beta = b * LN10
+    est = dict(nat)
+    est["b"], se["b"] = float(b), float(b_se)
+    alpha, K = nat["alpha"], nat["K"]
+    if beta > alpha:
+        n = K * beta / (beta - alpha)
+        # gradient of n in (log K, alpha) and beta (b independent of the rest)
+        grad = np.zeros(len(names))
+        grad[names.index("K")] = n
+        grad[names.index("alpha")] = n / (beta - alpha)
+        var = grad @ cov_theta @ grad + (n * (-alpha / (beta * (beta - alpha))) * LN10 * b_se) ** 2
+        est["branching_ratio"], se["branching_ratio"] = float(n), float(math.sqrt(max(var, 0.0)))
+    else:
+        est["branching_ratio"], se["branching_ratio"] = math.inf, math.nan
+    neglected = _neglected_mass(data, nat, model)
+    cut = {"max_lag_days": data.t_cut, "radius_sigma_units": data.k_cut, "cut_mass": cut_mass, "neglected_mass": neglected}
+    return ETASFit(
+        model=model, estimates=est, std_errors=se, loglik=float(-result.fun * data.target.sum()),
+        n_target=int(data.target.sum()), n_history=int((~data.target).sum()), n_sequences=len(seqs),
+        n_pairs=int(data.pair_i.size), cut=cut, converged=bool(result.success),
+        background_probability=prob, covariance=cov,
+    )
+
+
+def fit_catalog(
+    catalog: pd.DataFrame,
+    *,
+    mc: float,
+    model: str = "space-time",
+    t_start: float,
+    t_end: float,
+    aux_days: float | None = None,
+    region: tuple[float, float, float, float] | None = None,
+    **options,
+) -> ETASFit:
+    """Fit one catalog: targets in [t_start, t_end), earlier events (within aux_days) as history."""
+    if model == "space-time" and region is None:
+        raise InversionError("the space-time model needs the region (xmin, xmax, ymin, ymax) in km")
+    seq = catalog_sequence(catalog, mc=mc, t_start=t_start, t_end=t_end, aux_days=aux_days, region=region)
+    return fit_sequences([seq], mc=mc, model=model, **options)
+
+
+def fit_windows(windows: list[pd.DataFrame], durations, *, mc: float, model: str = "temporal", region=None, **options) -> ETASFit:
+    """Joint fit over short windows, each on its own clock [0, duration) with no history before 0."""
+    if model == "space-time" and region is None:
+        raise InversionError("the space-time model needs the region (xmin, xmax, ymin, ymax) in km")
+    return fit_sequences(window_sequences(windows, durations, mc=mc, region=region), mc=mc, model=model, **options)
