@@ -1,7 +1,7 @@
 """ETAS inversion speed and memory: space-time (or temporal) fit time and peak memory for 1e3, 1e4, 1e5 events.
 
     PYTHONPATH=workflow python benchmarks/bench_invert.py [--sizes 1000 10000 100000] [--model space-time]
-        [--threads 1] [--cut-mass 0.01] [--starts 1]
+        [--threads 1] [--cut-mass 0.05] [--starts 1]
 
 Each size is one catalog of the default config's ETAS point (K = 0.2, alpha = 1.5, c = 0.01 d, p = 1.1,
 D = 0.5 km^2, q = 1.5, gamma = 1, b = 1, Mc = 2.5, Mmax = 7.5; n = 0.57) over 365 days after a 100-day
@@ -35,8 +35,7 @@ def one(n_events: int, model: str, threads: int, cut_mass: float, starts: int) -
     per_mu = expected_count(base, 365.0, 100.0)
     mu = n_events / per_mu
     side = 100.0 * math.sqrt(mu / 5.0)  # the default experiment: mu = 5 per day on 100 x 100 km
-    params = ETASParams(**{**base.to_dict(), "mu": mu}) if hasattr(base, "to_dict") else ETASParams(
-        mu=mu, K=0.2, alpha=1.5, c=0.01, p=1.1, D=0.5, q=1.5, gamma=1.0, b=1.0, mc=2.5, mmax=7.5)
+    params = ETASParams.from_dict({**base.to_dict(), "mu": mu})
     region = (0.0, side, 0.0, side)
     catalog = simulate_etas(params, duration=365.0, region=region, rng=np.random.default_rng(n_events),
                             burn_in=100.0, margin=20.0)
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--model", default="space-time")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cut-mass", type=float, default=0.01)
+    parser.add_argument("--cut-mass", type=float, default=0.05)
     parser.add_argument("--starts", type=int, default=1)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--mc", type=float, default=None, help="completeness magnitude (default: the catalog's)")
     fit.add_argument("--aux-days", type=float, default=0.0,
                      help="the first D days are history only: they trigger but are not scored (default 0)")
-    fit.add_argument("--cut-mass", type=float, default=0.01,
-                     help="kernel mass beyond the pair cut, in time and in space (default 0.01)")
+    fit.add_argument("--cut-mass", type=float, default=0.05,
+                     help="kernel mass beyond the pair cut, in time and in space (default 0.05)")
     fit.add_argument("--starts", type=int, default=3, help="optimiser starts (default 3)")
     fit.add_argument("--threads", type=int, default=1)
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
