@@ -140,7 +140,7 @@ def _check_zscores(z: pd.DataFrame, parameters):
 # Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9.
 RECOVERY_SETS = [
     ("moderate", _params(), 200.0),
-    ("p_near_1", _params(p=1.1, mu=2.0), 400.0),
+    ("p_near_1", _params(p=1.15, mu=2.0), 400.0),
     ("n_0.88", _params(K=0.5, p=1.2), 60.0),
 ]
 
@@ -158,7 +158,7 @@ def test_recovery_within_standard_errors(model):
 def test_joint_window_fit_recovers_parameters():
     torch.set_num_threads(1)
     frames = [
-        recovery_zscores(params, model="temporal", replicates=4, duration=duration / 20, n_windows=20, seed=20 + i, n_starts=1)
+        recovery_zscores(params, model="temporal", replicates=4, duration=duration / 5, n_windows=5, seed=20 + i, n_starts=1)
         for i, (_, params, duration) in enumerate(RECOVERY_SETS)
     ]
     _check_zscores(pd.concat(frames), param_names("temporal") + ("branching_ratio",))

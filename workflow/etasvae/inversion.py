@@ -57,7 +57,7 @@ _PAIR_CHUNK = 4_000_000
 # Bounds of the optimised (transformed) parameters: wide, they only keep the optimiser in finite arithmetic.
 _BOUNDS = {
     "mu": (-20.0, 20.0),  # log
-    "K": (-20.0, 5.0),  # log
+    "K": (-40.0, 10.0),  # log A, A = K (p-1) c^(p-1)
     "alpha": (-2.0, 8.0),
     "c": (math.log(1e-7), math.log(100.0)),  # log
     "p": (math.log(1e-3), math.log(5.0)),  # log(p - 1)
@@ -171,12 +171,15 @@ def catalog_sequence(
 
 
 def window_sequences(windows: list[pd.DataFrame], durations, *, mc: float, region=None) -> list[Sequence]:
-    """Short windows as sequences on their own clocks [0, duration) with no history (magnitude >= mc)."""
+    """Short windows as sequences on their own clocks [0, duration] with no history (magnitude >= mc).
+
+    The end is included: an event window ends at its last event (a stopping time, for which the likelihood
+    keeps its form)."""
     out = []
     for df, duration in zip(windows, durations):
         t = df["time"].to_numpy(dtype=float)
         m = df["magnitude"].to_numpy(dtype=float)
-        keep = (m >= mc) & (t >= 0.0) & (t < duration)
+        keep = (m >= mc) & (t >= 0.0) & (t <= duration)
         if duration <= 0:
             continue
         order = np.argsort(t[keep], kind="stable")
@@ -369,14 +372,18 @@ def _region_quadrature(x, y, reg, radius2):
 
 def _natural(theta: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     v = dict(zip(names, theta))
-    out = {"mu": v["mu"].exp(), "K": v["K"].exp(), "alpha": v["alpha"], "c": v["c"].exp(), "p": 1.0 + v["p"].exp()}
+    # theta_K is log A, A = K (p-1) c^(p-1) the amplitude of the unnormalised Omori law A/(t+c)^p: with p near 1
+    # K and p - 1 trade off along a ridge that A removes (the etas package fits its k0 for the same reason)
+    log_k = v["K"] - v["p"] - v["p"].exp() * v["c"]
+    out = {"mu": v["mu"].exp(), "K": log_k.exp(), "alpha": v["alpha"], "c": v["c"].exp(), "p": 1.0 + v["p"].exp()}
     if "D" in v:
         out.update(D=v["D"].exp(), q=1.0 + v["q"].exp(), gamma=v["gamma"])
     return out
 
 
 def _to_theta(params: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
-    tr = {"mu": math.log, "K": math.log, "alpha": float, "c": math.log, "p": lambda v: math.log(v - 1.0),
+    log_amplitude = math.log(params["K"]) + math.log(params["p"] - 1.0) + (params["p"] - 1.0) * math.log(params["c"])
+    tr = {"mu": math.log, "K": lambda v: log_amplitude, "alpha": float, "c": math.log, "p": lambda v: math.log(v - 1.0),
           "D": math.log, "q": lambda v: math.log(v - 1.0), "gamma": float}
     theta = np.array([tr[k](params[k]) for k in names])
     lo, hi = np.array([_BOUNDS[k] for k in names]).T
@@ -546,6 +553,10 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs,
     nat = {k: float(v) for k, v in _natural(th, names).items()}
     deriv = np.array([nat[k] if k in ("mu", "K", "c", "D") else (nat[k] - 1.0 if k in ("p", "q") else 1.0) for k in names])
     jac = np.diag(deriv)
+    # K = exp(theta_K - theta_p - (p - 1) log c): dK/dtheta_p = -K (1 + (p-1) log c), dK/dtheta_c = -K (p-1)
+    ik, ip, ic = names.index("K"), names.index("p"), names.index("c")
+    jac[ik, ip] = -nat["K"] * (1.0 + (nat["p"] - 1.0) * math.log(nat["c"]))
+    jac[ik, ic] = -nat["K"] * (nat["p"] - 1.0)
     th_far = th.clone().requires_grad_(True)
     far = lik.far_rate(th_far)
     far.backward()
@@ -567,10 +578,9 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs,
     alpha, K = nat["alpha"], nat["K"]
     if beta > alpha:
         n = K * beta / (beta - alpha)
-        # gradient of n in (log K, alpha) and beta (b independent of the rest)
-        grad = np.zeros(len(names))
-        grad[names.index("K")] = n
-        grad[names.index("alpha")] = n / (beta - alpha)
+        # gradient of n in theta (through K and alpha) and in beta (b independent of the rest)
+        grad = jac[names.index("K")] * (n / K)
+        grad[names.index("alpha")] += n / (beta - alpha)
         var = grad @ cov_theta @ grad + (n * (-alpha / (beta * (beta - alpha))) * LN10 * b_se) ** 2
         est["branching_ratio"], se["branching_ratio"] = float(n), float(math.sqrt(max(var, 0.0)))
     else:
@@ -632,6 +642,11 @@ def recovery_zscores(
     triggers (up to the aftershocks landing outside the region: negligible for kernels much smaller than
     it). The truth of the branching ratio is K beta/(beta - alpha) with the true b. One row per replicate
     and parameter: replicate, parameter, truth, estimate, std_error, z, plus the number of target events.
+
+    Positive parameters have skewed estimates (K, c, p - 1 over a factor of several in short catalogs), so
+    their z is taken on the log scale with the same reported error (delta method: sd of log(est) = se/est):
+    z = (log(est - shift) - log(truth - shift)) (est - shift)/se, shift 1 for p and q, 0 otherwise;
+    alpha, gamma and b are compared as they are.
     """
     from .simulate import simulate_etas
 
@@ -650,6 +665,11 @@ def recovery_zscores(
             fit = fit_windows(wins, [duration] * n_windows, mc=params.mc, model=model, region=region, **options)
         for k, v in truth.items():
             est, se = fit.estimates[k], fit.std_errors[k]
+            if k in ("alpha", "gamma", "b"):
+                z = (est - v) / se
+            else:
+                shift = 1.0 if k in ("p", "q") else 0.0
+                z = math.log((est - shift) / (v - shift)) * (est - shift) / se if est > shift else -math.inf
             rows.append({"replicate": rep, "parameter": k, "truth": v, "estimate": est, "std_error": se,
-                         "z": (est - v) / se, "n_target": fit.n_target})
+                         "z": z, "n_target": fit.n_target})
     return pd.DataFrame(rows)

@@ -97,6 +97,11 @@ def vae_params(wildcards):
     return VAES[wildcards.vae]
 
 
+def model_etas_one(wildcards):
+    """ETAS parameters of one (not pooled) config."""
+    return ETAS[wildcards.model_cfg]
+
+
 def model_etas(wildcards):
     """ETAS parameters of a model's config; for the pooled model, every config's."""
     if wildcards.model_cfg == POOLED:
@@ -122,3 +127,18 @@ def model_windows(wildcards):
 
 def model_files(wildcards):
     return f"results/models/{wildcards.model_cfg}/{wildcards.vae}/model.pt"
+
+
+def heldout_catalogs(wildcards):
+    return expand(
+        "results/catalogs/{cfg}/rep{rep}.parquet",
+        cfg=wildcards.model_cfg,
+        rep=REPLICATES[-N_HELDOUT:],
+    )
+
+
+def model_inversion(wildcards):
+    """The ETAS inversion of a model's windows; none for the pooled model (no single truth)."""
+    if wildcards.model_cfg == POOLED:
+        return []
+    return f"results/inversion/{wildcards.model_cfg}/{wildcards.vae}/estimates.json"

@@ -13,6 +13,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
+from etasvae.inversion_report import inversion_html  # noqa: E402
 from etasvae.report import render_model_page  # noqa: E402
 
 i = smk.input
@@ -28,4 +29,5 @@ render_model_page(
     latent_metrics=json.loads(Path(i.latent_metrics).read_text()),
     clipping=json.loads(Path(i.clipping).read_text()),
     images=images,
+    extra_html="".join(inversion_html(json.loads(Path(f).read_text())) for f in i.inversion),
 )
