@@ -140,7 +140,7 @@ def _check_zscores(z: pd.DataFrame, parameters):
 # Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9.
 RECOVERY_SETS = [
     ("moderate", _params(), 200.0),
-    ("p_near_1", _params(p=1.15, mu=2.0), 400.0),
+    ("p_near_1", _params(p=1.1, mu=2.0), 400.0),
     ("n_0.88", _params(K=0.5, p=1.2), 60.0),
 ]
 

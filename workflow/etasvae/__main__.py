@@ -56,6 +56,8 @@ def _fit(args) -> int:
     print(f"branching ratio n = {n:.4f} +- {n_se:.4f}; expected background events "
           f"{fit.background_probability.sum():.1f}; log-likelihood {fit.loglik:.3f}; "
           f"kernel mass beyond the pair cut {fit.cut['neglected_mass']:.3g}" + ("" if fit.converged else "; NOT CONVERGED"))
+    if fit.at_bound:
+        print(f"note: {', '.join(fit.at_bound)} at the edge of the allowed range; their errors are not meaningful")
     return 0
 
 

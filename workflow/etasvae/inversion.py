@@ -99,6 +99,7 @@ class ETASFit:
     n_pairs: int
     cut: dict[str, float]
     converged: bool
+    at_bound: list[str]  # parameters whose estimate sits at an optimiser bound (their errors mean nothing)
     background_probability: np.ndarray = field(repr=False)
     covariance: np.ndarray = field(repr=False)
 
@@ -130,6 +131,7 @@ class ETASFit:
             "n_pairs": self.n_pairs,
             "cut": dict(self.cut),
             "converged": self.converged,
+            "at_bound": list(self.at_bound),
             "expected_background_events": float(self.background_probability.sum()),
         }
 
@@ -592,6 +594,7 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs,
         model=model, estimates=est, std_errors=se, loglik=float(-result.fun * data.target.sum()),
         n_target=int(data.target.sum()), n_history=int((~data.target).sum()), n_sequences=len(seqs),
         n_pairs=int(data.pair_i.size), cut=cut, converged=bool(result.success),
+        at_bound=[k for k, v in zip(names, theta) if min(v - _BOUNDS[k][0], _BOUNDS[k][1] - v) < 1e-4],
         background_probability=prob, covariance=cov,
     )
 

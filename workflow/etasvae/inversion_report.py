@@ -98,8 +98,7 @@ def summary_columns(result: dict[str, Any]) -> dict[str, float]:
     """Summary columns: per parameter, the synthetic and held-out window estimates, their errors, and the
     difference synthetic - held-out in units of the combined error (z)."""
     out: dict[str, float] = {}
-    for row in inversion_table(result).itertuples(index=False):
-        r = row._asdict()
+    for r in inversion_table(result).to_dict(orient="records"):
         k = r["parameter"]
         s, s_se = r["synthetic_windows.estimate"], r["synthetic_windows.std_error"]
         h, h_se = r["heldout_windows.estimate"], r["heldout_windows.std_error"]

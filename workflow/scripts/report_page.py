@@ -17,6 +17,7 @@ from etasvae.inversion_report import inversion_html  # noqa: E402
 from etasvae.report import render_model_page  # noqa: E402
 
 i = smk.input
+inversion = [i.inversion] if isinstance(i.inversion, str) else list(i.inversion)  # none for the pooled model
 summary = json.loads(Path(i.summary).read_text())
 images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
 render_model_page(
@@ -29,5 +30,5 @@ render_model_page(
     latent_metrics=json.loads(Path(i.latent_metrics).read_text()),
     clipping=json.loads(Path(i.clipping).read_text()),
     images=images,
-    extra_html="".join(inversion_html(json.loads(Path(f).read_text())) for f in i.inversion),
+    extra_html="".join(inversion_html(json.loads(Path(f).read_text())) for f in inversion),
 )
