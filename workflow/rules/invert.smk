@@ -1,6 +1,4 @@
 rule invert_model:
-    wildcard_constraints:
-        model_cfg=_alternation(CONFIG_IDS),
     input:
         windows=model_windows,
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
@@ -12,6 +10,8 @@ rule invert_model:
         "results/logs/invert/{model_cfg}/{vae}.log",
     benchmark:
         "results/benchmarks/invert/{model_cfg}/{vae}.tsv"
+    wildcard_constraints:
+        model_cfg=_alternation(CONFIG_IDS),
     conda:
         "../../envs/torch.yaml"
     threads: 1
