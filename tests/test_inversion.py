@@ -36,6 +36,15 @@ from etasvae.simulate import simulate_etas
 REGION = (0.0, 100.0, 0.0, 50.0)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Fits here are small: one thread avoids oversubscribing a busy CI machine (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _polar_fraction(x, y, sigma, q, radius, region=REGION):
     """Mass of f(.|sigma, q), cut at ``radius``, inside the rectangle: adaptive quadrature over the angle."""
 
@@ -122,6 +131,32 @@ def test_loglik_matches_direct_computation():
     assert value == pytest.approx(_direct_loglik(t, m, x, y, 3.0, 10.0, 2.5, v), rel=1e-9, abs=1e-6)
 
 
+def test_standard_errors_are_the_inverse_observed_information_in_natural_parameters():
+    # Central finite differences of the log-likelihood in (mu, K, alpha, c, p) directly: a check of the
+    # autograd Hessian, its inverse and the delta-method map, independent of the sampling error.
+    params = _params(K=0.4, p=1.3)
+    cat = simulate_etas(params, duration=80.0, region=REGION, rng=np.random.default_rng(4))
+    fit = fit_catalog(cat, mc=2.5, model="temporal", t_start=0.0, t_end=80.0, n_starts=1)
+    names = param_names("temporal")
+    seq = Sequence(*(cat[c].to_numpy(dtype=float) for c in ("time", "magnitude", "x", "y")), 0.0, 80.0)
+    lik = _Likelihood(_build([seq], "temporal", 2.5, math.inf, math.inf, fit.estimates), names)
+
+    def loglik(v):
+        return float(lik(torch.as_tensor(_to_theta(dict(zip(names, v)), names))))
+
+    x0 = np.array([fit.estimates[k] for k in names])
+    h = 1e-4 * np.maximum(np.abs(x0), 1e-2)
+    hess = np.empty((5, 5))
+    for a in range(5):
+        for b in range(5):
+            e_a, e_b = np.eye(5)[a] * h[a], np.eye(5)[b] * h[b]
+            hess[a, b] = (loglik(x0 + e_a + e_b) - loglik(x0 + e_a - e_b) - loglik(x0 - e_a + e_b)
+                          + loglik(x0 - e_a - e_b)) / (4 * h[a] * h[b])
+    se = np.sqrt(np.diag(np.linalg.inv(-hess)))
+    assert fit.cut["far_rate"] == 0.0  # no cut here: mu is the background rate itself
+    np.testing.assert_allclose([fit.std_errors[k] for k in names], se, rtol=1e-3)
+
+
 def _params(**kw):
     base = dict(mu=1.0, K=0.3, alpha=1.0, c=0.01, p=1.3, D=0.1, q=2.0, gamma=0.5, b=1.0, mc=2.5, mmax=7.0)
     return ETASParams(**{**base, **kw})
@@ -147,7 +182,6 @@ RECOVERY_SETS = [
 
 @pytest.mark.parametrize("model", ["temporal", "space-time"])
 def test_recovery_within_standard_errors(model):
-    torch.set_num_threads(1)
     frames = []
     for i, (_, params, duration) in enumerate(RECOVERY_SETS):
         frames.append(recovery_zscores(params, model=model, replicates=4, duration=duration, seed=10 + i, n_starts=1))
@@ -156,7 +190,6 @@ def test_recovery_within_standard_errors(model):
 
 
 def test_joint_window_fit_recovers_parameters():
-    torch.set_num_threads(1)
     frames = [
         recovery_zscores(params, model="temporal", replicates=4, duration=duration / 5, n_windows=5, seed=20 + i, n_starts=1)
         for i, (_, params, duration) in enumerate(RECOVERY_SETS)
