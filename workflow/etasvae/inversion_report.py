@@ -42,37 +42,40 @@ def _safe(fn) -> ETASFit | str:
         return str(err)
 
 
+def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: float, aux_days: float = 0.0,
+                        cut_mass: float = 0.05, n_starts: int = 2) -> dict[str, Any]:
+    """Space-time fit of a whole held-out catalog (targets from ``aux_days`` to the end of its window, the
+    events before as history, over its region): ETASFit.to_dict(), or {"error": why} when it cannot be fitted."""
+    region = tuple(float(v) for v in meta["region_km"])
+    fit = _safe(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days,
+                                    t_end=float(meta["duration_days"]), region=region, cut_mass=cut_mass,
+                                    n_starts=n_starts))
+    return fit.to_dict() if isinstance(fit, ETASFit) else {"error": fit}
+
+
 def invert_model(
     heldout_windows: list[pd.DataFrame],
     synthetic_windows: list[pd.DataFrame],
-    heldout_catalogs: list[tuple[pd.DataFrame, dict[str, Any]]],
+    catalog_fit: dict[str, Any],
     *,
     truth: dict[str, float],
     mc: float,
     cut_mass: float = 0.05,
     n_starts: int = 2,
-    aux_days: float = 0.0,
 ) -> dict[str, Any]:
-    """Fit the three sets; returns {"truth", "fits": {name: ETASFit.to_dict() or the reason it failed}}.
+    """Joint fits of the held-out and the synthetic windows, next to ``catalog_fit`` (fit_heldout_catalog).
 
-    ``heldout_catalogs``: (catalog, metadata) pairs; the first is fitted whole (targets from ``aux_days``
-    to the end of its window, earlier events as history) with the space-time model over its region."""
+    Returns {"truth", "fits": {name: ETASFit.to_dict() or {"error": why}}}."""
     options = {"cut_mass": cut_mass, "n_starts": n_starts}
-    fits: dict[str, ETASFit | str] = {
-        "heldout_windows": _safe(lambda: fit_windows(heldout_windows, window_durations(heldout_windows), mc=mc,
-                                                     model="temporal", **options)),
-        "synthetic_windows": _safe(lambda: fit_windows(synthetic_windows, window_durations(synthetic_windows),
-                                                       mc=mc, model="temporal", **options)),
-    }
-    catalog, meta = heldout_catalogs[0]
-    region = tuple(float(v) for v in meta["region_km"])
-    end = float(meta["duration_days"])
-    fits["heldout_catalog"] = _safe(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days,
-                                                        t_end=end, region=region, **options))
+    fits: dict[str, Any] = {}
+    for name, windows in (("heldout_windows", heldout_windows), ("synthetic_windows", synthetic_windows)):
+        fit = _safe(lambda: fit_windows(windows, window_durations(windows), mc=mc, model="temporal", **options))
+        fits[name] = fit.to_dict() if isinstance(fit, ETASFit) else {"error": fit}
+    fits["heldout_catalog"] = catalog_fit
     beta = truth["b"] * math.log(10.0)
     truth = {**{k: float(v) for k, v in truth.items() if isinstance(v, (int, float))},
              "branching_ratio": truth["K"] * beta / (beta - truth["alpha"])}
-    return {"truth": truth, "fits": {k: (v.to_dict() if isinstance(v, ETASFit) else {"error": v}) for k, v in fits.items()}}
+    return {"truth": truth, "fits": fits}
 
 
 def inversion_table(result: dict[str, Any]) -> pd.DataFrame:

@@ -129,12 +129,9 @@ def model_files(wildcards):
     return f"results/models/{wildcards.model_cfg}/{wildcards.vae}/model.pt"
 
 
-def heldout_catalogs(wildcards):
-    return expand(
-        "results/catalogs/{cfg}/rep{rep}.parquet",
-        cfg=wildcards.model_cfg,
-        rep=REPLICATES[-N_HELDOUT:],
-    )
+def heldout_catalog(wildcards):
+    """The first held-out replicate of a config: the whole catalog the inversion is checked on."""
+    return f"results/catalogs/{wildcards.cfg}/rep{REPLICATES[-N_HELDOUT]}.parquet"
 
 
 def model_inversion(wildcards):

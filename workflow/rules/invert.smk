@@ -1,8 +1,31 @@
+rule invert_catalog:
+    input:
+        heldout_catalog,
+    output:
+        "results/inversion/{cfg}/heldout_catalog.json",
+    log:
+        "results/logs/invert/{cfg}/heldout_catalog.log",
+    benchmark:
+        "results/benchmarks/invert/{cfg}/heldout_catalog.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cut_mass=config["invert"]["cut_mass"],
+        starts=config["invert"]["starts"],
+        aux_days=config["invert"]["aux_days"],
+    script:
+        "../scripts/invert_catalog.py"
+
+
 rule invert_model:
     input:
         windows=model_windows,
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
-        heldout=heldout_catalogs,
+        catalog_fit="results/inversion/{model_cfg}/heldout_catalog.json",
     output:
         table="results/inversion/{model_cfg}/{vae}/estimates.csv",
         summary="results/inversion/{model_cfg}/{vae}/estimates.json",
@@ -22,7 +45,6 @@ rule invert_model:
         etas=model_etas_one,
         cut_mass=config["invert"]["cut_mass"],
         starts=config["invert"]["starts"],
-        aux_days=config["invert"]["aux_days"],
         seed=config["invert"]["seed"],
     script:
         "../scripts/invert.py"

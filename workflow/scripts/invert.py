@@ -1,4 +1,5 @@
-"""ETAS parameters carried by the held-out windows, the synthetic windows and the whole held-out catalog."""
+"""ETAS parameters carried by the held-out windows and the synthetic windows (next to the whole held-out
+catalog's fit)."""
 
 import sys
 
@@ -7,6 +8,9 @@ sys.path.insert(0, f"{smk.scriptdir}/..")
 from etasvae.scripting import setup_log  # noqa: E402
 
 log = setup_log(smk)
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -26,8 +30,9 @@ rng = np.random.default_rng(p.seed)
 heldout_windows = split_windows(windows_to_catalog(X[heldout], spec, rng=rng), duration, int(heldout.sum()))
 synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
 synthetic_windows = split_windows(synthetic, duration, synthetic_meta["n_windows"])
-result = invert_model(heldout_windows, synthetic_windows, [read_catalog(path) for path in smk.input.heldout],
-                      truth=dict(p.etas), mc=spec["mc"], cut_mass=p.cut_mass, n_starts=p.starts, aux_days=p.aux_days)
+catalog_fit = json.loads(Path(smk.input.catalog_fit).read_text())
+result = invert_model(heldout_windows, synthetic_windows, catalog_fit, truth=dict(p.etas), mc=spec["mc"],
+                      cut_mass=p.cut_mass, n_starts=p.starts)
 atomic_write(smk.output.table, lambda tmp: inversion_table(result).to_csv(tmp, index=False))
 write_json(smk.output.summary, result)
 log.info("%s", inversion_table(result).to_string())

@@ -1,0 +1,22 @@
+"""Space-time ETAS fit of the whole held-out catalog of one config (the check of the inversion)."""
+
+import sys
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+sys.path.insert(0, f"{smk.scriptdir}/..")
+from etasvae.scripting import setup_log  # noqa: E402
+
+log = setup_log(smk)
+
+import torch  # noqa: E402
+
+from etasvae.catalog import read_catalog  # noqa: E402
+from etasvae.inversion_report import fit_heldout_catalog  # noqa: E402
+from etasvae.report import write_json  # noqa: E402
+
+p = smk.params
+torch.set_num_threads(smk.threads)
+catalog, meta = read_catalog(smk.input[0])
+fit = fit_heldout_catalog(catalog, meta, mc=meta["mc"], aux_days=p.aux_days, cut_mass=p.cut_mass, n_starts=p.starts)
+write_json(smk.output[0], fit)
+log.info("%s", fit)
