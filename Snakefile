@@ -13,6 +13,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/invert.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -175,6 +175,29 @@ def test_the_numbers_of_the_run_say_what_they_should(finished_run):
         assert c2st["value_P"] > 0.5 + 4.0 * c2st["err_P"], (path, c2st)
 
 
+def test_inversion_is_on_the_model_pages_and_in_the_summary(finished_run):
+    summary = pd.read_csv(finished_run / "results" / "reports" / "summary.csv")
+    for cfg in ("mu4_K0.1_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", "mu4_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1"):
+        (vae_dir,) = [d for d in (finished_run / "results" / "inversion" / cfg).iterdir() if d.is_dir()]
+        result = json.loads((vae_dir / "estimates.json").read_text())
+        for name in ("heldout_windows", "synthetic_windows", "heldout_catalog"):
+            assert "estimates" in result["fits"][name], result["fits"][name]
+        table = pd.read_csv(vae_dir / "estimates.csv")
+        assert {"truth", "heldout_windows.estimate", "synthetic_windows.std_error"} <= set(table.columns)
+        page = (finished_run / "results" / "reports" / cfg / f"{vae_dir.name}.html").read_text()
+        assert "ETAS parameters carried by the windows" in page and "synthetic windows (joint fit)" in page
+        row = summary[summary["config_id"] == cfg].iloc[0]
+        assert np.isfinite(row["etas_fit.branching_ratio.synthetic_se"])
+        assert np.isfinite(row["etas_fit.mu.z_synthetic_vs_heldout"])
+        # the whole held-out catalog carries its config's parameters (|z| < 4: two-sided p ~ 6e-5)
+        whole = table.set_index("parameter")
+        for name in ("alpha", "p", "b", "branching_ratio"):
+            z = (whole.loc[name, "heldout_catalog.estimate"] - whole.loc[name, "truth"]) / whole.loc[name, "heldout_catalog.std_error"]
+            assert abs(z) < 4.0, (cfg, name, z)
+    pooled = summary[summary["config_id"] == "pooled"].iloc[0]
+    assert np.isnan(pooled["etas_fit.K.heldout"])  # no single truth for the pooled model
+
+
 def test_snakemake_report_is_built(finished_run):
     run_snakemake(finished_run, TINY, "--report", "report.html")
     assert (finished_run / "report.html").stat().st_size > 100_000

@@ -108,6 +108,11 @@ def vae_params(wildcards):
     return VAES[wildcards.vae]
 
 
+def model_etas_one(wildcards):
+    """ETAS parameters of one (not pooled) config."""
+    return ETAS[wildcards.model_cfg]
+
+
 def model_etas(wildcards):
     """ETAS parameters of a model's config; for the pooled model, every config's."""
     if wildcards.model_cfg == POOLED:
@@ -170,3 +175,15 @@ def model_windows(wildcards):
 
 def model_files(wildcards):
     return f"results/models/{wildcards.model_cfg}/{wildcards.vae}/model.pt"
+
+
+def heldout_catalog(wildcards):
+    """The first held-out replicate of a config: the whole catalog the inversion is checked on."""
+    return f"results/catalogs/{wildcards.cfg}/rep{REPLICATES[-N_HELDOUT]}.parquet"
+
+
+def model_inversion(wildcards):
+    """The ETAS inversion of a model's windows; none for the pooled model (no single truth) or a dataset."""
+    if wildcards.model_cfg not in ETAS:
+        return []
+    return f"results/inversion/{wildcards.model_cfg}/{wildcards.vae}/estimates.json"

@@ -9,6 +9,7 @@ rule report_page:
         tsne="results/latent/{model_cfg}/{vae}/tsne.png",
         interpolation="results/latent/{model_cfg}/{vae}/interpolation.png",
         clipping="results/synthetic/{model_cfg}/{vae}/clipping.json",
+        inversion=model_inversion,
     output:
         report(
             "results/reports/{model_cfg}/{vae}.html",
@@ -38,6 +39,10 @@ rule summary:
         summaries=expand(
             "results/evaluation/{m}/metrics.json",
             m=[f"{c}/{v}" for c in MODEL_CONFIGS for v in VAES],
+        ),
+        inversions=expand(
+            "results/inversion/{m}/estimates.json",
+            m=[f"{c}/{v}" for c in CONFIG_IDS for v in VAES],
         ),
     output:
         html=report(

@@ -3,12 +3,14 @@
 import pandas as pd
 
 from etasvae.fileio import read_json
+from etasvae.inversion_report import inversion_html
 from etasvae.report import render_model_page
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 i = smk.input
+inversion = [i.inversion] if isinstance(i.inversion, str) else list(i.inversion)  # none: pooled model, datasets
 summary = read_json(i.summary)
 images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
 render_model_page(
@@ -21,4 +23,5 @@ render_model_page(
     latent_metrics=read_json(i.latent_metrics),
     clipping=read_json(i.clipping),
     images=images,
+    extra_html="".join(inversion_html(read_json(f)) for f in inversion),
 )

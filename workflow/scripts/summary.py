@@ -1,11 +1,20 @@
 """The run summary: every config x VAE setting, ranked per config, as HTML and CSV."""
 
+from pathlib import Path
+
 from etasvae.fileio import read_json
+from etasvae.inversion_report import summary_columns
 from etasvae.report import render_summary
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 summaries = [read_json(path) for path in smk.input.summaries]
+# ETAS inversion columns, matched by the results/inversion/{config}/{vae}/estimates.json path
+inversions = {tuple(Path(path).parts[-3:-1]): read_json(path) for path in smk.input.inversions}
+for s in summaries:
+    found = inversions.get((s["config_id"], s["vae_id"]))
+    if found:
+        s["extra_columns"] = summary_columns(found)
 table = render_summary(smk.output.html, smk.output.table, summaries, etas=dict(smk.params.etas), vaes=dict(smk.params.vaes))
 log.info("summary of %d models", len(table))

@@ -221,8 +221,9 @@ SUMMARY_SKIP = {"verdict", "overall_score", "statistics", "figures", "config_id"
 
 def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, settings: dict,
                       metrics: pd.DataFrame, summary: dict, latent_metrics: dict, clipping: dict,
-                      images: dict[str, str]) -> None:
-    """Write one self-contained HTML page for a config x VAE setting (atomically)."""
+                      images: dict[str, str], extra_html: str = "") -> None:
+    """Write one self-contained HTML page for a config x VAE setting (atomically); ``extra_html`` (e.g.
+    the ETAS inversion table) follows the statistics."""
     verdict = summary.get("verdict") or "No verdict was computed."
     score = summary.get("overall_score")
     facts = [(k, v) for k, v in _flatten({k: v for k, v in summary.items() if k not in SUMMARY_SKIP})]
@@ -246,6 +247,7 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
         f"<h2>Statistics: synthetic (S) against {'held-out real windows' if real else 'held-out ETAS'} (H)</h2>",
         f"<p class='note'>{SKILL_LEGEND}</p>",
         metrics_table_html(metrics),
+        extra_html,
         "<h2>Figures</h2>",
         _figures_html(images or {}),
         "<h2>VAE health</h2>",

@@ -68,6 +68,7 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
                 x = _as_number(entry.get(key))
                 row[f"{name}.{key}"] = np.nan if x is None else x
         row["verdict"] = s.get("verdict", "")
+        row.update(s.get("extra_columns") or {})
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:

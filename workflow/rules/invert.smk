@@ -1,0 +1,51 @@
+rule invert_catalog:
+    input:
+        heldout_catalog,
+    output:
+        "results/inversion/{cfg}/heldout_catalog.json",
+    log:
+        "results/logs/invert/{cfg}/heldout_catalog.log",
+    benchmark:
+        "results/benchmarks/invert/{cfg}/heldout_catalog.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cut_mass=config["invert"]["cut_mass"],
+        starts=config["invert"]["starts"],
+        aux_days=config["invert"]["aux_days"],
+    script:
+        "../scripts/invert_catalog.py"
+
+
+rule invert_model:
+    input:
+        windows=model_windows,
+        synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
+        catalog_fit="results/inversion/{model_cfg}/heldout_catalog.json",
+        catalogs=model_catalogs,
+    output:
+        table="results/inversion/{model_cfg}/{vae}/estimates.csv",
+        summary="results/inversion/{model_cfg}/{vae}/estimates.json",
+    log:
+        "results/logs/invert/{model_cfg}/{vae}.log",
+    benchmark:
+        "results/benchmarks/invert/{model_cfg}/{vae}.tsv"
+    wildcard_constraints:
+        model_cfg=_alternation(CONFIG_IDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        etas=model_etas_one,
+        catalog_keys=model_catalog_keys,
+        cut_mass=config["invert"]["cut_mass"],
+        starts=config["invert"]["starts"],
+    script:
+        "../scripts/invert.py"
