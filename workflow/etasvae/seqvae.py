@@ -317,7 +317,7 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
     """Train a SequenceVAE (settings as vae.check_settings gives them, plus ``decoder``); keep the epoch with
     the lowest validation loss (training loss without validation windows); stop after ``patience`` epochs
     without improvement. Returns (model in eval mode, feature transform, history)."""
-    from .vae import HISTORY_COLUMNS, BestEpoch, TrainingDiverged, beta_at
+    from .vae import HISTORY_COLUMNS, BestEpoch, TrainingDiverged, beta_at, history_row, log_epoch, make_optimizer, shuffled_for_training
 
     spec = check_spec(spec)
     s = settings
@@ -341,19 +341,17 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
         raw = model.aux_targets(bt)
         model.aux_offset.copy_(raw.mean(0))
         model.aux_scale.copy_(raw.std(0).clamp_min(1e-3))
+    log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {len(Xt)} "
+        f"training / {len(Xv) if has_val else 0} validation windows of {L} events, latent {s['latent_dim']}, encoder "
+        f"{s['hidden']}, {s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
     params = list(model.parameters())
-    optimizer = (torch.optim.Adam(params, lr=s["lr"]) if s["optimizer"] == "adam"
-                 else torch.optim.SGD(params, lr=s["lr"], momentum=0.9))
+    optimizer = make_optimizer(params, s)
     n, bs = len(Xt), s["batch_size"]
-    log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {n} training / "
-        f"{len(Xv) if has_val else 0} validation windows of {L} events, latent {s['latent_dim']}, encoder {s['hidden']}, "
-        f"{s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
     rows, best = [], BestEpoch(s["kl_warmup_epochs"], s["patience"])
     for epoch in range(1, s["epochs"] + 1):
         beta_t = beta_at(s, epoch)
         started = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=generator, device=dev)
+        perm = shuffled_for_training(model, n, generator)
         sums = np.zeros(3)
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
@@ -376,14 +374,10 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
             val_nll, val_aux, val_kl = v["nll"], v["aux"], v["kl"]
         else:
             val_nll = val_aux = val_kl = math.nan
-        row = {"epoch": epoch, "train_recon": train_nll, "train_kl": train_kl,
-               "train_total": train_nll + beta_t * train_kl, "val_recon": val_nll, "val_kl": val_kl,
-               "val_total": val_nll + beta_t * val_kl, "beta": beta_t}
+        row = history_row(epoch, beta_t, train_nll, train_kl, val_nll, val_kl)
         rows.append(row)
-        seconds = time.perf_counter() - started
-        log(f"epoch {epoch:4d}/{s['epochs']}  beta {beta_t:.3g}  train NLL {train_nll:.5g} aux {train_aux:.3g} "
-            f"KL {train_kl:.3g}  val NLL {val_nll:.5g} aux {val_aux:.3g} KL {val_kl:.3g}  {seconds:.2f} s "
-            f"({n / seconds:,.0f} windows/s)")
+        log_epoch(log, epoch, s["epochs"], beta_t, started, n,
+                  f"train NLL {train_nll:.5g} aux {train_aux:.3g} KL {train_kl:.3g}  val NLL {val_nll:.5g} aux {val_aux:.3g} KL {val_kl:.3g}")
         score = (val_nll + AUX_WEIGHT * val_aux + beta_t * val_kl) if has_val else row["train_total"]
         if not math.isfinite(score):
             raise TrainingDiverged(f"training diverged: the validation loss is not finite after epoch {epoch}")
