@@ -251,3 +251,17 @@ def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):
         assert chunked.estimates[k] == pytest.approx(whole.estimates[k], rel=1e-6)
         # checkpointed gradients, Hessian by differences of the gradient: agrees to ~1e-6
         assert chunked.std_errors[k] == pytest.approx(whole.std_errors[k], rel=1e-4)
+
+
+def test_pair_cut_near_p_and_q_of_one_neither_overflows_nor_cuts_what_it_must_keep():
+    """With p or q close to 1 the cut that leaves 5 % of the kernel outside lies beyond any window (the tail
+    (1 + t/c)^(1-p) reaches 0.05 only after ~c·0.05^(-1/(p-1))): no time cut, and no overflow on the way."""
+    from etasvae.inversion import _cut_for
+
+    params = {"p": 1.0005, "c": 0.01, "q": 1.0005}
+    t_cut, k = _cut_for(params, "space-time", 0.05, span=365.0)
+    assert t_cut == math.inf and k == math.inf
+    # an ordinary p: the cut is where the Omori tail holds exactly cut_mass, (1 + T/c)^(1-p) = 0.05
+    t_cut, k = _cut_for({"p": 1.5, "c": 0.01, "q": 1.5}, "space-time", 0.05, span=1e9)
+    assert (1 + t_cut / 0.01) ** (1 - 1.5) == pytest.approx(0.05)
+    assert (1 + k**2) ** (1 - 1.5) == pytest.approx(0.05)

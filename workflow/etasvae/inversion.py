@@ -224,14 +224,20 @@ class _Data:
     t_lo_full: np.ndarray  # max(t0 - t_j, 0)
 
 
+def _log_expm1(x: float) -> float:
+    """log(e^x - 1) for x > 0, without overflow for large x (p or q close to 1)."""
+    return x + math.log1p(-math.exp(-x))
+
+
 def _cut_for(params: dict[str, float], model: str, cut_mass: float, span: float) -> tuple[float, float]:
     """(T_cut, k): the Omori tail and spatial tail beyond them are each cut_mass of the kernel."""
     p, c = params["p"], params["c"]
-    log_t = math.log(c) + math.log(math.expm1(math.log(cut_mass) / (1.0 - p))) if p > 1 else math.inf
+    log_t = math.log(c) + _log_expm1(math.log(cut_mass) / (1.0 - p)) if p > 1 else math.inf
     t_cut = math.inf if log_t >= math.log(span) else math.exp(log_t)  # no cut: the whole span is kept
     k = math.inf
     if model == "space-time":
-        k = math.sqrt(math.expm1(math.log(cut_mass) / (1.0 - params["q"])))
+        log_k2 = _log_expm1(math.log(cut_mass) / (1.0 - params["q"]))
+        k = math.exp(0.5 * log_k2) if log_k2 < 700 else math.inf
     return t_cut, k
 
 
