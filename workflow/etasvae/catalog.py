@@ -66,6 +66,31 @@ def validate_catalog(df: pd.DataFrame, mc: float | None = None, where: str = "ca
     non-decreasing (within each window, where a ``window`` column is present), magnitudes >= mc (when given), parent_id in [-1, N) and earlier than the child,
     generation >= -1.
     """
+    _check_columns(df, where)
+    n = len(df)
+    event_id = df["event_id"].to_numpy()
+    bad = event_id != np.arange(n)
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise CatalogError(f"{where}: column 'event_id' row {row}: expected {row}, found {event_id[row]}")
+    if n > 1:
+        _check_time_order(df, where)
+    if mc is not None:
+        mag = df["magnitude"].to_numpy()
+        bad = mag < mc - 1e-9
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise CatalogError(f"{where}: column 'magnitude' row {row}: {mag[row]!r} is below Mc = {mc}")
+    _check_parents(df["parent_id"].to_numpy(), where)
+    generation = df["generation"].to_numpy()
+    bad = generation < -1
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise CatalogError(f"{where}: column 'generation' row {row}: {generation[row]} is below -1")
+
+
+def _check_columns(df: pd.DataFrame, where: str) -> None:
+    """Raise CatalogError unless every schema column is present, of the right kind, and finite where float."""
     missing = [c for c in CATALOG_COLUMNS if c not in df.columns]
     if missing:
         raise CatalogError(f"{where}: missing column(s) {missing}; a catalog needs {list(CATALOG_COLUMNS)}")
@@ -82,37 +107,33 @@ def validate_catalog(df: pd.DataFrame, mc: float | None = None, where: str = "ca
             if bad.any():
                 row = _first_bad_row(bad)
                 raise CatalogError(f"{where}: column '{name}' row {row}: value {values[row]!r} is not finite")
+
+
+def _check_time_order(df: pd.DataFrame, where: str) -> None:
+    """Raise CatalogError unless windows increase and times never decrease within a window (n > 1 rows)."""
     n = len(df)
-    event_id = df["event_id"].to_numpy()
-    bad = event_id != np.arange(n)
-    if bad.any():
-        row = _first_bad_row(bad)
-        raise CatalogError(f"{where}: column 'event_id' row {row}: expected {row}, found {event_id[row]}")
     time = df["time"].to_numpy()
-    if n > 1:
-        # Synthetic catalogs hold many windows, each with its own clock: order is checked within a window.
-        same_window = np.ones(n - 1, dtype=bool)
-        if "window" in df.columns:
-            window = df["window"].to_numpy()
-            bad = np.diff(window) < 0
-            if bad.any():
-                row = _first_bad_row(bad) + 1
-                raise CatalogError(f"{where}: column 'window' row {row}: windows must be in increasing order")
-            same_window = np.diff(window) == 0
-        bad = (np.diff(time) < 0) & same_window
+    # Synthetic catalogs hold many windows, each with its own clock: order is checked within a window.
+    same_window = np.ones(n - 1, dtype=bool)
+    if "window" in df.columns:
+        window = df["window"].to_numpy()
+        bad = np.diff(window) < 0
         if bad.any():
             row = _first_bad_row(bad) + 1
-            raise CatalogError(
-                f"{where}: column 'time' row {row}: {time[row]!r} is earlier than row {row - 1} ({time[row - 1]!r});"
-                " events must be in time order"
-            )
-    if mc is not None:
-        mag = df["magnitude"].to_numpy()
-        bad = mag < mc - 1e-9
-        if bad.any():
-            row = _first_bad_row(bad)
-            raise CatalogError(f"{where}: column 'magnitude' row {row}: {mag[row]!r} is below Mc = {mc}")
-    parent = df["parent_id"].to_numpy()
+            raise CatalogError(f"{where}: column 'window' row {row}: windows must be in increasing order")
+        same_window = np.diff(window) == 0
+    bad = (np.diff(time) < 0) & same_window
+    if bad.any():
+        row = _first_bad_row(bad) + 1
+        raise CatalogError(
+            f"{where}: column 'time' row {row}: {time[row]!r} is earlier than row {row - 1} ({time[row - 1]!r});"
+            " events must be in time order"
+        )
+
+
+def _check_parents(parent: np.ndarray, where: str) -> None:
+    """Raise CatalogError unless each parent_id is -1 or the event_id of an earlier event."""
+    n = len(parent)
     bad = (parent < -1) | (parent >= n)
     if bad.any():
         row = _first_bad_row(bad)
@@ -125,11 +146,6 @@ def validate_catalog(df: pd.DataFrame, mc: float | None = None, where: str = "ca
         raise CatalogError(
             f"{where}: column 'parent_id' row {row}: parent {parent[row]} does not precede its child"
         )
-    generation = df["generation"].to_numpy()
-    bad = generation < -1
-    if bad.any():
-        row = _first_bad_row(bad)
-        raise CatalogError(f"{where}: column 'generation' row {row}: {generation[row]} is below -1")
 
 
 def _to_table(df: pd.DataFrame, metadata: dict[str, Any]) -> pa.Table:

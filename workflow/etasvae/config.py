@@ -258,6 +258,19 @@ def etas_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Expand the VAE grid into {setting id: settings}, adding the shared training options."""
     vae = config["vae"]
+    grid = _vae_grid(vae)
+    _check_vae_grid_values(grid)
+    _check_no_repeated_grid_values(grid)
+    shared = {k: vae.get(k, TRAINING_DEFAULTS[k]) for k in SHARED_TRAINING_KEYS}
+    out: dict[str, dict[str, Any]] = {}
+    for point in _grid_points(grid, VAE_KEYS):
+        _check_vae_loss(point)
+        out[_vae_id(point)] = {**point, **shared}
+    return out
+
+
+def _vae_grid(vae: dict[str, Any]) -> dict[str, Any]:
+    """The VAE grid over its defaults, with ``hidden`` as a checked list of layer-size lists."""
     grid = {**VAE_DEFAULTS, **(vae.get("grid") or {})}
     hidden = grid["hidden"]
     # `hidden` is one list of layer sizes, or a list of such lists.
@@ -265,6 +278,11 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for h in grid["hidden"]:
         if not isinstance(h, list) or not h or not all(isinstance(v, int) and v > 0 for v in h):
             raise ConfigError(f"vae.grid.hidden = {hidden}: each entry must be a non-empty list of positive layer sizes")
+    return grid
+
+
+def _check_vae_grid_values(grid: dict[str, Any]) -> None:
+    """Raise ConfigError for a grid value outside its allowed range."""
     checks = {
         "latent_dim": (lambda v: isinstance(v, int) and 1 <= v <= 1024, "an integer in [1, 1024]"),
         "beta": (lambda v: v >= 0, ">= 0"),
@@ -277,6 +295,10 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for v in _as_list(grid[key]):
             if not ok(v):
                 raise ConfigError(f"vae.grid.{key} = {format_value(v)}: must be {allowed}")
+
+
+def _check_no_repeated_grid_values(grid: dict[str, Any]) -> None:
+    """Raise ConfigError when two values of a grid key would give the same setting id part."""
     for key in VAE_KEYS:
         seen: dict[str, Any] = {}
         for v in _as_list(grid[key]):
@@ -287,37 +309,40 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     f"part {text!r}); list each value once"
                 )
             seen[text] = v
-    shared = {k: vae.get(k, TRAINING_DEFAULTS[k]) for k in SHARED_TRAINING_KEYS}
-    out: dict[str, dict[str, Any]] = {}
-    for point in _grid_points(grid, VAE_KEYS):
-        allowed_losses = LOSSES_BY_REPRESENTATION[point["representation"]]
-        if point["loss"] not in allowed_losses:
-            raise ConfigError(
-                f"vae.grid.loss = {point['loss']}: not available for representation {point['representation']}; "
-                f"choose from {list(allowed_losses)}"
-            )
-        if point["loss"] not in LOSSES_BY_DECODER[point["decoder"]]:
-            raise ConfigError(
-                f"vae.grid.decoder = {point['decoder']} with vae.grid.loss = {point['loss']}: the autoregressive "
-                "decoder needs loss channels (per-channel likelihoods of event windows)"
-            )
-        vae_id = "_".join(
-            [
-                point["representation"],
-                point["decoder"],
-                f"z{point['latent_dim']}",
-                f"h{format_value(point['hidden'])}",
-                f"beta{format_value(point['beta'])}",
-                f"lr{format_value(point['lr'])}",
-                point["optimizer"],
-                point["loss"],
-                f"e{point['epochs']}",
-                f"bs{point['batch_size']}",
-                f"s{point['seed']}",
-            ]
+
+
+def _check_vae_loss(point: dict[str, Any]) -> None:
+    """Raise ConfigError when a grid point's loss does not suit its representation or decoder."""
+    allowed_losses = LOSSES_BY_REPRESENTATION[point["representation"]]
+    if point["loss"] not in allowed_losses:
+        raise ConfigError(
+            f"vae.grid.loss = {point['loss']}: not available for representation {point['representation']}; "
+            f"choose from {list(allowed_losses)}"
         )
-        out[vae_id] = {**point, **shared}
-    return out
+    if point["loss"] not in LOSSES_BY_DECODER[point["decoder"]]:
+        raise ConfigError(
+            f"vae.grid.decoder = {point['decoder']} with vae.grid.loss = {point['loss']}: the autoregressive "
+            "decoder needs loss channels (per-channel likelihoods of event windows)"
+        )
+
+
+def _vae_id(point: dict[str, Any]) -> str:
+    """The setting id of one grid point."""
+    return "_".join(
+        [
+            point["representation"],
+            point["decoder"],
+            f"z{point['latent_dim']}",
+            f"h{format_value(point['hidden'])}",
+            f"beta{format_value(point['beta'])}",
+            f"lr{format_value(point['lr'])}",
+            point["optimizer"],
+            point["loss"],
+            f"e{point['epochs']}",
+            f"bs{point['batch_size']}",
+            f"s{point['seed']}",
+        ]
+    )
 
 
 def window_spec(config: dict[str, Any], representation: str) -> dict[str, Any]:

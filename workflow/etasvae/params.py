@@ -236,42 +236,24 @@ def from_sed(
     the target region. ``log10_tau`` None or +inf means no taper. Raises ParameterError naming the SED key
     when the kernels cannot be normalised (rho <= 0; omega <= 0 without taper).
     """
-    values = dict(
-        log10_mu=log10_mu,
-        log10_k0=log10_k0,
-        a=a,
-        log10_c=log10_c,
-        omega=omega,
-        log10_d=log10_d,
-        gamma=gamma,
-        rho=rho,
-        area_km2=area_km2,
+    _check_sed_finite(
+        dict(
+            log10_mu=log10_mu,
+            log10_k0=log10_k0,
+            a=a,
+            log10_c=log10_c,
+            omega=omega,
+            log10_d=log10_d,
+            gamma=gamma,
+            rho=rho,
+            area_km2=area_km2,
+        )
     )
-    for key, value in values.items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.integer, np.floating))
-            or not math.isfinite(value)
-        ):
-            raise ParameterError(key, value, "must be a finite number")
     if area_km2 <= 0:
         raise ParameterError("area_km2", area_km2, "the region's area must be positive (km^2)")
     if rho <= 0:
         raise ParameterError("rho", rho, "must be > 0: the spatial kernel (r^2 + d)^-(1+rho) is not normalisable")
-    if log10_tau is not None and (
-        isinstance(log10_tau, bool)
-        or not isinstance(log10_tau, (int, float, np.integer, np.floating))
-        or math.isnan(log10_tau)
-        or log10_tau == -math.inf
-    ):
-        raise ParameterError("log10_tau", log10_tau, "must be a finite number, or None / +inf for no taper")
-    taper = log10_tau is not None and log10_tau != math.inf
-    if not taper and omega <= 0:
-        raise ParameterError(
-            "omega",
-            omega,
-            "must be > 0 without a taper (log10_tau): the Omori law (t + c)^-(1+omega) is not normalisable",
-        )
+    taper = _sed_taper(log10_tau, omega)
     k0, c, d = 10.0**log10_k0, 10.0**log10_c, 10.0**log10_d
     tau = 10.0**log10_tau if taper else None
     time_integral = omori_normaliser(1.0 + omega, c, tau)  # 1/(omega c^omega) without taper
@@ -290,3 +272,33 @@ def from_sed(
         mmax=mmax,
         tau=tau,
     )
+
+
+def _check_sed_finite(values: dict[str, Any]) -> None:
+    """Raise ParameterError naming the first SED key whose value is not a finite number."""
+    for key, value in values.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(value)
+        ):
+            raise ParameterError(key, value, "must be a finite number")
+
+
+def _sed_taper(log10_tau: float | None, omega: float) -> bool:
+    """Whether the SED parameters have a taper; raise ParameterError if log10_tau or omega cannot be used."""
+    if log10_tau is not None and (
+        isinstance(log10_tau, bool)
+        or not isinstance(log10_tau, (int, float, np.integer, np.floating))
+        or math.isnan(log10_tau)
+        or log10_tau == -math.inf
+    ):
+        raise ParameterError("log10_tau", log10_tau, "must be a finite number, or None / +inf for no taper")
+    taper = log10_tau is not None and log10_tau != math.inf
+    if not taper and omega <= 0:
+        raise ParameterError(
+            "omega",
+            omega,
+            "must be > 0 without a taper (log10_tau): the Omori law (t + c)^-(1+omega) is not normalisable",
+        )
+    return taper

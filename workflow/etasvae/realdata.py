@@ -347,26 +347,9 @@ def import_events(events: pd.DataFrame, ds: dict[str, Any], path: str = "catalog
     nothing is left, or when a period has no event.
     """
     counts: dict[str, int] = {"rows_read": int(len(events))}
-    t = events["time"].to_numpy()
-    counts["rows_out_of_order"] = int((t[1:] < t[:-1]).sum()) if len(t) > 1 else 0
-    ev = events.sort_values("time", kind="stable").reset_index(drop=True)
-    dup = ev.duplicated(subset=["time", "longitude", "latitude", "magnitude"], keep="first").to_numpy()
-    counts["duplicates_dropped"] = int(dup.sum())
-    ev = ev[~dup].reset_index(drop=True)
-
-    start, end = pd.Timestamp(ds["start"]), pd.Timestamp(ds["end"])
-    filters = [
-        ("outside_time_span", ((ev["time"] >= start) & (ev["time"] < end)).to_numpy()),
-        ("outside_region", inside_region(ev["longitude"], ev["latitude"], ds["region"])),
-        ("below_min_magnitude", ev["magnitude"].to_numpy() >= ds["min_magnitude"] - 1e-9),
-    ]
-    if ds.get("max_depth_km") is not None and "depth_km" in ev.columns:
-        filters.append(("deeper_than_max_depth", ev["depth_km"].to_numpy() <= ds["max_depth_km"]))
-    keep = np.ones(len(ev), dtype=bool)
-    for name, ok in filters:
-        counts[name] = int((keep & ~ok).sum())
-        keep &= ok
-    ev = ev[keep].reset_index(drop=True)
+    ev = _sorted_without_duplicates(events, counts)
+    start = pd.Timestamp(ds["start"])
+    ev = _filtered(ev, ds, counts)
     selection = (f"time [{ds['start']}, {ds['end']}), region {ds['region']}, magnitude >= {ds['min_magnitude']}"
                  + (f", depth <= {ds['max_depth_km']} km" if ds.get("max_depth_km") is not None else ""))
     if len(ev) == 0:
@@ -374,38 +357,17 @@ def import_events(events: pd.DataFrame, ds: dict[str, Any], path: str = "catalog
 
     days = ((ev["time"] - start) / pd.Timedelta(days=1)).to_numpy(dtype=float)
     periods = periods_days(ds)
-    if isinstance(ds["mc"], str):
-        train = (days >= periods["train"][0]) & (days < periods["train"][1])
-        if not train.any():
-            raise DatasetError(f"{path}: no event in the training period to estimate Mc from ({selection})")
-        mc = mc_max_curvature(ev["magnitude"].to_numpy()[train], ds["mag_bin"])
-        mc_method = f"maximum curvature + 0.2 on the {int(train.sum())} training-period events (bin {ds['mag_bin']})"
-    else:
-        mc, mc_method = float(ds["mc"]), "configured"
+    mc, mc_method = _completeness_magnitude(ev, days, ds, periods, path, selection)
     complete = ev["magnitude"].to_numpy() >= mc - 1e-9
     counts["below_mc"] = int((~complete).sum())
     ev, days = ev[complete].reset_index(drop=True), days[complete]
     counts["kept"] = int(len(ev))
     if len(ev) == 0:
         raise DatasetError(f"{path}: no event at or above Mc = {mc} ({mc_method}) after the filters ({selection})")
-    per_period = {p: int(((days >= a) & (days < b)).sum()) for p, (a, b) in periods.items()}
-    empty = [p for p, n in per_period.items() if n == 0]
-    if empty:
-        raise DatasetError(f"{path}: the {empty[0]} period {periods[empty[0]]} (days since {ds['start']}) has no event at or above Mc = {mc}; events per period: {per_period}")
+    per_period = _events_per_period(days, periods, ds, mc, path)
 
     lon0, lat0 = region_centre(ds["region"])
-    x, y = project(ev["longitude"].to_numpy(), ev["latitude"].to_numpy(), lon0, lat0)
-    n = len(ev)
-    catalog = pd.DataFrame({
-        "event_id": np.arange(n, dtype=np.int64),
-        "time": days,
-        "magnitude": ev["magnitude"].to_numpy(dtype=float),
-        "x": x,
-        "y": y,
-        "parent_id": np.full(n, -1, dtype=np.int64),
-        "generation": np.full(n, -1, dtype=np.int32),
-        "depth_km": ev["depth_km"].to_numpy(dtype=float) if "depth_km" in ev.columns else np.full(n, np.nan),
-    })
+    catalog = _projected_catalog(ev, days, lon0, lat0)
     report = {
         "dataset": ds["name"],
         "source": ds["source"],
@@ -424,6 +386,71 @@ def import_events(events: pd.DataFrame, ds: dict[str, Any], path: str = "catalog
         "counts": counts,
     }
     return catalog, report
+
+
+def _sorted_without_duplicates(events: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
+    """Sort the events by time (stable) and drop exact duplicates, counting rows out of order and dropped."""
+    t = events["time"].to_numpy()
+    counts["rows_out_of_order"] = int((t[1:] < t[:-1]).sum()) if len(t) > 1 else 0
+    ev = events.sort_values("time", kind="stable").reset_index(drop=True)
+    dup = ev.duplicated(subset=["time", "longitude", "latitude", "magnitude"], keep="first").to_numpy()
+    counts["duplicates_dropped"] = int(dup.sum())
+    return ev[~dup].reset_index(drop=True)
+
+
+def _filtered(ev: pd.DataFrame, ds: dict[str, Any], counts: dict[str, int]) -> pd.DataFrame:
+    """Keep the events inside the time span, region, minimum magnitude and maximum depth; count removals."""
+    start, end = pd.Timestamp(ds["start"]), pd.Timestamp(ds["end"])
+    filters = [
+        ("outside_time_span", ((ev["time"] >= start) & (ev["time"] < end)).to_numpy()),
+        ("outside_region", inside_region(ev["longitude"], ev["latitude"], ds["region"])),
+        ("below_min_magnitude", ev["magnitude"].to_numpy() >= ds["min_magnitude"] - 1e-9),
+    ]
+    if ds.get("max_depth_km") is not None and "depth_km" in ev.columns:
+        filters.append(("deeper_than_max_depth", ev["depth_km"].to_numpy() <= ds["max_depth_km"]))
+    keep = np.ones(len(ev), dtype=bool)
+    for name, ok in filters:
+        counts[name] = int((keep & ~ok).sum())
+        keep &= ok
+    return ev[keep].reset_index(drop=True)
+
+
+def _completeness_magnitude(ev: pd.DataFrame, days: np.ndarray, ds: dict[str, Any], periods: dict[str, list[float]],
+                            path: str, selection: str) -> tuple[float, str]:
+    """Mc and how it was found: configured, or maximum curvature on the training-period events."""
+    if not isinstance(ds["mc"], str):
+        return float(ds["mc"]), "configured"
+    train = (days >= periods["train"][0]) & (days < periods["train"][1])
+    if not train.any():
+        raise DatasetError(f"{path}: no event in the training period to estimate Mc from ({selection})")
+    mc = mc_max_curvature(ev["magnitude"].to_numpy()[train], ds["mag_bin"])
+    return mc, f"maximum curvature + 0.2 on the {int(train.sum())} training-period events (bin {ds['mag_bin']})"
+
+
+def _events_per_period(days: np.ndarray, periods: dict[str, list[float]], ds: dict[str, Any], mc: float,
+                       path: str) -> dict[str, int]:
+    """The number of events in each period; raise DatasetError if a period has none."""
+    per_period = {p: int(((days >= a) & (days < b)).sum()) for p, (a, b) in periods.items()}
+    empty = [p for p, n in per_period.items() if n == 0]
+    if empty:
+        raise DatasetError(f"{path}: the {empty[0]} period {periods[empty[0]]} (days since {ds['start']}) has no event at or above Mc = {mc}; events per period: {per_period}")
+    return per_period
+
+
+def _projected_catalog(ev: pd.DataFrame, days: np.ndarray, lon0: float, lat0: float) -> pd.DataFrame:
+    """The events in the catalog schema (plus depth_km), projected to km around (lon0, lat0)."""
+    x, y = project(ev["longitude"].to_numpy(), ev["latitude"].to_numpy(), lon0, lat0)
+    n = len(ev)
+    return pd.DataFrame({
+        "event_id": np.arange(n, dtype=np.int64),
+        "time": days,
+        "magnitude": ev["magnitude"].to_numpy(dtype=float),
+        "x": x,
+        "y": y,
+        "parent_id": np.full(n, -1, dtype=np.int64),
+        "generation": np.full(n, -1, dtype=np.int32),
+        "depth_km": ev["depth_km"].to_numpy(dtype=float) if "depth_km" in ev.columns else np.full(n, np.nan),
+    })
 
 
 def import_dataset(ds: dict[str, Any], source_path: str, catalog_path: str, report_path: str) -> dict[str, Any]:

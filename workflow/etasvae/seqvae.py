@@ -317,7 +317,7 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
     """Train a SequenceVAE (settings as vae.check_settings gives them, plus ``decoder``); keep the epoch with
     the lowest validation loss (training loss without validation windows); stop after ``patience`` epochs
     without improvement. Returns (model in eval mode, feature transform, history)."""
-    from .vae import HISTORY_COLUMNS, BestEpoch, TrainingDiverged, beta_at, history_row, log_epoch, make_optimizer, shuffled_for_training
+    from .vae import HISTORY_COLUMNS, BestEpoch, TrainingDiverged, beta_at, history_row, log_epoch, make_optimizer
 
     spec = check_spec(spec)
     s = settings
@@ -332,48 +332,19 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
     model = SequenceVAE(L, s["latent_dim"], s["hidden"], s["decoder"], spec).to(dev)
     Xt, Ot = _tensors(X_train, origin_train, model, dev)
     Xv, Ov = _tensors(X_val, origin_val, model, dev) if has_val else (None, None)
-    with torch.no_grad():
-        model.feat_offset.copy_(torch.from_numpy(transform.offset))
-        model.feat_scale.copy_(torch.from_numpy(transform.scale))
-        bt = Batch(Xt, Ot, spec)
-        model.ln_dt_stats.copy_(torch.stack([bt.ln_dt.mean(), bt.ln_dt.std().clamp_min(1e-3)]))
-        model.heads.init_from_data(bt.ln_dt, bt.m)
-        raw = model.aux_targets(bt)
-        model.aux_offset.copy_(raw.mean(0))
-        model.aux_scale.copy_(raw.std(0).clamp_min(1e-3))
-    log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {len(Xt)} "
-        f"training / {len(Xv) if has_val else 0} validation windows of {L} events, latent {s['latent_dim']}, encoder "
-        f"{s['hidden']}, {s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
+    _init_from_data(model, transform, Xt, Ot, spec)
+    _log_training_start(log, dev, s, len(Xt), len(Xv) if has_val else 0, L)
     params = list(model.parameters())
     optimizer = make_optimizer(params, s)
-    n, bs = len(Xt), s["batch_size"]
+    n = len(Xt)
     rows, best = [], BestEpoch(s["kl_warmup_epochs"], s["patience"])
     for epoch in range(1, s["epochs"] + 1):
         beta_t = beta_at(s, epoch)
         started = time.perf_counter()
-        perm = shuffled_for_training(model, n, generator)
-        sums = np.zeros(3)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            b = Batch(Xt[idx], Ot[idx], spec)
-            nll, aux, kl_term, kl = model.losses(b, Xt[idx])
-            loss = objective(nll, aux, kl_term, beta_t)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: the loss is not finite in epoch {epoch} "
-                                       f"(NLL {float(nll)}, KL {float(kl)}); lower the learning rate (lr = {s['lr']:g})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if s["grad_clip"] > 0:
-                nn.utils.clip_grad_norm_(params, s["grad_clip"])
-            optimizer.step()
-            sums += np.array([float(nll.detach()), float(aux.detach()), float(kl.detach())]) * len(idx)
-        train_nll, train_aux, train_kl = sums / n
+        train_nll, train_aux, train_kl = _train_epoch(model, Xt, Ot, spec, optimizer, params, s, epoch, beta_t,
+                                                      generator)
         model.eval()
-        if has_val:
-            v = evaluate_terms(model, Xv, Ov, seed=epoch)
-            val_nll, val_aux, val_kl = v["nll"], v["aux"], v["kl"]
-        else:
-            val_nll = val_aux = val_kl = math.nan
+        val_nll, val_aux, val_kl = _validation_terms(model, Xv, Ov, epoch) if has_val else (math.nan,) * 3
         row = history_row(epoch, beta_t, train_nll, train_kl, val_nll, val_kl)
         rows.append(row)
         log_epoch(log, epoch, s["epochs"], beta_t, started, n,
@@ -386,6 +357,62 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
     best.restore(model, log, "validation loss" if has_val else "training loss")
     model.eval()
     return model, transform, pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+@torch.no_grad()
+def _init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.Tensor, Ot: torch.Tensor,
+                    spec: dict[str, Any]) -> None:
+    """Set the feature scaling, log-interval statistics, decoder heads and aux scaling from the training windows."""
+    model.feat_offset.copy_(torch.from_numpy(transform.offset))
+    model.feat_scale.copy_(torch.from_numpy(transform.scale))
+    bt = Batch(Xt, Ot, spec)
+    model.ln_dt_stats.copy_(torch.stack([bt.ln_dt.mean(), bt.ln_dt.std().clamp_min(1e-3)]))
+    model.heads.init_from_data(bt.ln_dt, bt.m)
+    raw = model.aux_targets(bt)
+    model.aux_offset.copy_(raw.mean(0))
+    model.aux_scale.copy_(raw.std(0).clamp_min(1e-3))
+
+
+def _log_training_start(log: Callable[[str], None], dev: torch.device, s: dict[str, Any], n_train: int, n_val: int,
+                        L: int) -> None:
+    """Log the line that opens a training run: decoder, device, window counts and settings."""
+    log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {n_train} "
+        f"training / {n_val} validation windows of {L} events, latent {s['latent_dim']}, encoder "
+        f"{s['hidden']}, {s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
+
+
+def _train_epoch(model: SequenceVAE, Xt: torch.Tensor, Ot: torch.Tensor, spec: dict[str, Any],
+                 optimizer: torch.optim.Optimizer, params: list[torch.Tensor], s: dict[str, Any], epoch: int,
+                 beta_t: float, generator: torch.Generator) -> tuple[float, float, float]:
+    """One pass over shuffled mini-batches; return the window-weighted mean (NLL, aux, KL)."""
+    from .vae import TrainingDiverged, shuffled_for_training
+
+    n, bs = len(Xt), s["batch_size"]
+    perm = shuffled_for_training(model, n, generator)
+    sums = np.zeros(3)
+    for i in range(0, n, bs):
+        idx = perm[i:i + bs]
+        b = Batch(Xt[idx], Ot[idx], spec)
+        nll, aux, kl_term, kl = model.losses(b, Xt[idx])
+        loss = objective(nll, aux, kl_term, beta_t)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"training diverged: the loss is not finite in epoch {epoch} "
+                                   f"(NLL {float(nll)}, KL {float(kl)}); lower the learning rate (lr = {s['lr']:g})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if s["grad_clip"] > 0:
+            nn.utils.clip_grad_norm_(params, s["grad_clip"])
+        optimizer.step()
+        sums += np.array([float(nll.detach()), float(aux.detach()), float(kl.detach())]) * len(idx)
+    train_nll, train_aux, train_kl = sums / n
+    return train_nll, train_aux, train_kl
+
+
+def _validation_terms(model: SequenceVAE, Xv: torch.Tensor, Ov: torch.Tensor,
+                      epoch: int) -> tuple[float, float, float]:
+    """Mean (NLL, aux, KL) of the validation windows; the epoch number seeds the latent draws."""
+    v = evaluate_terms(model, Xv, Ov, seed=epoch)
+    return v["nll"], v["aux"], v["kl"]
 
 
 # ------------------------------------------------------------------------------------------ health

@@ -251,15 +251,7 @@ def omori_utsu_mle(
     rate, where c is no longer identifiable): the law has no background term, so with few aftershocks
     among background events the fit is an *apparent* decay, comparable between sets, not ETAS's p.
     """
-    if isinstance(times, (list, tuple)):
-        seqs = [np.asarray(t, dtype=float) for t in times]
-        Ts = np.asarray(duration, dtype=float).reshape(-1)
-        stacked = True
-    else:
-        seqs = [np.asarray(times, dtype=float)]
-        Ts = np.array([float(duration)])
-        stacked = False
-    seqs = [s[(s > 0) & (s <= T)] for s, T in zip(seqs, Ts)]
+    seqs, Ts, stacked = _omori_sequences(times, duration)
     n_j = np.array([s.size for s in seqs], dtype=float)
     use = n_j > 0
     n_total = int(n_j.sum())
@@ -269,10 +261,36 @@ def omori_utsu_mle(
     t_all = np.concatenate([s for s in seqs if s.size])
     g_all = np.repeat(np.arange(int(use.sum())), n_j[use].astype(int))
     n_u, T_u = n_j[use], Ts[use]
-    const = np.sum(n_u * np.log(n_u) - n_u)
-    Tmax = float(T_u.max())
     if c_bounds is None:
+        Tmax = float(T_u.max())
         c_bounds = (1e-6 * Tmax, Tmax)
+    res = _omori_maximise(t_all, g_all, n_u, T_u, c_bounds, p_bounds)
+    lc, p = res.x
+    c = float(np.exp(lc))
+    K_j = np.full(len(seqs), np.nan)
+    K_j[use] = n_u / np.exp(_omori_integral_log(c, p, T_u))
+    K = K_j if stacked else float(K_j[0])
+    return OmoriFit(K, c, float(p), n_total, float(-res.fun), bool(res.success))
+
+
+def _omori_sequences(times, duration) -> tuple[list[np.ndarray], np.ndarray, bool]:
+    """(sequences of times in (0, T], their T, stacked?) from one array and T or a list of arrays and Ts."""
+    if isinstance(times, (list, tuple)):
+        seqs = [np.asarray(t, dtype=float) for t in times]
+        Ts = np.asarray(duration, dtype=float).reshape(-1)
+        stacked = True
+    else:
+        seqs = [np.asarray(times, dtype=float)]
+        Ts = np.array([float(duration)])
+        stacked = False
+    seqs = [s[(s > 0) & (s <= T)] for s, T in zip(seqs, Ts)]
+    return seqs, Ts, stacked
+
+
+def _omori_maximise(t_all: np.ndarray, g_all: np.ndarray, n_u: np.ndarray, T_u: np.ndarray,
+                    c_bounds: tuple[float, float], p_bounds: tuple[float, float]) -> optimize.OptimizeResult:
+    """Maximise the profile likelihood over (log c, p): L-BFGS-B from the best point of a coarse grid."""
+    const = np.sum(n_u * np.log(n_u) - n_u)
     lc_lo, lc_hi = np.log(c_bounds[0]), np.log(c_bounds[1])
 
     def negloglik(theta):
@@ -283,17 +301,11 @@ def omori_utsu_mle(
 
     grid_lc = np.linspace(lc_lo, lc_hi, 25)
     grid_p = np.linspace(p_bounds[0], p_bounds[1], 29)
-    ll = _omori_profile_loglik(t_all, g_all, T_u, int(use.sum()), grid_lc, grid_p).sum(axis=0)
+    ll = _omori_profile_loglik(t_all, g_all, T_u, len(T_u), grid_lc, grid_p).sum(axis=0)
     i, j = np.unravel_index(np.argmax(ll), ll.shape)
-    res = optimize.minimize(
+    return optimize.minimize(
         negloglik, np.array([grid_lc[i], grid_p[j]]), method="L-BFGS-B", bounds=[(lc_lo, lc_hi), p_bounds]
     )
-    lc, p = res.x
-    c = float(np.exp(lc))
-    K_j = np.full(len(seqs), np.nan)
-    K_j[use] = n_u / np.exp(_omori_integral_log(c, p, T_u))
-    K = K_j if stacked else float(K_j[0])
-    return OmoriFit(K, c, float(p), n_total, float(-res.fun), bool(res.success))
 
 
 def _parabolic_offset(fm: np.ndarray, f0: np.ndarray, fp: np.ndarray) -> np.ndarray:
