@@ -187,3 +187,9 @@ def read_catalog(path: str | os.PathLike, validate: bool = True) -> tuple[pd.Dat
     if validate:
         validate_catalog(df, mc=metadata.get("mc"), where=str(path))
     return df, metadata
+
+
+def read_catalogs(keys: list, paths: list) -> dict[tuple[str, int], pd.DataFrame]:
+    """{(config id, replicate): events} of the catalog files ``paths``, keyed by ``keys`` ([config id,
+    replicate] pairs in the same order): the form ``evaluate.catalog_windows`` takes."""
+    return {(str(c), int(r)): read_catalog(path)[0] for (c, r), path in zip(keys, paths)}

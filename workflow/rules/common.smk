@@ -17,7 +17,7 @@ from etasvae.config import (
     vae_settings,
     window_spec,
 )
-from etasvae.realdata import DatasetError, check_datasets, comcat_query  # noqa: E402
+from etasvae.realdata import DatasetError, check_datasets, comcat_query
 
 # Finite numbers, types and ranges first (names the key, list items by index, and the rule broken), then
 # defaults from the schema, then the physics and the windows against the simulated data.

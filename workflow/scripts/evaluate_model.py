@@ -1,6 +1,6 @@
 """Compare a model's synthetic windows with held-out ETAS windows, next to the ETAS floor and a Poisson baseline."""
 
-from etasvae.catalog import read_catalog
+from etasvae.catalog import read_catalog, read_catalogs
 from etasvae.evaluate import evaluate_model, evaluation_summary
 from etasvae.features import read_windows
 from etasvae.fileio import atomic_write, read_json, write_json
@@ -12,7 +12,7 @@ log = setup_log(smk)
 p = smk.params
 table, X, spec, meta = read_windows(smk.input.windows)
 synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
-catalogs = {(str(c), int(r)): read_catalog(path)[0] for (c, r), path in zip(p.catalog_keys, smk.input.catalogs)}
+catalogs = read_catalogs(p.catalog_keys, smk.input.catalogs)
 metrics, n_windows, figures = evaluate_model(
     table, catalogs, spec, synthetic, synthetic_meta, config_id=p.config_id, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
     figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}",

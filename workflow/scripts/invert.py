@@ -3,7 +3,7 @@ catalog's fit). The held-out windows are the catalog's own events, as in the eva
 
 import torch
 
-from etasvae.catalog import read_catalog
+from etasvae.catalog import read_catalog, read_catalogs
 from etasvae.evaluate import catalog_windows, split_windows
 from etasvae.features import read_windows
 from etasvae.fileio import atomic_write, read_json, write_json
@@ -15,7 +15,7 @@ log = setup_log(smk)
 p = smk.params
 torch.set_num_threads(smk.threads)
 table, _, spec, _ = read_windows(smk.input.windows)
-catalogs = {(str(c), int(r)): read_catalog(path)[0] for (c, r), path in zip(p.catalog_keys, smk.input.catalogs)}
+catalogs = read_catalogs(p.catalog_keys, smk.input.catalogs)
 heldout_windows = catalog_windows(table[table["role"] == "heldout"], catalogs, spec, smk.wildcards.model_cfg)
 duration = spec.get("duration_days") if spec["representation"] == "binned" else None
 synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
