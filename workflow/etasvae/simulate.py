@@ -219,7 +219,15 @@ def sample_kernel_distances(sigma, q: float, rng: np.random.Generator) -> np.nda
 
 
 def _poisson(rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Poisson(rate) counts, exact, mostly without numpy's per-element Poisson sampler.
+    """Poisson(rate) counts, exact, mostly without numpy's per-element Poisson sampler (see ``_poisson_hits``)."""
+    hit, count = _poisson_hits(rate, rng)
+    counts = np.zeros(rate.size, dtype=np.int64)
+    counts[hit] = count
+    return counts
+
+
+def _poisson_hits(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """Poisson(rate) counts as (the indices with a count >= 1, their counts; None where every one is 1).
 
     X counts the arrivals of a unit-rate Poisson process in [0, rate]. X >= 1 exactly when the first
     arrival E1 (a standard exponential) is <= rate; then, by the memoryless property, X = 1 + Poisson(rate - E1),
@@ -228,21 +236,22 @@ def _poisson(rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     e = rng.standard_exponential(rate.size, dtype=rate.dtype)
     hit = np.flatnonzero(e <= rate)
-    counts = np.zeros(rate.size, dtype=np.int64)
-    if hit.size:
-        rest = rate[hit]
-        rest -= e[hit]
-        e = rng.standard_exponential(hit.size, dtype=rate.dtype)
-        hit2 = np.flatnonzero(e <= rest)
-        at_least_one = np.ones(hit.size, dtype=np.int64)
-        if hit2.size:
-            rest = rest[hit2]
-            rest -= e[hit2]
-            more = rng.poisson(rest)
-            more += 2
-            at_least_one[hit2] = more
-        counts[hit] = at_least_one
-    return counts
+    if not hit.size:
+        return hit, None
+    rest = rate[hit]
+    rest -= e[hit]
+    del e
+    e = rng.standard_exponential(hit.size, dtype=rate.dtype)
+    hit2 = np.flatnonzero(e <= rest)
+    if not hit2.size:
+        return hit, None
+    rest = rest[hit2]
+    rest -= e[hit2]
+    more = rng.poisson(rest)
+    more += 2
+    count = np.ones(hit.size, dtype=np.int64)
+    count[hit2] = more
+    return hit, count
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -400,13 +409,15 @@ def simulate_etas(
                 f"direct aftershocks on average (K = {params.K:g}, alpha = {params.alpha:g}); truncate the "
                 "Gutenberg-Richter law with mmax or lower alpha"
             )
-        counts = _poisson(rate, rng)
+        # parent index of every child, in parent order (np.repeat over the parents that have children only)
+        pidx, count = _poisson_hits(rate, rng)
         del rate
-        n_children = int(counts.sum())
+        if count is not None:
+            pidx = np.repeat(pidx, count)
+        del count
+        n_children = pidx.size
         if n_children == 0:
             break
-        pidx = np.repeat(np.arange(n, dtype=np.intp), counts)
-        del counts
         dt = sample_omori_times(n_children, params.p, params.c, params.tau, rng)
         tc = t[pidx]
         tc += dt
