@@ -538,7 +538,8 @@ class _Store:
         first = self.size
         arrays = (t, m, x, y, parent)
         if keep is not None:
-            arrays = tuple(a[keep] for a in arrays)
+            kept = np.flatnonzero(keep)
+            arrays = tuple(a.take(kept) for a in arrays)
         self.chunks.append(arrays)
         self.size += arrays[0].size
         if self.size > 2**31 - 2:
@@ -606,8 +607,8 @@ def _time_order(time: np.ndarray, duration: float) -> np.ndarray:
     time_bits = 63 - index_bits
     if n < 2 or time_bits < 24:
         return np.argsort(time, kind="stable")
-    key = time * (2.0**time_bits / duration)
-    key = key.astype(np.int64)
+    key = np.empty(n, dtype=np.int64)
+    np.multiply(time, 2.0**time_bits / duration, out=key, casting="unsafe")  # truncates, as astype does
     np.minimum(key, 2**time_bits - 1, out=key)
     key <<= index_bits
     key |= np.arange(n, dtype=np.int64)
