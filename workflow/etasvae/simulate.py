@@ -12,7 +12,11 @@ with, by inverse-CDF sampling (E denotes a standard exponential variate, -log(1 
   uniform direction;
 - a magnitude from GR, m = Mc + E/beta, conditioned on m <= Mmax when truncated (see ``_gr_offsets``).
 
-Children at or after the window end are dropped at once (they cannot trigger anything earlier). Children
+Children at or after the window end are dropped at once (they cannot trigger anything earlier). Background
+events outside the catalog (margin, burn-in) whose whole family is expected to put fewer than 1e-4 events
+into the catalog are pruned (``family_reach_bound``: renewal equations for the summed jump lengths and
+delays of a family; steep spatial kernels make most of a wide margin prunable, the heavy q = 1.5 kernel of
+the default config none of a 25 km one). Other children
 outside the region or before t = 0 are simulated (they trigger) but not stored: beyond the generation in
 hand, memory holds only the events of the catalog (24 bytes each; at most ~80 bytes each while the final
 table, itself 52 bytes per event, is assembled). The only Python loop is over generations.
@@ -43,6 +47,7 @@ Omori tail caveat (docs/design.md §3): with p close to 1 no finite burn-in make
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -324,6 +329,159 @@ def expected_count(params: ETASParams, duration: float, burn_in: float = 0.0, *,
 
 
 # --------------------------------------------------------------------------------------------------------
+# Pruning: background events whose families cannot reach the catalog (docs/design.md §3)
+# --------------------------------------------------------------------------------------------------------
+
+# A background event outside the catalog (in the margin, or in the burn-in) is dropped with its whole family
+# when the expected number of its descendants that land in the catalog is below this bound.
+PRUNE_EPSILON = 1e-4
+_PRUNE_MAG_STEP = 0.2  # magnitude bins of the reach table (above Mc)
+_PRUNE_DISTANCES = np.concatenate([[0.0], np.geomspace(1e-3, 1e6, 181)])  # km
+_PRUNE_LAGS = 32  # lags (days before t = 0) of the reach table: 0 and a geometric grid up to the burn-in
+
+
+def family_reach_bound(params: ETASParams, magnitude, lag, distance) -> np.ndarray:
+    """Upper bound on the expected number of descendants of one event that reach a target, on a grid.
+
+    Returns an array [magnitude, lag, distance] for 1-D ``magnitude`` (>= Mc), ``lag`` (days from the
+    event to the target window's start; 0 inside its time span) and ``distance`` (km from the event to the
+    target region), each grid sorted and starting at 0 where it is a lag or a distance. A descendant
+    reaches the target only if the length of its path (the sum of its ancestors' jump lengths from the
+    event, >= its displacement) is >= distance, and its total delay is >= lag; the bound is the smaller of
+    the expected numbers of descendants doing each (``_renewal_tail``), inf where n >= 1.
+    """
+    m = np.asarray(magnitude, dtype=float) - params.mc
+    return _reach_bound(params, m, m, np.asarray(lag, dtype=float), np.asarray(distance, dtype=float))
+
+
+def _reach_bound(params: ETASParams, kappa_offset, sigma_offset, lags, distances) -> np.ndarray:
+    """family_reach_bound with the productivity taken at Mc + kappa_offset, the spread at Mc + sigma_offset."""
+    n = params.branching_ratio()
+    shape = (kappa_offset.size, lags.size, distances.size)
+    if not n < 1.0:
+        return np.full(shape, math.inf)
+    kappa = params.K * np.exp(params.alpha * kappa_offset)
+    if params.K == 0.0:
+        return np.zeros(shape)
+    # spatial: jump lengths from the event (its sigma) and from a productivity-weighted GR parent
+    weight, sigma_cells = _productivity_cells(params)
+    sigma = params.D * np.exp(params.gamma * sigma_offset)
+
+    def jump_survival(sig):  # P(a jump from a parent with spread sig is >= r), [len(sig), distance]
+        return (1.0 + distances[None, :] ** 2 / np.asarray(sig)[:, None]) ** (1.0 - params.q)
+
+    space = _renewal_tail(distances, jump_survival(sigma), weight @ jump_survival(sigma_cells), n)
+    # temporal: Omori delays, whatever the magnitudes
+    delay = (1.0 - omori_cdf(lags, params.p, params.c, params.tau))[None, :]
+    time = _renewal_tail(lags, delay, n * delay[0], n)
+    return kappa[:, None, None] * np.minimum(time[:, :, None], space[:, None, :])
+
+
+def _renewal_tail(grid, root_survival, survival, n):
+    """Expected number of descendants whose summed steps reach each grid point, per unit productivity.
+
+    ``grid`` 0 = g_0 < g_1 < ...; a step (a jump length or a delay) from the root exceeds g with probability
+    root_survival[b, g] (one row per root), from any later parent with survival[g] / n, productivity
+    weighted (sum over the parent's magnitude of kappa(M) P(step >= g | M)). With H(g) the expected number
+    of the descendants of one child whose path from that child is >= g (H(0) = n / (1 - n), all of them),
+    a child whose step is u contributes 1 + H(0) if u >= g and H(g - u) otherwise, so
+
+        H(g) = sum_M kappa(M) [P(u >= g | M) (1 + H(0)) + E[H(g - u); u < g | M]],
+
+    and the root's tail is the same with its own step law and kappa = 1. H decreases, so each step cell
+    [g_i, g_(i+1)) is taken at its far end and H(g - g_(i+1)) at the grid point at or below: an upper bound,
+    explicit (H at g_j needs H below g_j only). Returns [root, grid].
+    """
+    h0 = n / (1.0 - n)
+    size = grid.size
+    # index of the grid point at or below g_j - g_(i+1), for i + 1 <= j
+    back = np.searchsorted(grid, grid[:, None] - grid[None, 1:], side="right") - 1  # [j, i]
+    cell = -np.diff(survival)  # mass of each step cell [g_i, g_(i+1)), productivity weighted
+    h = np.empty(size)
+    h[0] = h0
+    for j in range(1, size):
+        h[j] = min(h0, survival[j] * (1.0 + h0) + cell[:j] @ h[back[j, :j]])
+    root_cell = -np.diff(root_survival, axis=1)  # [root, cell]
+    inner = np.where(np.arange(size - 1)[None, :] < np.arange(size)[:, None], h[np.maximum(back, 0)], 0.0)  # [j, i]
+    tail = root_survival * (1.0 + h0) + root_cell @ inner.T
+    return np.minimum(tail, 1.0 + h0)
+
+
+def _productivity_cells(params: ETASParams) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude cells of 0.1 units above Mc: each cell's productivity weight (the integral of kappa(M) times
+    the GR density over it; they sum to n) and its largest sigma (km^2), so that jump lengths are taken
+    stochastically at least as long as the cell's. Untruncated GR: the weight beyond Mc + 20/(beta - alpha)
+    (a fraction e^-20 of n) is one more cell with sigma inf (every jump counted as reaching).
+    """
+    beta, alpha = params.beta, params.alpha
+    top = params.mmax - params.mc if params.mmax is not None else 20.0 / (beta - alpha)
+    edges = np.linspace(0.0, top, max(2, int(math.ceil(top / 0.1)) + 1))
+    s = beta - alpha
+    primitive = edges if abs(s) < 1e-12 else -np.exp(-s * edges) / s  # of e^(alpha x) beta e^(-beta x) / beta
+    norm = -math.expm1(-beta * top) if params.mmax is not None else 1.0
+    weight = params.K * beta * np.diff(primitive) / norm
+    sigma = params.D * np.exp(np.maximum(params.gamma * edges[:-1], params.gamma * edges[1:]))
+    if params.mmax is None:
+        weight = np.append(weight, params.K * beta * math.exp(-s * top) / s)
+        sigma = np.append(sigma, np.inf)
+    return weight, sigma
+
+
+@functools.lru_cache(maxsize=16)
+def _reach_table(params: ETASParams, burn_in: float, bins: int):
+    """(lags, minimum distance per [magnitude bin, lag]) at and beyond which a background event outside the
+    catalog is pruned with its family: ``family_reach_bound`` < PRUNE_EPSILON there.
+
+    Rounding is conservative: an event's magnitude is taken at its bin's top (its bottom for a negative alpha
+    or gamma), its lag and distance at the grid point at or below them; the bound decreases with lag and
+    distance. None where no pruning applies (K = 0 or n >= 1).
+    """
+    if params.K == 0.0 or not params.branching_ratio() < 1.0:
+        return None
+    lags = np.zeros(1)
+    if burn_in > 0:
+        lags = np.concatenate([lags, np.geomspace(min(params.c * 1e-3, burn_in), burn_in, _PRUNE_LAGS - 1)])
+    lo = np.arange(bins) * _PRUNE_MAG_STEP
+    hi = lo + _PRUNE_MAG_STEP
+    bound = _reach_bound(params, hi if params.alpha >= 0 else lo, hi if params.gamma >= 0 else lo, lags,
+                         _PRUNE_DISTANCES)
+    below = bound < PRUNE_EPSILON
+    # the first grid distance with the bound below epsilon (it decreases with distance); inf if none
+    first = np.where(below.any(axis=2), below.argmax(axis=2), _PRUNE_DISTANCES.size)
+    min_distance = np.append(_PRUNE_DISTANCES, np.inf)[first]
+    rounded = min_distance.astype(F32)
+    return lags, np.where(rounded < min_distance, np.nextafter(rounded, F32(np.inf)), rounded)  # never below
+
+
+def _negligible(params: ETASParams, burn_in: float, t, x, y, m, keep, bounds) -> np.ndarray | None:
+    """Mask of the background events outside the catalog (``keep`` False) whose families are pruned, or None
+    when there are none (``_reach_table``)."""
+    top = float(m.max(initial=0.0))
+    if params.mmax is not None:
+        top = max(top, params.mmax - params.mc)
+    bins = int(math.floor(top / _PRUNE_MAG_STEP)) + 1
+    table = _reach_table(params, float(burn_in), -(-bins // 8) * 8)  # bins rounded up: fewer distinct tables
+    if table is None:
+        return None
+    lags, min_distance = table
+    outside = np.flatnonzero(~keep)
+    x_lo, x_hi, y_lo, y_hi = bounds
+    xo, yo = x[outside], y[outside]
+    dx = np.maximum(x_lo - xo, xo - x_hi)
+    np.maximum(dx, F32(0.0), out=dx)
+    dy = np.maximum(y_lo - yo, yo - y_hi)
+    np.maximum(dy, F32(0.0), out=dy)
+    bin_ = (m[outside] * F32(1.0 / _PRUNE_MAG_STEP)).astype(np.intp)  # truncation: the bin's index
+    lag = np.maximum(np.searchsorted(lags, -t[outside], side="right") - 1, 0)
+    pruned = np.hypot(dx, dy) >= min_distance[bin_, lag]
+    if not pruned.any():
+        return None
+    mask = np.zeros(keep.size, dtype=bool)
+    mask[outside[pruned]] = True
+    return mask
+
+
+# --------------------------------------------------------------------------------------------------------
 # The simulator
 # --------------------------------------------------------------------------------------------------------
 
@@ -337,6 +495,8 @@ def simulate_etas(
     burn_in: float = 0.0,
     margin: float = 0.0,
     max_events: int | None = None,
+    prune: bool = True,
+    stats: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Simulate an ETAS catalog on [0, duration) days in ``region`` = (xmin, xmax, ymin, ymax) km.
 
@@ -346,6 +506,13 @@ def simulate_etas(
     region (edges included), sorted by time, event_id 0..N-1; parent_id the triggering event's event_id, or
     -1 for background events *and* for aftershocks whose parent is not in the catalog (burn-in, outside the
     region); generation the true generation (0 background). See the module docstring for the algorithm.
+
+    ``prune`` (default True) drops the background events outside the catalog (in the margin or the burn-in)
+    whose families are expected to put fewer than PRUNE_EPSILON = 1e-4 events into it
+    (``family_reach_bound``), with their families: the catalog's expected count is then low by at most 1e-4
+    per pruned event. Nothing else changes: where no event is pruned (the default config's kernel), the
+    catalog is the unpruned one, byte for byte. ``stats``, a dict, receives the numbers of simulated and
+    pruned events and of generations.
 
     ``max_events`` caps the number of simulated events (all generations, burn-in and margin included):
     exceeding it raises RuntimeError. It is required for a supercritical model (n >= 1), which
@@ -385,6 +552,7 @@ def simulate_etas(
 
     store = _Store()
     generation = 0
+    pruned = 0
     log_k = math.log(params.K) if params.K > 0 else -math.inf
     log_d = math.log(params.D)
     while n:
@@ -398,6 +566,15 @@ def simulate_etas(
         first_id = store.add(keep, t, m, x, y, parent)
         if params.K == 0.0:
             break
+        if generation == 0 and keep is not None and prune:
+            # ---- background events outside the catalog whose families cannot reach it: dropped (no children)
+            dropped = _negligible(params, burn_in, t, x, y, m, keep, (x_lo, x_hi, y_lo, y_hi))
+            if dropped is not None:
+                pruned = int(np.count_nonzero(dropped))
+                live = ~dropped
+                t, x, y, m, keep = t[live], x[live], y[live], m[live], keep[live]
+                n = t.size
+                del live, dropped
 
         # ---- direct aftershocks: Poisson(kappa(m)) per event, Omori delays, drop those past the end
         rate = m * F32(params.alpha)
@@ -469,6 +646,8 @@ def simulate_etas(
         n = n_children
         generation += 1
     del t, x, y, m, parent
+    if stats is not None:
+        stats.update(simulated=simulated, pruned=pruned, generations=generation + 1)
     return store.catalog(duration, mc, cx, cy)
 
 
