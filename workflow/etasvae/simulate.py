@@ -599,10 +599,10 @@ def simulate_etas(
         tc = t[pidx]
         tc += dt
         del dt
-        before_end = tc < duration
-        if not before_end.all():
-            pidx = pidx[before_end]
-            tc = tc[before_end]
+        before_end = np.flatnonzero(tc < duration)
+        if before_end.size < tc.size:
+            pidx = pidx.take(before_end)
+            tc = tc.take(before_end)
         del before_end
         n_children = tc.size
         simulated += n_children
