@@ -1,16 +1,19 @@
 """ETAS simulation throughput on one core: catalog events per second and peak memory, for ~1e6 and ~1e7 events.
 
-    PYTHONPATH=workflow python benchmarks/bench_simulate.py [--sizes 1e6 1e7] [--repeats 3] [--reference]
+    PYTHONPATH=workflow python benchmarks/bench_simulate.py [--sizes 1e6 1e7] [--repeats 5] [--no-reference]
+        [--burn-in DAYS] [--margin KM] [--q Q] [--D KM2] [--no-prune]
 
 Model: the default config's most productive point (mu scaled to the size, K 0.3, alpha 1.5, c 0.01 d, p 1.1,
 D 0.5 km^2, q 1.5, gamma 1, b 1, Mc 2.5, Mmax 7.5; n = 0.86) on a 100 x 100 km region over 3650 days, no
-burn-in or margin unless asked (``--burn-in``, ``--margin``). Each size runs in a fresh subprocess with
-OMP/OPENBLAS/MKL threads set to 1 before numpy is imported, so peaks do not mix; the rate is the best of
-``--repeats`` runs (catalog events / wall seconds of simulate_etas, DataFrame included; CPU seconds beside
-it), the peak is the subprocess's maximum resident set size (ru_maxrss, the interpreter included).
-``--reference`` also times a plain numpy branching loop (float64 throughout, argsort at the end; its own
-subprocess) doing the same work: the same burn-in and margin, the same kept events: on a shared machine the
-ratio of the two is steadier than either figure.
+burn-in or margin unless asked (``--burn-in``, ``--margin``; ``--q`` and ``--D`` give a steeper kernel, whose
+margin the simulator prunes, ``--no-prune`` turns that off). Each size runs in a fresh subprocess with
+OMP/OPENBLAS/MKL threads set to 1 before numpy is imported, so peaks do not mix. Printed per implementation:
+the best and the median over ``--repeats`` runs of catalog events / wall seconds of the call (DataFrame
+included), the best catalog events / CPU seconds (user + system: on a shared machine the steadier figure),
+and the subprocess's peak resident set size (ru_maxrss, the interpreter included); for etasvae also the
+simulated and pruned events per catalog event. The plain numpy branching loop (float64 throughout, argsort
+at the end; its own subprocess) does the same work unless ``--no-reference``: the same burn-in and margin
+(unpruned), the same kept events; the ratio of the two best rates is printed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ REGION = (0.0, 100.0, 0.0, 100.0)
 EVENTS_PER_BACKGROUND = 2.2
 
 
-def params_for(events: float):
+def params_for(events: float, q: float = 1.5, D: float = 0.5):
     from etasvae.params import ETASParams
 
     return ETASParams(
@@ -38,8 +41,8 @@ def params_for(events: float):
         alpha=1.5,
         c=0.01,
         p=1.1,
-        D=0.5,
-        q=1.5,
+        D=D,
+        q=q,
         gamma=1.0,
         b=1.0,
         mc=2.5,
@@ -108,19 +111,21 @@ def child(args) -> None:
 
     from etasvae.simulate import simulate_etas
 
-    params = params_for(args.events)
+    params = params_for(args.events, args.q, args.D)
     runs = []
     for rep in range(args.repeats):
         rng = np.random.default_rng(rep)
+        stats = {}
         wall, cpu = time.perf_counter(), time.process_time()
         if args.implementation == "etasvae":
             cat = simulate_etas(
-                params, duration=DURATION, region=REGION, rng=rng, burn_in=args.burn_in, margin=args.margin
+                params, duration=DURATION, region=REGION, rng=rng, burn_in=args.burn_in, margin=args.margin,
+                prune=not args.no_prune, stats=stats,
             )
         else:
             cat = plain_branching(params, DURATION, REGION, rng, burn_in=args.burn_in, margin=args.margin)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        runs.append({"events": len(cat), "wall": wall, "cpu": cpu})
+        runs.append({"events": len(cat), "wall": wall, "cpu": cpu, **stats})
         del cat
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"runs": runs, "peak_mib": peak, "branching_ratio": params.branching_ratio()}))
@@ -129,10 +134,13 @@ def child(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7], help="target catalog sizes (events)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--burn-in", type=float, default=0.0)
     parser.add_argument("--margin", type=float, default=0.0)
-    parser.add_argument("--reference", action="store_true", help="also time a plain numpy branching loop")
+    parser.add_argument("--q", type=float, default=1.5)
+    parser.add_argument("--D", type=float, default=0.5)
+    parser.add_argument("--no-prune", action="store_true", help="simulate_etas(prune=False)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the plain numpy branching loop")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--implementation", default="etasvae", help=argparse.SUPPRESS)
@@ -142,36 +150,33 @@ def main(argv: list[str] | None = None) -> None:
         return
     env = {**os.environ, **{v: "1" for v in THREAD_VARS}}
     print(
-        f"ETAS simulation, one thread, best of {args.repeats}; {DURATION:g} days, region {REGION}, "
-        f"burn-in {args.burn_in:g} d, margin {args.margin:g} km"
+        f"ETAS simulation, one thread, {args.repeats} runs each; {DURATION:g} days, region {REGION}, "
+        f"burn-in {args.burn_in:g} d, margin {args.margin:g} km, q {args.q:g}, D {args.D:g} km^2"
+        + (", no pruning" if args.no_prune else "")
     )
     for size in args.sizes:
         rates, parts = {}, []
-        for implementation in ("etasvae", "plain") if args.reference else ("etasvae",):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                "--implementation",
-                implementation,
-                "--events",
-                str(size),
-                "--repeats",
-                str(args.repeats),
-                "--burn-in",
-                str(args.burn_in),
-                "--margin",
-                str(args.margin),
-            ]
+        for implementation in ("etasvae",) if args.no_reference else ("etasvae", "plain"):
+            cmd = [sys.executable, __file__, "--child", "--implementation", implementation, "--events", str(size)]
+            for flag in ("repeats", "burn_in", "margin", "q", "D"):
+                cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+            cmd += ["--no-prune"] if args.no_prune else []
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
-            best = max(result["runs"], key=lambda r: r["events"] / r["wall"])
-            rates[implementation] = best["events"] / best["wall"]
-            parts.append(
-                f"{implementation}: {rates[implementation] / 1e6:.2f} M events/s ({best['events']:,} events in "
-                f"{best['wall']:.2f} s wall, {best['events'] / best['cpu'] / 1e6:.2f} M/s CPU), "
-                f"peak RSS {result['peak_mib']:.0f} MiB"
+            runs = result["runs"]
+            wall = sorted(r["events"] / r["wall"] for r in runs)
+            cpu = max(r["events"] / r["cpu"] for r in runs)
+            rates[implementation] = wall[-1]
+            events = sum(r["events"] for r in runs) / len(runs)
+            part = (
+                f"{implementation}: {wall[-1] / 1e6:.2f} M events/s best, {wall[len(wall) // 2] / 1e6:.2f} median "
+                f"({events:,.0f} events; {cpu / 1e6:.2f} M/s CPU best), peak RSS {result['peak_mib']:.0f} MiB"
             )
+            if "simulated" in runs[0]:
+                simulated = sum(r["simulated"] for r in runs) / len(runs) / events
+                pruned = sum(r["pruned"] for r in runs) / len(runs) / events
+                part += f", {simulated:.2f} simulated and {pruned:.2f} pruned per catalog event"
+            parts.append(part)
         if len(rates) == 2:
             parts.append(f"ratio {rates['etasvae'] / rates['plain']:.2f}")
         print(f"~{size:.0e} events (n = {result['branching_ratio']:.3f}): " + "; ".join(parts))

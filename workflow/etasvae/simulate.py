@@ -336,8 +336,7 @@ def expected_count(params: ETASParams, duration: float, burn_in: float = 0.0, *,
 # when the expected number of its descendants that land in the catalog is below this bound.
 PRUNE_EPSILON = 1e-4
 _PRUNE_MAG_STEP = 0.2  # magnitude bins of the reach table (above Mc)
-_PRUNE_DISTANCES = np.concatenate([[0.0], np.geomspace(1e-3, 1e6, 181)])  # km
-_PRUNE_LAGS = 32  # lags (days before t = 0) of the reach table: 0 and a geometric grid up to the burn-in
+_PRUNE_POINTS = 512  # points of the uniform distance and lag grids of the reach bound
 
 
 def family_reach_bound(params: ETASParams, magnitude, lag, distance) -> np.ndarray:
@@ -345,65 +344,79 @@ def family_reach_bound(params: ETASParams, magnitude, lag, distance) -> np.ndarr
 
     Returns an array [magnitude, lag, distance] for 1-D ``magnitude`` (>= Mc), ``lag`` (days from the
     event to the target window's start; 0 inside its time span) and ``distance`` (km from the event to the
-    target region), each grid sorted and starting at 0 where it is a lag or a distance. A descendant
-    reaches the target only if the length of its path (the sum of its ancestors' jump lengths from the
-    event, >= its displacement) is >= distance, and its total delay is >= lag; the bound is the smaller of
-    the expected numbers of descendants doing each (``_renewal_tail``), inf where n >= 1.
+    target region). A descendant reaches the target only if the length of its path (the sum of the jump
+    lengths from the event down to it, >= its displacement) is >= distance, and its total delay is >= lag;
+    the bound is the smaller of the expected numbers of descendants doing each (``_renewal_tail``), on
+    uniform grids up to the largest lag and distance, read at the grid point at or below each value (the
+    bound decreases with both). inf where n >= 1.
     """
     m = np.asarray(magnitude, dtype=float) - params.mc
-    return _reach_bound(params, m, m, np.asarray(lag, dtype=float), np.asarray(distance, dtype=float))
+    lag, distance = np.asarray(lag, dtype=float), np.asarray(distance, dtype=float)
+    lag_step, distance_step = _grid_step(lag.max(initial=0.0)), _grid_step(distance.max(initial=0.0))
+    time, space = _reach_bound(params, m, m, lag_step, distance_step)
+    i = np.minimum((lag / lag_step).astype(int), _PRUNE_POINTS - 1)
+    j = np.minimum((distance / distance_step).astype(int), _PRUNE_POINTS - 1)
+    return np.minimum(time[:, i, None], space[:, None, j])
 
 
-def _reach_bound(params: ETASParams, kappa_offset, sigma_offset, lags, distances) -> np.ndarray:
-    """family_reach_bound with the productivity taken at Mc + kappa_offset, the spread at Mc + sigma_offset."""
+def _grid_step(top: float) -> float:
+    """The spacing of a uniform grid of _PRUNE_POINTS points from 0 that reaches ``top`` (1 if top is 0)."""
+    return top / (_PRUNE_POINTS - 1) if top > 0 else 1.0
+
+
+def _reach_bound(params: ETASParams, kappa_offset, sigma_offset, lag_step: float, distance_step: float):
+    """The two bounds of family_reach_bound on uniform grids: (delay >= j lag_step [magnitude, j], path >=
+    j distance_step [magnitude, j]), the productivity taken at Mc + kappa_offset, the spread at Mc +
+    sigma_offset; the bound at (lag, distance) is the smaller of the two."""
     n = params.branching_ratio()
-    shape = (kappa_offset.size, lags.size, distances.size)
+    shape = (kappa_offset.size, _PRUNE_POINTS)
     if not n < 1.0:
-        return np.full(shape, math.inf)
-    kappa = params.K * np.exp(params.alpha * kappa_offset)
+        return np.full(shape, math.inf), np.full(shape, math.inf)
     if params.K == 0.0:
-        return np.zeros(shape)
+        return np.zeros(shape), np.zeros(shape)
+    kappa = params.K * np.exp(params.alpha * kappa_offset)
     # spatial: jump lengths from the event (its sigma) and from a productivity-weighted GR parent
+    distances = np.arange(_PRUNE_POINTS) * distance_step
     weight, sigma_cells = _productivity_cells(params)
     sigma = params.D * np.exp(params.gamma * sigma_offset)
 
     def jump_survival(sig):  # P(a jump from a parent with spread sig is >= r), [len(sig), distance]
         return (1.0 + distances[None, :] ** 2 / np.asarray(sig)[:, None]) ** (1.0 - params.q)
 
-    space = _renewal_tail(distances, jump_survival(sigma), weight @ jump_survival(sigma_cells), n)
+    space = _renewal_tail(jump_survival(sigma), weight @ jump_survival(sigma_cells), n)
     # temporal: Omori delays, whatever the magnitudes
-    delay = (1.0 - omori_cdf(lags, params.p, params.c, params.tau))[None, :]
-    time = _renewal_tail(lags, delay, n * delay[0], n)
-    return kappa[:, None, None] * np.minimum(time[:, :, None], space[:, None, :])
+    delay = (1.0 - omori_cdf(np.arange(_PRUNE_POINTS) * lag_step, params.p, params.c, params.tau))[None, :]
+    time = _renewal_tail(delay, n * delay[0], n)
+    return kappa[:, None] * time, kappa[:, None] * space
 
 
-def _renewal_tail(grid, root_survival, survival, n):
-    """Expected number of descendants whose summed steps reach each grid point, per unit productivity.
+def _renewal_tail(root_survival, survival, n):
+    """Expected number of descendants whose summed steps reach each point g_j = j h of a uniform grid, per
+    unit productivity of the root.
 
-    ``grid`` 0 = g_0 < g_1 < ...; a step (a jump length or a delay) from the root exceeds g with probability
-    root_survival[b, g] (one row per root), from any later parent with survival[g] / n, productivity
-    weighted (sum over the parent's magnitude of kappa(M) P(step >= g | M)). With H(g) the expected number
-    of the descendants of one child whose path from that child is >= g (H(0) = n / (1 - n), all of them),
-    a child whose step is u contributes 1 + H(0) if u >= g and H(g - u) otherwise, so
+    A step (a jump length or a delay) from the root is >= g_j with probability root_survival[b, j] (one row
+    per root), from any later parent with survival[j] / n, productivity weighted (sum over the parent's
+    magnitude of kappa(M) P(step >= g_j | M)). With H(g) the expected number of the descendants of one child
+    whose path from that child is >= g (H(0) = n / (1 - n): all of them), a child whose step is u contributes
+    1 + H(0) if u >= g and H(g - u) otherwise, so
 
         H(g) = sum_M kappa(M) [P(u >= g | M) (1 + H(0)) + E[H(g - u); u < g | M]],
 
-    and the root's tail is the same with its own step law and kappa = 1. H decreases, so each step cell
-    [g_i, g_(i+1)) is taken at its far end and H(g - g_(i+1)) at the grid point at or below: an upper bound,
-    explicit (H at g_j needs H below g_j only). Returns [root, grid].
+    and the root's tail is the same with its own step law and kappa = 1. H decreases, so a step in the cell
+    [g_i, g_(i+1)) is taken as g_(i+1), and H(g_j - g_(i+1)) = H_(j-i-1) is then on the grid: an upper
+    bound, explicit (H_j needs H below j only). Returns [root, grid].
     """
     h0 = n / (1.0 - n)
-    size = grid.size
-    # index of the grid point at or below g_j - g_(i+1), for i + 1 <= j
-    back = np.searchsorted(grid, grid[:, None] - grid[None, 1:], side="right") - 1  # [j, i]
-    cell = -np.diff(survival)  # mass of each step cell [g_i, g_(i+1)), productivity weighted
+    size = survival.size
+    cell = -np.diff(survival)  # productivity-weighted mass of each step cell [g_i, g_(i+1))
     h = np.empty(size)
     h[0] = h0
     for j in range(1, size):
-        h[j] = min(h0, survival[j] * (1.0 + h0) + cell[:j] @ h[back[j, :j]])
-    root_cell = -np.diff(root_survival, axis=1)  # [root, cell]
-    inner = np.where(np.arange(size - 1)[None, :] < np.arange(size)[:, None], h[np.maximum(back, 0)], 0.0)  # [j, i]
-    tail = root_survival * (1.0 + h0) + root_cell @ inner.T
+        h[j] = min(h0, survival[j] * (1.0 + h0) + cell[:j] @ h[j - 1 :: -1])
+    # inner[i, j] = H_(j-i-1) for i < j, else 0
+    lag = np.arange(size)[None, :] - np.arange(size - 1)[:, None] - 1
+    inner = np.where(lag >= 0, h[np.maximum(lag, 0)], 0.0)
+    tail = root_survival * (1.0 + h0) + (-np.diff(root_survival, axis=1)) @ inner
     return np.minimum(tail, 1.0 + h0)
 
 
@@ -428,42 +441,44 @@ def _productivity_cells(params: ETASParams) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=16)
-def _reach_table(params: ETASParams, burn_in: float, bins: int):
-    """(lags, minimum distance per [magnitude bin, lag]) at and beyond which a background event outside the
-    catalog is pruned with its family: ``family_reach_bound`` < PRUNE_EPSILON there.
+def _reach_table(params: ETASParams, burn_in: float, margin: float, bins: int):
+    """(lag step, distance step, minimum distance per [magnitude bin, lag index]) at and beyond which a
+    background event outside the catalog is pruned with its family: ``family_reach_bound`` < PRUNE_EPSILON.
 
-    Rounding is conservative: an event's magnitude is taken at its bin's top (its bottom for a negative alpha
-    or gamma), its lag and distance at the grid point at or below them; the bound decreases with lag and
-    distance. None where no pruning applies (K = 0 or n >= 1).
+    The grids reach the burn-in and the farthest margin point (margin sqrt 2 km); rounding is conservative:
+    an event's magnitude is taken at its bin's top (its bottom for a negative alpha or gamma), its lag and
+    distance at the grid point at or below them (the bound decreases with both). None where no pruning
+    applies (K = 0 or n >= 1).
     """
     if params.K == 0.0 or not params.branching_ratio() < 1.0:
         return None
-    lags = np.zeros(1)
-    if burn_in > 0:
-        lags = np.concatenate([lags, np.geomspace(min(params.c * 1e-3, burn_in), burn_in, _PRUNE_LAGS - 1)])
+    lag_step, distance_step = _grid_step(burn_in), _grid_step(margin * math.sqrt(2.0))
     lo = np.arange(bins) * _PRUNE_MAG_STEP
     hi = lo + _PRUNE_MAG_STEP
-    bound = _reach_bound(params, hi if params.alpha >= 0 else lo, hi if params.gamma >= 0 else lo, lags,
-                         _PRUNE_DISTANCES)
-    below = bound < PRUNE_EPSILON
-    # the first grid distance with the bound below epsilon (it decreases with distance); inf if none
-    first = np.where(below.any(axis=2), below.argmax(axis=2), _PRUNE_DISTANCES.size)
-    min_distance = np.append(_PRUNE_DISTANCES, np.inf)[first]
+    time, space = _reach_bound(params, hi if params.alpha >= 0 else lo, hi if params.gamma >= 0 else lo,
+                               lag_step, distance_step)
+    # the first grid distance with the path bound below epsilon (it decreases with distance; inf if none),
+    # or 0 at the lags where the delay bound is below epsilon
+    below = space < PRUNE_EPSILON
+    first = np.where(below.any(axis=1), below.argmax(axis=1), _PRUNE_POINTS)
+    first = np.where(time < PRUNE_EPSILON, 0, first[:, None])  # [bin, lag]
+    min_distance = np.append(np.arange(_PRUNE_POINTS) * distance_step, np.inf)[first]
     rounded = min_distance.astype(F32)
-    return lags, np.where(rounded < min_distance, np.nextafter(rounded, F32(np.inf)), rounded)  # never below
+    rounded = np.where(rounded < min_distance, np.nextafter(rounded, F32(np.inf)), rounded)  # never below
+    return lag_step, rounded
 
 
-def _negligible(params: ETASParams, burn_in: float, t, x, y, m, keep, bounds) -> np.ndarray | None:
+def _negligible(params: ETASParams, burn_in: float, margin: float, t, x, y, m, keep, bounds) -> np.ndarray | None:
     """Mask of the background events outside the catalog (``keep`` False) whose families are pruned, or None
     when there are none (``_reach_table``)."""
     top = float(m.max(initial=0.0))
     if params.mmax is not None:
         top = max(top, params.mmax - params.mc)
     bins = int(math.floor(top / _PRUNE_MAG_STEP)) + 1
-    table = _reach_table(params, float(burn_in), -(-bins // 8) * 8)  # bins rounded up: fewer distinct tables
+    table = _reach_table(params, float(burn_in), float(margin), -(-bins // 8) * 8)  # fewer distinct tables
     if table is None:
         return None
-    lags, min_distance = table
+    lag_step, min_distance = table
     outside = np.flatnonzero(~keep)
     x_lo, x_hi, y_lo, y_hi = bounds
     xo, yo = x[outside], y[outside]
@@ -472,7 +487,7 @@ def _negligible(params: ETASParams, burn_in: float, t, x, y, m, keep, bounds) ->
     dy = np.maximum(y_lo - yo, yo - y_hi)
     np.maximum(dy, F32(0.0), out=dy)
     bin_ = (m[outside] * F32(1.0 / _PRUNE_MAG_STEP)).astype(np.intp)  # truncation: the bin's index
-    lag = np.maximum(np.searchsorted(lags, -t[outside], side="right") - 1, 0)
+    lag = np.clip(t[outside] * (-1.0 / lag_step), 0, _PRUNE_POINTS - 1).astype(np.intp)  # the point at or below
     pruned = np.hypot(dx, dy) >= min_distance[bin_, lag]
     if not pruned.any():
         return None
@@ -568,7 +583,7 @@ def simulate_etas(
             break
         if generation == 0 and keep is not None and prune:
             # ---- background events outside the catalog whose families cannot reach it: dropped (no children)
-            dropped = _negligible(params, burn_in, t, x, y, m, keep, (x_lo, x_hi, y_lo, y_hi))
+            dropped = _negligible(params, burn_in, margin, t, x, y, m, keep, (x_lo, x_hi, y_lo, y_hi))
             if dropped is not None:
                 pruned = int(np.count_nonzero(dropped))
                 live = ~dropped
