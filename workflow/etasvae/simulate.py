@@ -239,24 +239,26 @@ def _poisson_hits(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     and the same step once more with a second arrival. Most events have rate < 1, so numpy's (slow,
     per-element) sampler only runs on the few with two aftershocks or more.
     """
-    e = rng.standard_exponential(rate.size, dtype=rate.dtype)
-    hit = np.flatnonzero(e <= rate)
+    hit, rest = _next_arrival(rate, rng)
     if not hit.size:
         return hit, None
-    rest = rate[hit]
-    rest -= e[hit]
-    del e
-    e = rng.standard_exponential(hit.size, dtype=rate.dtype)
-    hit2 = np.flatnonzero(e <= rest)
+    hit2, rest = _next_arrival(rest, rng)
     if not hit2.size:
         return hit, None
-    rest = rest[hit2]
-    rest -= e[hit2]
     more = rng.poisson(rest)
     more += 2
     count = np.ones(hit.size, dtype=np.int64)
     count[hit2] = more
     return hit, count
+
+
+def _next_arrival(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(indices whose unit-rate Poisson process has an arrival E <= rate, their rate - E)."""
+    e = rng.standard_exponential(rate.size, dtype=rate.dtype)
+    hit = np.flatnonzero(e <= rate)
+    rest = rate[hit]
+    rest -= e[hit]
+    return hit, rest
 
 
 # --------------------------------------------------------------------------------------------------------
