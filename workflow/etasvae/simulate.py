@@ -481,21 +481,35 @@ def _negligible(params: ETASParams, burn_in: float, margin: float, t, x, y, m, k
     if table is None:
         return None
     lag_step, min_distance = table
-    outside = np.flatnonzero(~keep)
     x_lo, x_hi, y_lo, y_hi = bounds
-    xo, yo = x[outside], y[outside]
-    dx = np.maximum(x_lo - xo, xo - x_hi)
-    np.maximum(dx, F32(0.0), out=dx)
-    dy = np.maximum(y_lo - yo, yo - y_hi)
+    # squared distance to the region, float32 (0 inside)
+    d2 = np.subtract(x_lo, x)
+    np.maximum(d2, x - x_hi, out=d2)
+    np.maximum(d2, F32(0.0), out=d2)
+    d2 *= d2
+    dy = np.subtract(y_lo, y)
+    np.maximum(dy, y - y_hi, out=dy)
     np.maximum(dy, F32(0.0), out=dy)
-    bin_ = (m[outside] * F32(1.0 / _PRUNE_MAG_STEP)).astype(np.intp)  # truncation: the bin's index
-    lag = np.clip(t[outside] * (-1.0 / lag_step), 0, _PRUNE_POINTS - 1).astype(np.intp)  # the point at or below
-    pruned = np.hypot(dx, dy) >= min_distance[bin_, lag]
-    if not pruned.any():
-        return None
-    mask = np.zeros(keep.size, dtype=bool)
-    mask[outside[pruned]] = True
-    return mask
+    dy *= dy
+    d2 += dy
+    del dy
+    # the table cell: magnitude bin (truncation: the bin's index) and lag index (the grid point at or below)
+    cell = m * F32(1.0 / _PRUNE_MAG_STEP)
+    cell = cell.astype(np.intp)
+    if burn_in > 0.0:
+        lag = t * (-1.0 / lag_step)
+        np.clip(lag, 0.0, _PRUNE_POINTS - 1, out=lag)
+        cell *= _PRUNE_POINTS
+        cell += lag.astype(np.intp)
+        del lag
+    else:
+        cell *= _PRUNE_POINTS
+    # squared threshold rounded up, so that d^2 >= it implies d >= the threshold
+    limit = (min_distance.astype(np.float64) ** 2).astype(F32)
+    limit = np.where(limit < min_distance.astype(np.float64) ** 2, np.nextafter(limit, F32(np.inf)), limit)
+    pruned = d2 >= limit.ravel()[cell]
+    pruned &= ~keep
+    return pruned if pruned.any() else None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -588,8 +602,8 @@ def simulate_etas(
             dropped = _negligible(params, burn_in, margin, t, x, y, m, keep, (x_lo, x_hi, y_lo, y_hi))
             if dropped is not None:
                 pruned = int(np.count_nonzero(dropped))
-                live = ~dropped
-                t, x, y, m, keep = t[live], x[live], y[live], m[live], keep[live]
+                live = np.flatnonzero(~dropped)
+                t, x, y, m, keep = (a.take(live) for a in (t, x, y, m, keep))
                 n = t.size
                 del live, dropped
 
