@@ -709,11 +709,13 @@ def recovery_zscores(
             fit = fit_windows(wins, [duration] * n_windows, mc=params.mc, model=model, region=region, **options)
         for k, v in truth.items():
             est, se = fit.estimates[k], fit.std_errors[k]
-            if k in ("alpha", "gamma", "b"):
+            if not (se > 0.0 and math.isfinite(se)):  # singular information (a flat direction): no z
+                z = math.nan
+            elif k in ("alpha", "gamma", "b"):
                 z = (est - v) / se
             else:
                 shift = 1.0 if k in ("p", "q") else 0.0
                 z = math.log((est - shift) / (v - shift)) * (est - shift) / se if est > shift else -math.inf
             rows.append({"replicate": rep, "parameter": k, "truth": v, "estimate": est, "std_error": se,
-                         "z": z, "n_target": fit.n_target})
+                         "z": z, "n_target": fit.n_target, "at_bound": ",".join(fit.at_bound)})
     return pd.DataFrame(rows)
