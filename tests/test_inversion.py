@@ -27,6 +27,7 @@ from etasvae.inversion import (
     _Likelihood,
     _region_quadrature,
     _to_theta,
+    catalog_sequence,
     fit_catalog,
     fit_sequences,
     param_names,
@@ -177,7 +178,11 @@ def _check_zscores(z: pd.DataFrame, parameters):
         assert lo < np.mean(values**2) < hi, (name, values)
 
 
-# Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9.
+# Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9. The Wald z-score tests
+# leave out p = 1.1: with ~10^3 events (one 400-day catalog or five 80-day windows alike) the estimates of K
+# and n are biased low by ~0.8 of their reported error and p sits at a bound in ~15 % of fits, an effect of
+# the sample size that the standard errors do not describe (benchmarks/recovery_invert.py; README "Limits");
+# there the likelihood itself is checked by test_likelihood_has_zero_mean_score_at_the_truth.
 RECOVERY_SETS = [
     ("moderate", _params(), 200.0),
     ("p_near_1", _params(p=1.1, mu=2.0), 400.0),
@@ -188,15 +193,15 @@ RECOVERY_SETS = [
 @pytest.mark.parametrize("model", ["temporal", "space-time"])
 def test_recovery_within_standard_errors(model):
     frames = []
-    for i, (_, params, duration) in enumerate(RECOVERY_SETS):
-        frames.append(recovery_zscores(params, model=model, replicates=4, duration=duration, seed=10 + i, n_starts=1))
+    for i, (name, params, duration) in enumerate(RECOVERY_SETS):
+        if name != "p_near_1":
+            frames.append(recovery_zscores(params, model=model, replicates=6, duration=duration, seed=10 + i, n_starts=1))
     z = pd.concat(frames)
     _check_zscores(z, param_names(model) + ("branching_ratio",))
 
 
 def test_joint_window_fit_recovers_parameters():
-    # Not the p = 1.1 set: in 80-day windows K and p trade off along a ridge and the errors of K and n are
-    # too small (benchmarks/recovery_invert.py: mean z^2 of n about 5 over 20 replicates); README "Limits".
+    # Not the p = 1.1 set (see RECOVERY_SETS).
     frames = [
         recovery_zscores(params, model="temporal", replicates=6, duration=duration / 5, n_windows=5, seed=20 + i, n_starts=1)
         for i, (name, params, duration) in enumerate(RECOVERY_SETS)
@@ -205,17 +210,21 @@ def test_joint_window_fit_recovers_parameters():
     _check_zscores(pd.concat(frames), param_names("temporal") + ("branching_ratio",))
 
 
-def _window_scores(params, *, n_windows, duration, replicates, seed):
-    """Per replicate (n_windows simulated windows, no history): the gradient of the exact (uncut) temporal
-    log-likelihood at the true parameters, in the optimiser's coordinates (log mu, log A, alpha, log c,
-    log(p - 1))."""
+def _scores_at_truth(params, *, n_windows, duration, replicates, seed, history=0.0):
+    """Per replicate: the gradient of the exact (uncut) temporal log-likelihood at the true parameters, in
+    the optimiser's coordinates (log mu, log A, alpha, log c, log(p - 1)). Data: n_windows simulated windows
+    fitted jointly with no history or, with ``history`` > 0, one catalog on [0, duration) whose first
+    ``history`` days are history (they trigger, they are not scored)."""
     names = param_names("temporal")
     truth = {k: getattr(params, k) for k in names}
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(replicates):
         wins = [simulate_etas(params, duration=duration, region=REGION, rng=rng) for _ in range(n_windows)]
-        seqs = window_sequences(wins, [duration] * n_windows, mc=params.mc)
+        if history:
+            seqs = [catalog_sequence(wins[0], mc=params.mc, t_start=history, t_end=duration)]
+        else:
+            seqs = window_sequences(wins, [duration] * n_windows, mc=params.mc)
         lik = _Likelihood(_build(seqs, "temporal", params.mc, math.inf, math.inf, truth), names)
         theta = torch.tensor(_to_theta(truth, names), requires_grad=True)
         lik(theta).backward()
@@ -223,14 +232,17 @@ def _window_scores(params, *, n_windows, duration, replicates, seed):
     return np.array(scores)
 
 
-def test_joint_window_likelihood_has_zero_mean_score_at_the_truth():
+@pytest.mark.parametrize("n_windows, duration, history, replicates", [(5, 80.0, 0.0, 200), (1, 400.0, 100.0, 60)])
+def test_likelihood_has_zero_mean_score_at_the_truth(n_windows, duration, history, replicates):
     """The score of a correct likelihood has mean zero at the truth for *any* sample size, so this checks the
-    joint window likelihood (no history, compensator up to each window's end) against the simulator with no
-    asymptotics and no optimiser involved, in the regime where the window fit's Wald errors fail (p = 1.1,
-    five 80-day windows; README "Limits"). Hotelling's T^2 of the mean score over R replicates:
-    T^2 (R - d) / ((R - 1) d) follows F(d, R - d) when the likelihood is right; the bound is its 1 - 1e-4
-    quantile. An upper limit of the compensator off by a tenth of the window fails it."""
-    s = _window_scores(_params(p=1.1, mu=2.0), n_windows=5, duration=80.0, replicates=200, seed=31)
+    likelihood against the simulator with no asymptotics and no optimiser involved, in the regime where the
+    Wald errors of K and n fail (p = 1.1, ~10^3 events; README "Limits"): the joint fit over five 80-day
+    windows (no history, compensator up to each window's end) and one 400-day catalog whose first 100 days
+    are history. Hotelling's T^2 of the mean score over R replicates: T^2 (R - d) / ((R - 1) d) follows
+    F(d, R - d) when the likelihood is right; the bound is its 1 - 1e-4 quantile. A window end off by a
+    tenth of the window, or history kernels integrated from their own time instead of t0, fail it."""
+    s = _scores_at_truth(_params(p=1.1, mu=2.0), n_windows=n_windows, duration=duration, history=history,
+                         replicates=replicates, seed=31)
     r, d = s.shape
     mean = s.mean(axis=0)
     t2 = r * mean @ np.linalg.solve(np.cov(s.T), mean)
