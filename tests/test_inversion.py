@@ -180,7 +180,7 @@ def _check_zscores(z: pd.DataFrame, parameters):
 
 # Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9. The Wald z-score tests
 # leave out p = 1.1: with ~10^3 events (one 400-day catalog or five 80-day windows alike) the estimates of K
-# and n are biased low by ~0.8 of their reported error and p sits at a bound in ~15 % of fits, an effect of
+# and n are biased low by ~0.8 of their reported error (and p sits at a bound in 16 % of 400-day fits), an effect of
 # the sample size that the standard errors do not describe (benchmarks/recovery_invert.py; README "Limits");
 # there the likelihood itself is checked by test_likelihood_has_zero_mean_score_at_the_truth.
 RECOVERY_SETS = [
