@@ -22,15 +22,14 @@ import sys
 import time
 
 
-def one(n_events: int, model: str, threads: int, cut_mass: float, starts: int) -> dict:
+def default_catalog(n_events: int):
+    """(catalog, params, region): about ``n_events`` events of the default config's ETAS point over 365 days
+    (100-day burn-in, 20 km margin), region and mu scaled to the default experiment's density."""
     import numpy as np
-    import torch
 
-    from etasvae.inversion import fit_catalog
     from etasvae.params import ETASParams
     from etasvae.simulate import expected_count, simulate_etas
 
-    torch.set_num_threads(threads)
     base = ETASParams(mu=1.0, K=0.2, alpha=1.5, c=0.01, p=1.1, D=0.5, q=1.5, gamma=1.0, b=1.0, mc=2.5, mmax=7.5)
     per_mu = expected_count(base, 365.0, 100.0)
     mu = n_events / per_mu
@@ -39,6 +38,17 @@ def one(n_events: int, model: str, threads: int, cut_mass: float, starts: int) -
     region = (0.0, side, 0.0, side)
     catalog = simulate_etas(params, duration=365.0, region=region, rng=np.random.default_rng(n_events),
                             burn_in=100.0, margin=20.0)
+    return catalog, params, region
+
+
+def one(n_events: int, model: str, threads: int, cut_mass: float, starts: int) -> dict:
+    import torch
+
+    from etasvae.inversion import fit_catalog
+
+    torch.set_num_threads(threads)
+    catalog, params, region = default_catalog(n_events)
+    side, mu = region[1], params.mu
     start = time.perf_counter()
     fit = fit_catalog(catalog, mc=2.5, model=model, t_start=0.0, t_end=365.0, region=region,
                       cut_mass=cut_mass, n_starts=starts)

@@ -7,6 +7,7 @@ z-score has standard error 1/sqrt(R) when the reported standard errors are right
 quantiles of that law (a standard error off by a factor ~2 fails it).
 """
 
+import json
 import math
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from etasvae.catalog import write_catalog
+from comcat_files import dataset_config, write_comcat_csv
+from etasvae.catalog import read_catalog, write_catalog
 from etasvae.inversion import (
     InversionError,
     Sequence,
@@ -25,13 +27,17 @@ from etasvae.inversion import (
     _Likelihood,
     _region_quadrature,
     _to_theta,
+    catalog_sequence,
     fit_catalog,
     fit_sequences,
     param_names,
     recovery_zscores,
+    window_sequences,
 )
 from etasvae.params import ETASParams
+from etasvae.realdata import check_dataset, import_dataset
 from etasvae.simulate import simulate_etas
+from etasvae.stats import b_value_aki_utsu
 
 REGION = (0.0, 100.0, 0.0, 50.0)
 
@@ -172,7 +178,11 @@ def _check_zscores(z: pd.DataFrame, parameters):
         assert lo < np.mean(values**2) < hi, (name, values)
 
 
-# Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9.
+# Parameter sets: moderate branching and p; p close to 1; branching ratio near 0.9. The Wald z-score tests
+# leave out p = 1.1: with ~10^3 events (one 400-day catalog or five 80-day windows alike) the estimates of K
+# and n are biased low by ~0.8 of their reported error (and p sits at a bound in 16 % of 400-day fits), an effect of
+# the sample size that the standard errors do not describe (benchmarks/recovery_invert.py; README "Limits");
+# there the likelihood itself is checked by test_likelihood_has_zero_mean_score_at_the_truth.
 RECOVERY_SETS = [
     ("moderate", _params(), 200.0),
     ("p_near_1", _params(p=1.1, mu=2.0), 400.0),
@@ -183,21 +193,60 @@ RECOVERY_SETS = [
 @pytest.mark.parametrize("model", ["temporal", "space-time"])
 def test_recovery_within_standard_errors(model):
     frames = []
-    for i, (_, params, duration) in enumerate(RECOVERY_SETS):
-        frames.append(recovery_zscores(params, model=model, replicates=4, duration=duration, seed=10 + i, n_starts=1))
+    for i, (name, params, duration) in enumerate(RECOVERY_SETS):
+        if name != "p_near_1":
+            frames.append(recovery_zscores(params, model=model, replicates=6, duration=duration, seed=10 + i, n_starts=1))
     z = pd.concat(frames)
     _check_zscores(z, param_names(model) + ("branching_ratio",))
 
 
 def test_joint_window_fit_recovers_parameters():
-    # Not the p = 1.1 set: in 80-day windows K and p trade off along a ridge and the errors of K and n are
-    # too small (benchmarks/recovery_invert.py: mean z^2 of n about 5 over 20 replicates); README "Limits".
+    # Not the p = 1.1 set (see RECOVERY_SETS).
     frames = [
         recovery_zscores(params, model="temporal", replicates=6, duration=duration / 5, n_windows=5, seed=20 + i, n_starts=1)
         for i, (name, params, duration) in enumerate(RECOVERY_SETS)
         if name != "p_near_1"
     ]
     _check_zscores(pd.concat(frames), param_names("temporal") + ("branching_ratio",))
+
+
+def _scores_at_truth(params, *, n_windows, duration, replicates, seed, history=0.0):
+    """Per replicate: the gradient of the exact (uncut) temporal log-likelihood at the true parameters, in
+    the optimiser's coordinates (log mu, log A, alpha, log c, log(p - 1)). Data: n_windows simulated windows
+    fitted jointly with no history or, with ``history`` > 0, one catalog on [0, duration) whose first
+    ``history`` days are history (they trigger, they are not scored)."""
+    names = param_names("temporal")
+    truth = {k: getattr(params, k) for k in names}
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(replicates):
+        wins = [simulate_etas(params, duration=duration, region=REGION, rng=rng) for _ in range(n_windows)]
+        if history:
+            seqs = [catalog_sequence(wins[0], mc=params.mc, t_start=history, t_end=duration)]
+        else:
+            seqs = window_sequences(wins, [duration] * n_windows, mc=params.mc)
+        lik = _Likelihood(_build(seqs, "temporal", params.mc, math.inf, math.inf, truth), names)
+        theta = torch.tensor(_to_theta(truth, names), requires_grad=True)
+        lik(theta).backward()
+        scores.append(theta.grad.numpy().copy())
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("n_windows, duration, history, replicates", [(5, 80.0, 0.0, 200), (1, 400.0, 100.0, 60)])
+def test_likelihood_has_zero_mean_score_at_the_truth(n_windows, duration, history, replicates):
+    """The score of a correct likelihood has mean zero at the truth for *any* sample size, so this checks the
+    likelihood against the simulator with no asymptotics and no optimiser involved, in the regime where the
+    Wald errors of K and n fail (p = 1.1, ~10^3 events; README "Limits"): the joint fit over five 80-day
+    windows (no history, compensator up to each window's end) and one 400-day catalog whose first 100 days
+    are history. Hotelling's T^2 of the mean score over R replicates: T^2 (R - d) / ((R - 1) d) follows
+    F(d, R - d) when the likelihood is right; the bound is its 1 - 1e-4 quantile. A window end off by a
+    tenth of the window, or history kernels integrated from their own time instead of t0, fail it."""
+    s = _scores_at_truth(_params(p=1.1, mu=2.0), n_windows=n_windows, duration=duration, history=history,
+                         replicates=replicates, seed=31)
+    r, d = s.shape
+    mean = s.mean(axis=0)
+    t2 = r * mean @ np.linalg.solve(np.cov(s.T), mean)
+    assert t2 * (r - d) / ((r - 1) * d) < stats.f.ppf(1.0 - 1e-4, d, r - d)
 
 
 def test_background_probabilities_and_cut_report():
@@ -237,6 +286,30 @@ def test_command_line_fit(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "etasvae", "fit", str(tmp_path / "missing.parquet")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "error:" in bad.stderr
+
+
+def test_command_line_fit_of_a_catalog_imported_from_csv(tmp_path):
+    """A ComCat CSV (tests/comcat_files.py: an ETAS catalog, magnitudes in 0.1 bins) imported by
+    etasvae.realdata: the command line takes Mc, the region in km and the duration from the import's
+    metadata, detects the 0.1 bins (b with Utsu's correction, not Aki's continuous estimate, which is
+    ~0.12 too high here) and gives the numbers of fit_catalog called with those values."""
+    csv = tmp_path / "events.csv"
+    write_comcat_csv(csv)
+    path = tmp_path / "catalog.parquet"
+    report = import_dataset(check_dataset("test", dataset_config(str(csv))), str(csv), str(path), str(tmp_path / "import.json"))
+    out = subprocess.run([sys.executable, "-m", "etasvae", "fit", str(path), "--model", "temporal", "--aux-days", "10",
+                          "--starts", "1", "--json"], capture_output=True, text=True, check=True).stdout
+    got = json.loads(out)
+    assert got["mc"] == report["mc"] and got["delta_m"] == 0.1
+    catalog, _ = read_catalog(path)
+    fit = fit_catalog(catalog, mc=report["mc"], model="temporal", t_start=10.0, t_end=report["duration_days"],
+                      region=tuple(report["region_km"]), n_starts=1, delta_m=0.1)
+    targets = catalog["magnitude"].to_numpy()[catalog["time"].to_numpy() >= 10.0]
+    assert got["n_target"] == fit.n_target == targets.size
+    assert got["estimates"]["b"] == pytest.approx(b_value_aki_utsu(targets, report["mc"], 0.1), rel=1e-12)
+    for name, value in fit.estimates.items():
+        assert got["estimates"][name] == pytest.approx(value, rel=1e-6), name
+    assert math.isfinite(got["estimates"]["branching_ratio"]) and math.isfinite(got["std_errors"]["branching_ratio"])
 
 
 def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):

@@ -3,7 +3,8 @@
 Fits ETAS by maximum likelihood (etasvae.inversion) and prints the estimates with standard errors and the
 branching ratio. The target window is [start of the catalog + aux_days, end); the events before it are history.
 The catalog's metadata gives Mc, the region and the duration when present; otherwise Mc is the smallest
-magnitude, the region the events' bounding box and the end the last event's time.
+magnitude, the region the events' bounding box and the end the last event's time. Magnitudes reported in bins
+(0.1 or 0.01, as networks do) are detected, and b gets Utsu's bin correction (``--delta-m`` overrides).
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ import torch
 
 from .catalog import CatalogError, read_catalog
 from .inversion import MODELS, InversionError, fit_catalog
+
+
+def magnitude_bin(magnitudes: np.ndarray) -> float:
+    """0.1 or 0.01 when every magnitude is a multiple of it (to 1e-6), else 0 (continuous magnitudes)."""
+    m = np.asarray(magnitudes, dtype=float)
+    for width in (0.1, 0.01):
+        if m.size and np.all(np.abs(m / width - np.round(m / width)) < 1e-6):
+            return width
+    return 0.0
 
 
 def _fit(args) -> int:
@@ -38,17 +48,19 @@ def _fit(args) -> int:
         region = [catalog[c].agg(f) for c in ("x", "y") for f in ("min", "max")]
     t_begin = 0.0 if "duration_days" in meta else float(catalog["time"].min())
     t_end = float(meta.get("duration_days", np.nextafter(catalog["time"].max(), np.inf)))
+    delta_m = args.delta_m if args.delta_m is not None else magnitude_bin(catalog["magnitude"].to_numpy())
     torch.set_num_threads(args.threads)
     try:
         fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
-                          region=tuple(float(v) for v in region), cut_mass=args.cut_mass, n_starts=args.starts)
+                          region=tuple(float(v) for v in region), cut_mass=args.cut_mass, n_starts=args.starts,
+                          delta_m=delta_m)
     except InversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(fit.to_dict(), indent=2))
+        print(json.dumps({**fit.to_dict(), "mc": mc, "delta_m": delta_m}, indent=2))
         return 0
-    print(f"{args.catalog}: {args.model} ETAS, Mc = {mc:g}, target [{t_begin + args.aux_days:g}, {t_end:g}) days, "
+    print(f"{args.catalog}: {args.model} ETAS, Mc = {mc:g}, magnitude bin {delta_m:g}, target [{t_begin + args.aux_days:g}, {t_end:g}) days, "
           f"{fit.n_target} target events, {fit.n_history} history events, {fit.n_pairs} pairs")
     for row in fit.table().itertuples():
         print(f"  {row.parameter:>16} = {row.estimate:12.6g} +- {row.std_error:.3g}")
@@ -73,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--cut-mass", type=float, default=0.05,
                      help="kernel mass beyond the pair cut, in time and in space (default 0.05)")
     fit.add_argument("--starts", type=int, default=3, help="optimiser starts (default 3)")
+    fit.add_argument("--delta-m", type=float, default=None,
+                     help="magnitude bin width for b (default: 0.1 or 0.01 when the magnitudes are on that grid, else 0)")
     fit.add_argument("--threads", type=int, default=1)
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.aux_days < 0:
         parser.error(f"--aux-days = {args.aux_days}: must be >= 0")
+    if args.delta_m is not None and not 0 <= args.delta_m < 1:
+        parser.error(f"--delta-m = {args.delta_m}: must be in [0, 1)")
     return _fit(args)
 
 

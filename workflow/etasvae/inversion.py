@@ -158,14 +158,16 @@ def catalog_sequence(
     t_end: float,
     aux_days: float | None = None,
     region: tuple[float, float, float, float] | None = None,
+    delta_m: float = 0.0,
 ) -> Sequence:
     """The events of ``catalog`` with magnitude >= mc as one sequence: targets in [t_start, t_end), history
-    from t_start - aux_days (None: every earlier event). Events outside ``region`` are left out."""
+    from t_start - aux_days (None: every earlier event). Events outside ``region`` are left out. With
+    magnitudes in bins of ``delta_m``, the bin of Mc counts whatever its rounding (m >= mc - delta_m/2)."""
     if not t_end > t_start:
         raise InversionError(f"target window [{t_start}, {t_end}): need t_end > t_start")
     t = catalog["time"].to_numpy(dtype=float)
     m = catalog["magnitude"].to_numpy(dtype=float)
-    keep = (m >= mc) & (t < t_end)
+    keep = (m >= _magnitude_floor(mc, delta_m)) & (t < t_end)
     if aux_days is not None:
         keep &= t >= t_start - aux_days
     x = catalog["x"].to_numpy(dtype=float)
@@ -177,7 +179,13 @@ def catalog_sequence(
     return Sequence(t[keep][order], m[keep][order], x[keep][order], y[keep][order], float(t_start), float(t_end), region)
 
 
-def window_sequences(windows: list[pd.DataFrame], durations, *, mc: float, region=None) -> list[Sequence]:
+def _magnitude_floor(mc: float, delta_m: float) -> float:
+    """Smallest magnitude kept for Mc: mc itself, or the lower edge of Mc's bin (less rounding slack)."""
+    return mc - delta_m / 2 - 1e-9 if delta_m > 0 else mc
+
+
+def window_sequences(windows: list[pd.DataFrame], durations, *, mc: float, region=None,
+                     delta_m: float = 0.0) -> list[Sequence]:
     """Short windows as sequences on their own clocks [0, duration] with no history (magnitude >= mc).
 
     The end is included: an event window ends at its last event (a stopping time, for which the likelihood
@@ -186,7 +194,7 @@ def window_sequences(windows: list[pd.DataFrame], durations, *, mc: float, regio
     for df, duration in zip(windows, durations):
         t = df["time"].to_numpy(dtype=float)
         m = df["magnitude"].to_numpy(dtype=float)
-        keep = (m >= mc) & (t >= 0.0) & (t <= duration)
+        keep = (m >= _magnitude_floor(mc, delta_m)) & (t >= 0.0) & (t <= duration)
         if duration <= 0:
             continue
         order = np.argsort(t[keep], kind="stable")
@@ -497,11 +505,15 @@ def fit_sequences(
     n_starts: int = 3,
     cut_mass: float = 0.05,
     seed: int = 0,
+    delta_m: float = 0.0,
 ) -> ETASFit:
-    """Maximum-likelihood ETAS fit, jointly over ``seqs`` (see the module docstring)."""
+    """Maximum-likelihood ETAS fit, jointly over ``seqs`` (see the module docstring). ``delta_m``: the
+    magnitudes' bin width (0: continuous), for b by Aki-Utsu with Utsu's bin correction."""
     names = param_names(model)
     if not 0.0 < cut_mass < 1.0:
         raise InversionError(f"cut_mass = {cut_mass!r}: must be in (0, 1)")
+    if not 0.0 <= delta_m < 1.0:
+        raise InversionError(f"delta_m = {delta_m!r}: must be in [0, 1)")
     seqs = [s for s in seqs if s.t1 > s.t0]
     n_target = int(sum((s.time >= s.t0).sum() for s in seqs))
     if n_target < len(names) + 1:
@@ -534,7 +546,7 @@ def fit_sequences(
             break
         cut_params = est
     result, theta, data, lik = best
-    return _summarise(result, theta, data, lik, names, model, seqs, mc, cut_mass)
+    return _summarise(result, theta, data, lik, names, model, seqs, mc, cut_mass, delta_m)
 
 
 def _neglected_mass(data: _Data, est: dict[str, float], model: str) -> float:
@@ -584,7 +596,7 @@ def _hessian(lik: _Likelihood, th: torch.Tensor) -> np.ndarray:
     return 0.5 * (hess + hess.T)
 
 
-def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs, mc, cut_mass) -> ETASFit:
+def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs, mc, cut_mass, delta_m) -> ETASFit:
     th = torch.tensor(theta, dtype=torch.float64)
     hess = _hessian(lik, th)
     try:
@@ -613,7 +625,7 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs,
         background, lam, _ = lik.background_and_rate(th)
         prob = (background / lam).numpy()
     mags = np.concatenate([s.magnitude[s.time >= s.t0] for s in seqs])
-    b = b_value_aki_utsu(mags, mc)
+    b = b_value_aki_utsu(mags, mc, delta_m)
     b_se = b_value_shi_bolt_error(mags, b)
     beta = b * LN10
     est = dict(nat)
@@ -649,20 +661,25 @@ def fit_catalog(
     t_end: float,
     aux_days: float | None = None,
     region: tuple[float, float, float, float] | None = None,
+    delta_m: float = 0.0,
     **options,
 ) -> ETASFit:
-    """Fit one catalog: targets in [t_start, t_end), earlier events (within aux_days) as history."""
+    """Fit one catalog: targets in [t_start, t_end), earlier events (within aux_days) as history; magnitudes
+    in bins of ``delta_m`` (0: continuous)."""
     if model == "space-time" and region is None:
         raise InversionError("the space-time model needs the region (xmin, xmax, ymin, ymax) in km")
-    seq = catalog_sequence(catalog, mc=mc, t_start=t_start, t_end=t_end, aux_days=aux_days, region=region)
-    return fit_sequences([seq], mc=mc, model=model, **options)
+    seq = catalog_sequence(catalog, mc=mc, t_start=t_start, t_end=t_end, aux_days=aux_days, region=region,
+                           delta_m=delta_m)
+    return fit_sequences([seq], mc=mc, model=model, delta_m=delta_m, **options)
 
 
-def fit_windows(windows: list[pd.DataFrame], durations, *, mc: float, model: str = "temporal", region=None, **options) -> ETASFit:
+def fit_windows(windows: list[pd.DataFrame], durations, *, mc: float, model: str = "temporal", region=None,
+                delta_m: float = 0.0, **options) -> ETASFit:
     """Joint fit over short windows, each on its own clock [0, duration) with no history before 0."""
     if model == "space-time" and region is None:
         raise InversionError("the space-time model needs the region (xmin, xmax, ymin, ymax) in km")
-    return fit_sequences(window_sequences(windows, durations, mc=mc, region=region), mc=mc, model=model, **options)
+    seqs = window_sequences(windows, durations, mc=mc, region=region, delta_m=delta_m)
+    return fit_sequences(seqs, mc=mc, model=model, delta_m=delta_m, **options)
 
 
 # ------------------------------------------------------------------------------------ recovery
@@ -709,11 +726,13 @@ def recovery_zscores(
             fit = fit_windows(wins, [duration] * n_windows, mc=params.mc, model=model, region=region, **options)
         for k, v in truth.items():
             est, se = fit.estimates[k], fit.std_errors[k]
-            if k in ("alpha", "gamma", "b"):
+            if not (se > 0.0 and math.isfinite(se)):  # singular information (a flat direction): no z
+                z = math.nan
+            elif k in ("alpha", "gamma", "b"):
                 z = (est - v) / se
             else:
                 shift = 1.0 if k in ("p", "q") else 0.0
                 z = math.log((est - shift) / (v - shift)) * (est - shift) / se if est > shift else -math.inf
             rows.append({"replicate": rep, "parameter": k, "truth": v, "estimate": est, "std_error": se,
-                         "z": z, "n_target": fit.n_target})
+                         "z": z, "n_target": fit.n_target, "at_bound": ",".join(fit.at_bound)})
     return pd.DataFrame(rows)
