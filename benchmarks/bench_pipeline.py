@@ -20,6 +20,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -199,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     print(f"config {args.config}; {args.cores} cores; in {workdir}", flush=True)
     load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     done = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.time() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run_cpu = usage.ru_utime + usage.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     if done.returncode != 0:
         print(done.stdout[-4000:])
         print(f"snakemake failed (exit {done.returncode}) after {wall:.1f} s; files kept in {workdir}")
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(j.seconds for j in jobs)
         print(f"\nwall time {wall:.1f} s ({wall / 60:.2f} min) on {args.cores} cores; job-time sum {total:.1f} s "
               f"({total / max(wall, 1e-9):.2f} jobs busy on average)")
+        print(f"CPU seconds of the whole run (Snakemake and every job, from the OS): {run_cpu:.1f} s, at least "
+              f"{run_cpu / args.cores:.1f} s of wall time on {args.cores} cores")
         print(f"machine load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
               f"on {os.cpu_count()} CPUs: other processes' load slows every job")
         print("critical stages (the chain of jobs that ended last; start..end s after the run began):")

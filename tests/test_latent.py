@@ -284,3 +284,19 @@ def test_maps_and_interpolation_are_written(pooled, tmp_path):
     catalog, frac, quiet, loud = latent.interpolation_windows(bundle, emb, steps=6)
     assert quiet["max_magnitude"] < loud["max_magnitude"]
     assert np.allclose(frac, np.linspace(0, 1, 6)) and sorted(catalog["window"].unique()) == list(range(6))
+
+
+def test_tsne_places_the_windows_it_did_not_fit_next_to_their_own_kind():
+    # Two well-separated clusters in 8 dimensions; 60 of 300 rows fit the map, the other 240 are placed by
+    # transform: each placed row's nearest fitted row on the map must come from its own cluster.
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 150)
+    Z = rng.standard_normal((300, 8)) + 12.0 * labels[:, None]
+    coords, _, fit, _ = latent.tsne_map(Z, perplexity=10, seed=0, rng=np.random.default_rng(1), max_fit=60)
+    assert len(fit) == 60 and coords.shape == (300, 2) and np.isfinite(coords).all()
+    placed = np.setdiff1d(np.arange(300), fit)
+    nearest = fit[np.argmin(((coords[placed, None, :] - coords[None, fit, :]) ** 2).sum(-1), axis=1)]
+    assert (labels[nearest] == labels[placed]).all()
+    # no subsample under the cap: every row fits the map
+    _, _, every, _ = latent.tsne_map(Z[:50], perplexity=10, seed=0, rng=np.random.default_rng(1), max_fit=60)
+    np.testing.assert_array_equal(every, np.arange(50))
