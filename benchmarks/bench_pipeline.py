@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     snakemake = Path(sys.executable).with_name("snakemake")
     workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="etasvae-bench-"))
     prepare(workdir, args.config.resolve())
-    cmd = [str(snakemake), "--cores", str(args.cores), "--quiet", "rules",
-           *(["--dry-run"] if args.dry_run else []), *args.snakemake_args.split()]
+    cmd = [str(snakemake), *args.snakemake_args.split(), "--cores", str(args.cores), "--quiet", "rules",
+           *(["--dry-run"] if args.dry_run else [])]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     print(f"config {args.config}; {args.cores} cores; in {workdir}", flush=True)
     load_before = os.getloadavg()[0]
