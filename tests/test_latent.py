@@ -284,3 +284,37 @@ def test_maps_and_interpolation_are_written(pooled, tmp_path):
     catalog, frac, quiet, loud = latent.interpolation_windows(bundle, emb, steps=6)
     assert quiet["max_magnitude"] < loud["max_magnitude"]
     assert np.allclose(frac, np.linspace(0, 1, 6)) and sorted(catalog["window"].unique()) == list(range(6))
+
+
+def test_tsne_places_the_windows_it_did_not_fit_next_to_their_own_kind():
+    # Two well-separated clusters in 8 dimensions; 60 of 300 rows fit the map, the other 240 are placed by
+    # transform: each placed row's nearest fitted row on the map must come from its own cluster.
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 150)
+    Z = rng.standard_normal((300, 8)) + 12.0 * labels[:, None]
+    coords, _, fit, _ = latent.tsne_map(Z, perplexity=10, seed=0, rng=np.random.default_rng(1), max_fit=60)
+    assert len(fit) == 60 and coords.shape == (300, 2) and np.isfinite(coords).all()
+    placed = np.setdiff1d(np.arange(300), fit)
+    nearest = fit[np.argmin(((coords[placed, None, :] - coords[None, fit, :]) ** 2).sum(-1), axis=1)]
+    assert (labels[nearest] == labels[placed]).all()
+    # no subsample under the cap: every row fits the map
+    _, _, every, _ = latent.tsne_map(Z[:50], perplexity=10, seed=0, rng=np.random.default_rng(1), max_fit=60)
+    np.testing.assert_array_equal(every, np.arange(50))
+
+
+@pytest.mark.parametrize("representation", ["event", "binned"])
+def test_descriptors_described_a_few_windows_at_a_time_are_the_same(representation, monkeypatch):
+    from etas_samples import MC, clustered_catalog
+
+    spec = ({"representation": "event", "length": 16, "stride": 8, "mc": MC, "xy_scale_km": 5.0, "min_dt_days": 1e-6}
+            if representation == "event" else
+            {"representation": "binned", "mc": MC, "duration_days": 2.0, "stride_days": 2.0, "time_bins": 4,
+             "magnitude_bands": [2.5, 3.5]})
+    catalogs = [(r, clustered_catalog(seed=r, duration=100.0, mu=1.0)) for r in range(2)]
+    _, X = build_windows(catalogs, spec, heldout_replicates=[1], validation_fraction=0.2,
+                         durations={0: 100.0, 1: 100.0})
+    whole = latent.window_descriptors(X, spec)
+    monkeypatch.setattr(latent.embedding, "DESCRIPTOR_CHUNK", 7)  # many chunks, the last one partial
+    assert len(X) > 3 * 7 and len(X) % 7
+    pd.testing.assert_frame_equal(latent.window_descriptors(X, spec), whole)
+    assert latent.window_descriptors(X[:0], spec).empty

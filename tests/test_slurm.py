@@ -61,29 +61,41 @@ def cluster(tmp_path_factory):
             assert stop.returncode == 0, stop.stderr
 
 
-def planned_resources(text: str) -> dict[str, set[tuple[int, int, int]]]:
-    """{rule: {(threads, mem_mb, runtime)}} from the job information Snakemake prints when it submits a job."""
-    out: dict[str, set] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
-        head = re.match(r"rule (\w+):", block)  # not "localrule all:", which runs in Snakemake itself
-        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
-        if not head or not resources:
+PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+GROUPS = sorted(set(PROFILE["groups"].values()))
+
+
+def submissions(text: str) -> list[tuple[str, list[tuple[str, int, int, int]]]]:
+    """[(rule or group, [(rule, threads, mem_mb, runtime) of each job in it])] from the job information
+    Snakemake prints when it submits: a job block starts "rule X:" at the line start; a group job block
+    starts "Group job G" and holds its jobs' blocks, indented."""
+    out = []
+    for chunk in re.split(r"\n(?=rule \w+:|\[[^\]\n]*\] Group job \w+)", text):
+        head = re.match(r"rule (\w+):|\[[^\]\n]*\] Group job (\w+)", chunk)
+        if not head or head.group(1) == "all":  # `all` runs in Snakemake itself ("localrule all:")
             continue
-        values = dict(item.split("=", 1) for item in resources.group(1).split(", "))
-        threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
-        out.setdefault(head.group(1), set()).add(
-            (int(threads.group(1)) if threads else 1, int(values["mem_mb"]), int(values["runtime"])))
+        members = []
+        for block in re.split(r"\n(?=\s*rule \w+:)", chunk):
+            rule = re.match(r"\s*rule (\w+):", block)
+            resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+            if not rule or not resources:
+                continue
+            values = dict(item.split("=", 1) for item in resources.group(1).split(", "))
+            threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
+            members.append((rule.group(1), int(threads.group(1)) if threads else 1, int(values["mem_mb"]),
+                            int(values["runtime"])))
+        out.append((head.group(1) or head.group(2), members))
     return out
 
 
 def allocations() -> dict[str, list[dict[str, str]]]:
-    """{rule: [scontrol's fields of each of its jobs]}; the plugin puts the rule in the job comment."""
+    """{rule or group: [scontrol's fields of each of its jobs]}; the plugin puts the name in the job comment."""
     text = subprocess.run(["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, check=True).stdout
     out: dict[str, list] = {}
     for line in text.splitlines():
         fields = dict(re.findall(r"(\S+?)=(\S*)", line))
-        rule = next(r for r in RULES if re.fullmatch(rf"rule_{r}(_wildcards_.*)?", fields["Comment"]))
-        out.setdefault(rule, []).append(fields)
+        name = next(r for r in (*RULES, *GROUPS) if re.fullmatch(rf"rule_{r}(_wildcards_.*)?", fields["Comment"]))
+        out.setdefault(name, []).append(fields)
     return out
 
 
@@ -101,28 +113,43 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
         timeout=1200)  # a guard against a job that never starts (about 4 minutes on 2 idle cores)
     text = proc.stdout + proc.stderr
 
-    # Every job went through sbatch: one SLURM job per planned job, of every rule.
+    # Every job went through sbatch, the small ones in groups (profiles/slurm `groups`): one SLURM job per
+    # planned submission, and every rule ran.
     jobs = allocations()
-    planned = planned_resources(text)
-    assert set(jobs) == set(RULES) == set(planned), (set(jobs), set(planned))
-    # The tiny DAG's 41 jobs less `all`, a local rule: 6 simulations, 2 + 1 windows, the dataset's import and
-    # windows, 6 per model for 4 models (2 configs, the dataset, pooled), 2 + 2 inversions (the configs'
-    # held-out catalogs and models), 1 summary.
-    assert sum(len(v) for v in jobs.values()) == 40, {r: len(v) for r, v in jobs.items()}
+    planned = submissions(text)
+    assert {rule for _, members in planned for rule, *_ in members} == set(RULES)
+    assert sorted(jobs) == sorted({name for name, _ in planned}), (set(jobs), planned)
+    # The tiny DAG's 41 jobs less `all` (a local rule) in 11 submissions: one "config" group (2 configs x (3
+    # simulations, windows, held-out inversion); group-components packs up to 5 configs), the dataset's
+    # import and windows, the pooled windows, 4 trainings, two "model" groups (embedding, sampling, latent
+    # maps, evaluation, page and, for a config's model, its inversion; 2 models each) and the summary.
+    assert sum(len(v) for v in jobs.values()) == len(planned) == 11, {r: len(v) for r, v in jobs.items()}
+    assert {g: len(jobs[g]) for g in GROUPS} == {"config": 1, "model": 2}
+    assert sum(len(members) for _, members in planned) == 40
     assert all(j["JobState"] == "COMPLETED" for v in jobs.values() for j in v)
 
-    # Each job got the cpus, memory and time limit Snakemake asked for; the profile's values where it sets them.
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    for rule, asked in planned.items():
-        assert len(asked) == 1, (rule, asked)
-        (threads, mem_mb, runtime), = asked
-        if rule in profile["set-resources"]:
-            assert (mem_mb, runtime) == (profile["set-resources"][rule]["mem_mb"], profile["set-resources"][rule]["runtime"])
-        if rule in profile["set-threads"]:
-            assert threads == profile["set-threads"][rule]
-        for job in jobs[rule]:
+    # Each job got the cpus, memory and time limit Snakemake asked for (the profile's values where it sets
+    # them); a group job at least what the largest of its jobs asks.
+    asked: dict[str, set] = {}
+    for name, members in planned:
+        for rule, threads, mem_mb, runtime in members:
+            asked.setdefault(rule, set()).add((threads, mem_mb, runtime))
+    for rule, values in asked.items():
+        assert len(values) == 1, (rule, values)
+        (threads, mem_mb, runtime), = values
+        if rule in PROFILE["set-resources"]:
+            assert (mem_mb, runtime) == (PROFILE["set-resources"][rule]["mem_mb"], PROFILE["set-resources"][rule]["runtime"])
+        if rule in PROFILE["set-threads"]:
+            assert threads == PROFILE["set-threads"][rule]
+        for job in jobs.get(rule, []):
             got = (int(job["NumCPUs"]), int(job["CPUs/Task"]), job["MinMemoryNode"], minutes(job["TimeLimit"]))
             assert got == (threads, threads, f"{mem_mb}M", runtime), (rule, got)
+    for group in GROUPS:
+        members = [m for name, ms in planned if name == group for m in ms]
+        need = (max(m[1] for m in members), max(m[2] for m in members), max(m[3] for m in members))
+        for job in jobs[group]:
+            cpus, mem, limit = int(job["CPUs/Task"]), int(job["MinMemoryNode"].rstrip("M")), minutes(job["TimeLimit"])
+            assert cpus >= need[0] and mem >= need[1] and limit >= need[2], (group, (cpus, mem, limit), need)
 
     # The same bytes as the local run: catalogs, windows, models, embeddings, synthetic catalogs, metrics,
     # figures and pages.

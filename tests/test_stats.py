@@ -111,6 +111,21 @@ def test_omori_mle_recovers_c_and_p():
     assert np.median(np.abs(np.log10(grid["c"]) - lc)) < 0.0625
 
 
+def test_omori_grid_fit_in_blocks_of_sequences_is_the_same(monkeypatch):
+    # Sequences of mixed sizes (some below min_events, so fitted sequences are renumbered), unsorted labels.
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(3, 60, 23)
+    times = np.concatenate([stats.omori_utsu_sample(k, 0.05, 1.2, 20.0, rng) for k in sizes])
+    groups = np.repeat(np.arange(sizes.size), sizes)
+    order = rng.permutation(times.size)
+    whole = stats.omori_utsu_mle_grid(times[order], groups[order], np.full(sizes.size, 20.0))
+    monkeypatch.setattr(stats, "OMORI_GRID_BLOCK", 4)  # several blocks, the last one partial
+    blocked = stats.omori_utsu_mle_grid(times[order], groups[order], np.full(sizes.size, 20.0))
+    assert (sizes < 10).any() and np.isfinite(whole["p"]).sum() > 8
+    for key in ("K", "c", "p", "n"):
+        np.testing.assert_array_equal(blocked[key], whole[key], err_msg=key)
+
+
 def test_omori_stacked_fit_shares_c_and_p():
     rng = np.random.default_rng(32)
     sizes, Ts = [50, 200, 800], [10.0, 30.0, 100.0]

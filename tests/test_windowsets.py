@@ -8,6 +8,7 @@ import pytest
 from etas_samples import MC, clustered_catalog
 from etasvae.features import build_windows, windows_to_catalog
 from etasvae.evaluate import catalog_windows, evaluation_sets, split_windows
+from etasvae.evaluate.sets import stratified_subsample
 
 BINNED = {"representation": "binned", "mc": MC, "duration_days": 2.0, "stride_days": 2.0, "time_bins": 4,
           "magnitude_bands": [2.5, 3.5]}
@@ -87,3 +88,45 @@ def test_a_window_whose_catalog_is_missing_is_named():
     del catalogs[("c", 1)]
     with pytest.raises(KeyError, match="replicate 1"):
         catalog_windows(table, catalogs, EVENT, config_id="c")
+
+
+def test_stratified_subsample_keeps_each_stratum_in_proportion():
+    strata = np.repeat(np.array(["a/0", "a/1", "b/0"]), [600, 300, 100])
+    rng = np.random.default_rng(0)
+    keep = stratified_subsample(strata, 100, rng)
+    assert len(keep) == 100 and (np.diff(keep) > 0).all()  # sorted, no repeats
+    assert {s: int((strata[keep] == s).sum()) for s in ("a/0", "a/1", "b/0")} == {"a/0": 60, "a/1": 30, "b/0": 10}
+    # a stratum too small for a whole row gets its row by the largest remainder
+    small = np.repeat(np.array(["x", "y"]), [94, 6])  # shares 9.4 and 0.6 of 10
+    assert list(small[stratified_subsample(small, 10, rng)]).count("y") == 1
+    # at or under the cap: every row, and the generator is not touched (the default run's results stay the same)
+    state = rng.bit_generator.state
+    np.testing.assert_array_equal(stratified_subsample(strata, 1000, rng), np.arange(1000))
+    assert rng.bit_generator.state == state
+
+
+def test_sets_above_the_cap_are_stratified_subsamples_of_the_whole_sets():
+    table, X, catalogs = _windows(EVENT)
+    held = X[table["role"].to_numpy() == "heldout"]
+    synthetic = windows_to_catalog(held, EVENT, rng=np.random.default_rng(1))
+    full = evaluation_sets(table, catalogs, EVENT, synthetic, rng=np.random.default_rng(0), n_synthetic=len(held),
+                           config_id="c")
+    cap = 7
+    capped = evaluation_sets(table, catalogs, EVENT, synthetic, rng=np.random.default_rng(0), n_synthetic=len(held),
+                             config_id="c", max_windows=cap)
+    assert {k: len(v) for k, v in capped.items()} == {"S": cap, "H": cap, "A": cap, "P": cap}
+    # every kept window is one of the whole set's windows, unchanged
+    for key in ("S", "H", "A"):
+        whole = {w.to_numpy().tobytes() for w in full[key]}
+        assert all(w.to_numpy().tobytes() in whole for w in capped[key]), key
+    # A spans the training replicates in proportion to their windows
+    train = table[table["role"] == "train"]
+    expected = train["replicate"].value_counts(normalize=True) * cap
+    got = pd.Series([r for r in train["replicate"]]).iloc[
+        stratified_subsample(train["replicate"].astype(str).to_numpy(), cap, np.random.default_rng(0))
+    ].value_counts()
+    assert all(abs(got.get(r, 0) - expected[r]) < 1 for r in expected.index)
+    # under the cap: the same sets as without one
+    same = evaluation_sets(table, catalogs, EVENT, synthetic, rng=np.random.default_rng(0), n_synthetic=len(held),
+                           config_id="c", max_windows=10**6)
+    assert all(len(same[k]) == len(full[k]) and all(a.equals(b) for a, b in zip(same[k], full[k])) for k in full)

@@ -46,7 +46,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .catalog import validate_catalog
-from .stats import gr_quantile
 from .fileio import atomic_write, json_default
 
 ROLES = ("train", "validation", "heldout")
@@ -343,6 +342,8 @@ def _binned_catalog(X: np.ndarray, spec: dict[str, Any], t0: np.ndarray,
     width = spec["duration_days"] / bins
     time = t0[window] + (t_bin + u_time) * width
     hi = np.append(edges[1:], np.inf)
+    from .stats import gr_quantile  # here, not at the top: stats pulls in scipy.stats, which windowing needs nowhere else
+
     magnitude = gr_quantile(u_mag, edges[band], hi[band], spec["b_value"])
     order = np.lexsort((time, window))
     columns = {

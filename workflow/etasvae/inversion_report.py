@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .inversion import ETASFit, InversionError, fit_catalog, fit_windows
+# The fits need torch (etasvae.inversion): imported where a fit runs, so that the report and summary jobs,
+# which only read fits, start without it.
 
 COLUMNS = ("heldout_windows", "synthetic_windows", "heldout_catalog")
 LABELS = {
@@ -35,22 +36,26 @@ def window_durations(windows: list[pd.DataFrame]) -> list[float]:
             for w in windows]
 
 
-def _safe(fn) -> ETASFit | str:
+def _fit_dict(fn) -> dict[str, Any]:
+    """``fn()``'s fit as ETASFit.to_dict(), or {"error": why} when the inversion cannot fit."""
+    from .inversion import InversionError
+
     try:
-        return fn()
+        return fn().to_dict()
     except InversionError as err:
-        return str(err)
+        return {"error": str(err)}
 
 
 def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: float, aux_days: float = 0.0,
                         cut_mass: float = 0.05, n_starts: int = 2) -> dict[str, Any]:
     """Space-time fit of a whole held-out catalog (targets from ``aux_days`` to the end of its window, the
     events before as history, over its region): ETASFit.to_dict(), or {"error": why} when it cannot be fitted."""
+    from .inversion import fit_catalog
+
     region = tuple(float(v) for v in meta["region_km"])
-    fit = _safe(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days,
-                                    t_end=float(meta["duration_days"]), region=region, cut_mass=cut_mass,
-                                    n_starts=n_starts))
-    return fit.to_dict() if isinstance(fit, ETASFit) else {"error": fit}
+    return _fit_dict(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days,
+                                         t_end=float(meta["duration_days"]), region=region, cut_mass=cut_mass,
+                                         n_starts=n_starts))
 
 
 def invert_model(
@@ -66,11 +71,13 @@ def invert_model(
     """Joint fits of the held-out and the synthetic windows, next to ``catalog_fit`` (fit_heldout_catalog).
 
     Returns {"truth", "fits": {name: ETASFit.to_dict() or {"error": why}}}."""
+    from .inversion import fit_windows
+
     options = {"cut_mass": cut_mass, "n_starts": n_starts}
     fits: dict[str, Any] = {}
     for name, windows in (("heldout_windows", heldout_windows), ("synthetic_windows", synthetic_windows)):
-        fit = _safe(lambda: fit_windows(windows, window_durations(windows), mc=mc, model="temporal", **options))
-        fits[name] = fit.to_dict() if isinstance(fit, ETASFit) else {"error": fit}
+        fits[name] = _fit_dict(lambda: fit_windows(windows, window_durations(windows), mc=mc, model="temporal",
+                                                   **options))
     fits["heldout_catalog"] = catalog_fit
     beta = truth["b"] * math.log(10.0)
     truth = {**{k: float(v) for k, v in truth.items() if isinstance(v, (int, float))},

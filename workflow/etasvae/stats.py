@@ -316,6 +316,26 @@ def _parabolic_offset(fm: np.ndarray, f0: np.ndarray, fp: np.ndarray) -> np.ndar
     return np.clip(np.nan_to_num(off), -0.5, 0.5)
 
 
+OMORI_GRID_BLOCK = 256  # sequences whose likelihood grid is held at once by omori_utsu_mle_grid (~6 MB each)
+
+
+def _grid_argmax_refined(ll: np.ndarray, log_c: np.ndarray, p_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``ll`` (rows, len(log_c), len(p_grid)): the grid maximum refined by a parabola through it
+    and its neighbours on each axis: (log c, p)."""
+    n_c, n_p = log_c.size, p_grid.size
+    flat = ll.reshape(ll.shape[0], -1).argmax(axis=1)
+    i, j = np.unravel_index(flat, (n_c, n_p))
+    rows = np.arange(ll.shape[0])
+    ii, jj = np.clip(i, 1, n_c - 2), np.clip(j, 1, n_p - 2)
+    off_c = np.where(
+        (i > 0) & (i < n_c - 1), _parabolic_offset(ll[rows, ii - 1, j], ll[rows, ii, j], ll[rows, ii + 1, j]), 0.0
+    )
+    off_p = np.where(
+        (j > 0) & (j < n_p - 1), _parabolic_offset(ll[rows, i, jj - 1], ll[rows, i, jj], ll[rows, i, jj + 1]), 0.0
+    )
+    return log_c[i] + off_c * (log_c[1] - log_c[0]), p_grid[j] + off_p * (p_grid[1] - p_grid[0])
+
+
 def omori_utsu_mle_grid(
     times: np.ndarray,
     groups: np.ndarray,
@@ -332,7 +352,8 @@ def omori_utsu_mle_grid(
     Same likelihood as :func:`omori_utsu_mle` (Ogata 1983, K profiled out), maximised over a fixed
     (log10 c, p) grid (c in days; default 0.125 decade × 0.05 in p) refined by a parabola through the
     best grid point and its neighbours on each axis. Vectorised over events and sequences: the cost is
-    (events + sequences) × grid size, with no optimiser per sequence.
+    (events + sequences) × grid size, with no optimiser per sequence; memory holds the grid of at most
+    OMORI_GRID_BLOCK sequences at once.
 
     ``times`` are times after each sequence's mainshock (only 0 < t ≤ T used), ``groups`` integer labels
     0..G-1, ``durations`` T per group (days). Returns arrays K, c, p, n (NaN where n < ``min_events``).
@@ -353,19 +374,13 @@ def omori_utsu_mle_grid(
     sel = fit[g]
     log_c = np.log(10.0) * np.linspace(*log10_c_range, n_c)
     p_grid = np.linspace(*p_range, n_p)
-    ll = _omori_profile_loglik(t[sel], remap[g[sel]], T[fit], int(fit.sum()), log_c, p_grid)
-    flat = ll.reshape(ll.shape[0], -1).argmax(axis=1)
-    i, j = np.unravel_index(flat, (n_c, n_p))
-    rows = np.arange(ll.shape[0])
-    ii, jj = np.clip(i, 1, n_c - 2), np.clip(j, 1, n_p - 2)
-    off_c = np.where(
-        (i > 0) & (i < n_c - 1), _parabolic_offset(ll[rows, ii - 1, j], ll[rows, ii, j], ll[rows, ii + 1, j]), 0.0
-    )
-    off_p = np.where(
-        (j > 0) & (j < n_p - 1), _parabolic_offset(ll[rows, i, jj - 1], ll[rows, i, jj], ll[rows, i, jj + 1]), 0.0
-    )
-    lc = log_c[i] + off_c * (log_c[1] - log_c[0])
-    p = p_grid[j] + off_p * (p_grid[1] - p_grid[0])
+    t_fit, g_fit, T_fit = t[sel], remap[g[sel]], T[fit]
+    lc, p = np.empty(T_fit.size), np.empty(T_fit.size)
+    for lo in range(0, T_fit.size, OMORI_GRID_BLOCK):  # a block of sequences at a time: bounded memory
+        hi = min(lo + OMORI_GRID_BLOCK, T_fit.size)
+        inside = (g_fit >= lo) & (g_fit < hi)
+        ll = _omori_profile_loglik(t_fit[inside], g_fit[inside] - lo, T_fit[lo:hi], hi - lo, log_c, p_grid)
+        lc[lo:hi], p[lo:hi] = _grid_argmax_refined(ll, log_c, p_grid)
     c = np.exp(lc)
     logA = np.array([_omori_integral_log(ck, pk, np.array([Tk]))[0] for ck, pk, Tk in zip(c, p, T[fit])])
     out["c"][fit] = c

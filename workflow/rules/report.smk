@@ -20,6 +20,8 @@ rule report_page:
         ),
     log:
         "results/logs/report/{model_cfg}/{vae}.log",
+    benchmark:
+        "results/benchmarks/report/{model_cfg}/{vae}.tsv"
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -57,6 +59,8 @@ rule summary:
         ),
     log:
         "results/logs/report/summary.log",
+    benchmark:
+        "results/benchmarks/summary.tsv"
     conda:
         "../../envs/report.yaml"
     threads: 1

@@ -30,6 +30,8 @@ rule pool_windows:
         "results/windows/pooled/{representation}.parquet",
     log:
         "results/logs/windows/pooled/{representation}.log",
+    benchmark:
+        "results/benchmarks/pool_windows/{representation}.tsv"
     conda:
         "../../envs/sim.yaml"
     threads: 1

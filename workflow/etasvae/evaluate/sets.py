@@ -17,6 +17,25 @@ import pandas as pd
 from .baseline import poisson_baseline
 
 EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
+# At most this many windows per set enter the evaluation (docs/design.md §6): time and memory stay bounded
+# however many windows a model has. Above it, a seeded subsample stratified by (config, replicate); each
+# statistic's reported error or p-value is that of the windows used. The default run is far below it.
+MAX_WINDOWS = 10_000
+
+
+def stratified_subsample(strata: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most ``limit`` rows, each stratum (equal value of ``strata``) sampled uniformly
+    without replacement in proportion to its size (largest remainders); all rows, and no draw from ``rng``,
+    when there are ``limit`` or fewer."""
+    n = len(strata)
+    if n <= limit:
+        return np.arange(n)
+    values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    share = counts * (limit / n)
+    take = np.floor(share).astype(np.int64)
+    take[np.argsort(-(share - take), kind="stable")[: limit - take.sum()]] += 1
+    keep = [rng.choice(np.flatnonzero(inverse == k), take[k], replace=False) for k in range(len(values))]
+    return np.sort(np.concatenate(keep))
 
 
 def split_windows(catalog: pd.DataFrame, duration: float | None = None, n_windows: int | None = None) -> list[pd.DataFrame]:
@@ -88,16 +107,30 @@ def evaluation_sets(
     rng: np.random.Generator,
     n_synthetic: int | None = None,
     config_id: str = "",
+    max_windows: int = MAX_WINDOWS,
 ) -> dict[str, list[pd.DataFrame]]:
     """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role, both
     cut from the ``catalogs`` (see :func:`catalog_windows`); P is :func:`poisson_baseline` of A.
 
     ``n_synthetic`` is the number of synthetic windows drawn (windows without events are kept as empty).
+    A set of more than ``max_windows`` windows is subsampled to that many (:func:`stratified_subsample`:
+    H and A by (config, replicate), S uniformly), before any window is cut, so memory stays bounded.
     """
     role = table["role"].to_numpy()
     duration = spec.get("duration_days") if spec["representation"] == "binned" else None
+    ids = np.arange(n_synthetic) if n_synthetic is not None else np.unique(synthetic["window"].to_numpy())
+    if len(ids) > max_windows:  # keep the chosen windows' events, renumbered 0..max_windows-1
+        ids = ids[stratified_subsample(np.zeros(len(ids)), max_windows, rng)]
+        window = synthetic["window"].to_numpy()
+        synthetic = synthetic[np.isin(window, ids)].assign(window=lambda c: np.searchsorted(ids, c["window"]))
+        n_synthetic = len(ids)
     sets = {"S": split_windows(synthetic, duration, n_synthetic)}
     for key, name in (("H", "heldout"), ("A", "train")):
-        sets[key] = catalog_windows(table[role == name], catalogs, spec, config_id)
+        rows = table[role == name]
+        strata = rows["replicate"].astype(str).to_numpy()
+        if "config_id" in rows:
+            strata = rows["config_id"].astype(str).to_numpy() + "/" + strata
+        rows = rows.iloc[stratified_subsample(strata, max_windows, rng)]
+        sets[key] = catalog_windows(rows, catalogs, spec, config_id)
     sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"])
     return sets

@@ -16,7 +16,16 @@ from .embedding import (
 )
 from .health import model_health
 from .interpolation import interpolation_windows, plot_interpolation
-from .maps import SYNTHETIC_MAX_POINTS, TSNE_MAX_POINTS, catalog_windows, plot_pca, plot_tsne, synthetic_latents
+from .maps import (
+    SYNTHETIC_MAX_POINTS,
+    TSNE_MAP_MAX_POINTS,
+    TSNE_MAX_POINTS,
+    catalog_windows,
+    plot_pca,
+    plot_tsne,
+    synthetic_latents,
+    tsne_map,
+)
 from .metrics import ACTIVE_THRESHOLD, SILHOUETTE_MAX_POINTS, activity_and_kl, latent_metrics
 
 __all__ = [
@@ -27,6 +36,7 @@ __all__ = [
     "META_COLUMNS",
     "SILHOUETTE_MAX_POINTS",
     "SYNTHETIC_MAX_POINTS",
+    "TSNE_MAP_MAX_POINTS",
     "TSNE_MAX_POINTS",
     "activity_and_kl",
     "catalog_windows",
@@ -39,5 +49,6 @@ __all__ = [
     "plot_pca",
     "plot_tsne",
     "synthetic_latents",
+    "tsne_map",
     "window_descriptors",
 ]

@@ -27,6 +27,7 @@ META_COLUMNS = ("window_id", "replicate", "role", "config_id", "source_window_id
                 "start_event", "end_event", "t_start", "t_end")
 DESCRIPTIVE_COLUMNS = ("n_events", "duration_days", "max_magnitude", "time_since_largest_days", "b_value")
 B_VALUE_MIN_EVENTS = 10        # fewer events in a window: b-value NaN
+DESCRIPTOR_CHUNK = 4096        # windows mapped back to events at a time: memory bounded, the same values
 _Z = re.compile(r"^z(\d+)$")
 _LV = re.compile(r"^lv(\d+)$")
 
@@ -39,9 +40,15 @@ def window_descriptors(X: np.ndarray, spec: dict[str, Any], *, delta_m: float = 
     binned window's end) minus the time of the largest event (its first occurrence). b_value: Aki-Utsu
     maximum likelihood, b = log10(e) / (mean(M) - (Mc - delta_m/2)) (Aki 1965, Utsu 1965 bin correction;
     as ``stats.b_value_aki_utsu``), NaN below B_VALUE_MIN_EVENTS events. Empty windows (binned) get NaN
-    for everything but n_events and duration_days.
+    for everything but n_events and duration_days. Windows are described DESCRIPTOR_CHUNK at a time (each
+    window on its own clock, so chunks change no value): memory does not grow with the number of windows.
     """
     spec = check_spec(spec)
+    parts = [_descriptors(X[i:i + DESCRIPTOR_CHUNK], spec, delta_m) for i in range(0, max(len(X), 1), DESCRIPTOR_CHUNK)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _descriptors(X: np.ndarray, spec: dict[str, Any], delta_m: float) -> pd.DataFrame:
     n = len(X)
     cat = windows_to_catalog(np.asarray(X, dtype=np.float32), spec, t0=0.0)
     win = cat["window"].to_numpy()

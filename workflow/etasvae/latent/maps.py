@@ -14,6 +14,7 @@ from ..vae import ModelBundle, encode_windows
 from .embedding import ETAS_COLUMNS, latent_columns
 
 TSNE_MAX_POINTS = 3000         # real windows fitted by t-SNE at most (seeded subsample)
+TSNE_MAP_MAX_POINTS = 20000    # real windows on a t-SNE map at most: those not fitted are placed by transform
 SYNTHETIC_MAX_POINTS = 1000    # synthetic windows placed on a map at most
 
 
@@ -199,25 +200,46 @@ def plot_pca(embedding: pd.DataFrame, path: str | os.PathLike, *, title: str,
               ylabel=f"PC 2 of latent means ({100 * ratio[1]:.0f} % of variance)", rng=rng)
 
 
-def plot_tsne(embedding: pd.DataFrame, path: str | os.PathLike, *, title: str, perplexity: float = 30.0,
-              seed: int = 0, synthetic: np.ndarray | None = None, n_jobs: int = 1) -> None:
-    """PNG: openTSNE map of the real windows' latent means (at most TSNE_MAX_POINTS, seeded subsample);
-    synthetic latent means placed on the fitted map with ``TSNEEmbedding.transform``, as black crosses."""
+def tsne_map(Z: np.ndarray, *, perplexity: float, seed: int, rng: np.random.Generator,
+             max_fit: int = TSNE_MAX_POINTS, n_jobs: int = 1):
+    """openTSNE coordinates (n, 2) of the rows of ``Z``: at most ``max_fit`` rows (seeded subsample) fit the
+    map, the others are placed on it by ``transform``. Returns (coordinates, the fitted TSNEEmbedding, the
+    fitted rows, the perplexity used)."""
     from openTSNE import TSNE
 
+    fit = _subsample(len(Z), max_fit, rng)
+    perp = float(max(2.0, min(perplexity, (len(fit) - 1) / 3.0)))
+    tsne = TSNE(n_components=2, perplexity=perp, random_state=int(seed), n_jobs=int(n_jobs), verbose=False)
+    fitted = tsne.fit(Z[fit])
+    placed = np.setdiff1d(np.arange(len(Z)), fit)
+    coords = np.zeros((len(Z), 2))
+    coords[fit] = np.asarray(fitted)
+    if placed.size:
+        coords[placed] = np.asarray(fitted.transform(Z[placed]))
+    return coords, fitted, fit, perp
+
+
+def plot_tsne(embedding: pd.DataFrame, path: str | os.PathLike, *, title: str, perplexity: float = 30.0,
+              seed: int = 0, synthetic: np.ndarray | None = None, n_jobs: int = 1) -> None:
+    """PNG: openTSNE map of the real windows' latent means: at most TSNE_MAP_MAX_POINTS windows (seeded
+    subsample), of which at most TSNE_MAX_POINTS fit the map (seeded subsample) and the others are placed on
+    it with ``TSNEEmbedding.transform``, as are the synthetic latent means (black crosses). Time and memory
+    grow linearly in the windows beyond the fitted ones, and stop growing at TSNE_MAP_MAX_POINTS."""
     rng = np.random.default_rng(seed)
     zc, _ = latent_columns(embedding)
-    keep = _subsample(len(embedding), TSNE_MAX_POINTS, rng)
-    emb = embedding.iloc[keep].reset_index(drop=True)
+    shown = _subsample(len(embedding), TSNE_MAP_MAX_POINTS, rng)
+    emb = embedding.iloc[shown].reset_index(drop=True)
     Z = emb[zc].to_numpy(dtype=np.float64)
-    perp = float(max(2.0, min(perplexity, (len(Z) - 1) / 3.0)))
-    tsne = TSNE(n_components=2, perplexity=perp, random_state=int(seed), n_jobs=int(n_jobs), verbose=False)
-    fitted = tsne.fit(Z)
-    coords = np.asarray(fitted)
+    coords, fitted, fit, perp = tsne_map(Z, perplexity=perplexity, seed=seed, rng=rng, n_jobs=n_jobs)
+    placed = np.setdiff1d(np.arange(len(Z)), fit)
     synth = None
     if synthetic is not None and len(synthetic):
         pick = _subsample(len(synthetic), SYNTHETIC_MAX_POINTS, rng)
         synth = np.asarray(fitted.transform(np.asarray(synthetic, dtype=np.float64)[pick]))
-    sub = f" ({len(Z)} of {len(embedding)} windows)" if len(Z) < len(embedding) else ""
+    sub = f" ({len(fit)} fitted, {placed.size} placed" if placed.size else ""
+    if len(Z) < len(embedding):
+        sub = f"{sub}, of {len(embedding)} windows)" if sub else f" ({len(Z)} of {len(embedding)} windows)"
+    elif sub:
+        sub += ")"
     _draw_map(coords, emb, synth, path, title=f"{title}{sub}", xlabel=f"t-SNE 1 (perplexity {perp:g})",
               ylabel="t-SNE 2", rng=rng)
