@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "tests" / "slurm"
 RULES = ("simulate_catalog", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "train_vae",
-         "embed_windows", "latent_maps", "sample_synthetic", "evaluate_model", "invert_catalog", "invert_model",
-         "report_page", "summary")
+         "embed_windows", "latent_maps", "sample_synthetic", "evaluate_model", "invert_catalog", "invert_windows",
+         "invert_model", "report_page", "summary")
 # Outputs that record when or how long, not what: compared by presence only.
 TIMING = ("logs", "benchmarks")
 
@@ -105,10 +105,10 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
     jobs = allocations()
     planned = planned_resources(text)
     assert set(jobs) == set(RULES) == set(planned), (set(jobs), set(planned))
-    # The tiny DAG's 41 jobs less `all`, a local rule: 6 simulations, 2 + 1 windows, the dataset's import and
-    # windows, 6 per model for 4 models (2 configs, the dataset, pooled), 2 + 2 inversions (the configs'
-    # held-out catalogs and models), 1 summary.
-    assert sum(len(v) for v in jobs.values()) == 40, {r: len(v) for r, v in jobs.items()}
+    # The tiny DAG's 45 jobs less `all`, a local rule: 6 simulations, 2 + 1 windows, the dataset's import and
+    # windows, 6 per model for 4 models (2 configs, the dataset, pooled), 2 + 3 + 3 inversions (the configs'
+    # held-out catalogs; the held-out and training windows of the configs and the dataset; their models), 1 summary.
+    assert sum(len(v) for v in jobs.values()) == 44, {r: len(v) for r, v in jobs.items()}
     assert all(j["JobState"] == "COMPLETED" for v in jobs.values() for j in v)
 
     # Each job got the cpus, memory and time limit Snakemake asked for; the profile's values where it sets them.
