@@ -187,7 +187,7 @@ def test_inversion_is_on_the_model_pages_and_in_the_summary(finished_run):
         table = pd.read_csv(vae_dir / "estimates.csv")
         assert {"truth", "heldout_windows.estimate", "synthetic_windows.std_error"} <= set(table.columns)
         page = (finished_run / "results" / "reports" / cfg / f"{vae_dir.name}.html").read_text()
-        assert "ETAS parameters carried by the windows" in page and "synthetic windows (joint fit)" in page
+        assert "ETAS parameters carried by the windows" in page and "synthetic windows S (joint fit)" in page
         row = summary[summary["config_id"] == cfg].iloc[0]
         assert np.isfinite(row["etas_fit.branching_ratio.synthetic_se"])
         assert np.isfinite(row["etas_fit.mu.z_synthetic_vs_heldout"])
@@ -200,6 +200,24 @@ def test_inversion_is_on_the_model_pages_and_in_the_summary(finished_run):
             assert abs(z) < 4.0, (cfg, name, z)
     pooled = summary[summary["config_id"] == "pooled"].iloc[0]
     assert np.isnan(pooled["etas_fit.K.heldout"])  # no single truth for the pooled model
+
+
+def test_etas_fit_rows_are_in_the_evaluation(finished_run):
+    """Alpha, p and the branching ratio of the joint window fits are rows of each config's and the dataset's
+    comparison table (H and A fitted once per config on windows that share no event), not of the pooled model's."""
+    for cfg in ("mu1_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", "tinyreal"):
+        reference = json.loads((finished_run / "results" / "inversion" / cfg / "windows_event.json").read_text())
+        assert reference["selection"]["heldout_windows"]["overlap_factor_fitted"] == 1.0
+        assert reference["selection"]["heldout_windows"]["overlap_factor_all"] > 1.5  # stride 8 of 16 events
+        (model,) = (finished_run / "results" / "evaluation" / cfg).glob("*/metrics.json")
+        rows = json.loads(model.read_text())["statistics"]
+        for name in ("etas_alpha", "etas_p", "etas_branching_ratio"):
+            assert rows[name]["group"] == "ETAS fit" and rows[name]["value_P"] in (0.0, 1.0)
+        assert rows["etas_alpha"]["value_H"] == reference["fits"]["heldout_windows"]["estimates"]["alpha"]
+        page = (finished_run / "results" / "reports" / cfg / f"{model.parent.name}.html").read_text()
+        assert "etas_alpha" in page and "training windows A (joint fit)" in page
+    (pooled,) = (finished_run / "results" / "evaluation" / "pooled").glob("*/metrics.json")
+    assert not any(k.startswith("etas_") for k in json.loads(pooled.read_text())["statistics"])
 
 
 def test_snakemake_report_is_built(finished_run):

@@ -1,12 +1,22 @@
-"""Which ETAS parameters do the held-out and the synthetic windows carry? The invert rule's computation and
-its report fragments (a table for the model page, columns for the summary).
+"""Which ETAS parameters do the held-out, training and synthetic windows carry? The invert rules'
+computations and their report fragments (a table for the model page, columns for the summary).
 
-Held-out windows and synthetic windows go through the same inverse feature map and the same joint fit of
-the temporal model over short windows (each on its own clock, no history before it: positions are relative
-to a window's first event, or absent for binned windows, so the temporal model is the one both carry). The
-whole held-out catalog is fitted with the space-time model as a check of the fit itself: its estimate should
-match the truth within its errors, while the window fits are each other's fair reference (cutting windows
-removes history, which moves the estimates the same way for both).
+Held-out windows (H), training windows (A) and synthetic windows (S) go through the same joint fit of the
+temporal model over short windows (each on its own clock, no history before it: positions are relative to a
+window's first event, or absent for binned windows, so the temporal model is the one all carry). H and A
+depend on the config only and are fitted once per config and representation (:func:`fit_reference_windows`);
+each model then fits S alone (:func:`invert_model`). The evaluation turns the three fits into rows of its
+comparison table (``etasvae.evaluate.etas_fit``). The whole held-out catalog is fitted with the space-time
+model as a check of the fit itself: its estimate should match the truth within its errors, while the window
+fits are each other's fair reference (cutting windows removes history, which moves the estimates the same
+way for all three).
+
+Overlap: windows of one catalog overlap (event windows of stride L/2 share half their events), and a joint
+fit over overlapping windows counts each shared event twice, so its observed information is about twice too
+large and its standard errors about sqrt(2) too small. Only non-overlapping windows are fitted
+(:func:`select_windows`), which keeps every event once and costs half the time; ``max_windows`` caps the
+windows fitted per set (spread evenly over the table), and S is fitted on as many windows as A, so that
+d(S, H) and the noise floor d(A, H) carry the same sampling noise.
 """
 
 from __future__ import annotations
@@ -21,11 +31,12 @@ import pandas as pd
 # The fits need torch (etasvae.inversion): imported where a fit runs, so that the report and summary jobs,
 # which only read fits, start without it.
 
-COLUMNS = ("heldout_windows", "synthetic_windows", "heldout_catalog")
+COLUMNS = ("heldout_windows", "train_windows", "synthetic_windows", "heldout_catalog")
 LABELS = {
     "truth": "truth (simulation)",
-    "heldout_windows": "held-out windows (joint fit)",
-    "synthetic_windows": "synthetic windows (joint fit)",
+    "heldout_windows": "held-out windows H (joint fit)",
+    "train_windows": "training windows A (joint fit)",
+    "synthetic_windows": "synthetic windows S (joint fit)",
     "heldout_catalog": "whole held-out catalog (space-time)",
 }
 
@@ -58,31 +69,115 @@ def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: floa
                                          n_starts=n_starts))
 
 
-def invert_model(
-    heldout_windows: list[pd.DataFrame],
-    synthetic_windows: list[pd.DataFrame],
-    catalog_fit: dict[str, Any],
+def _ranges(table: pd.DataFrame):
+    """(catalog key, start_event, end_event) arrays of a windows table; the key is (config, replicate)."""
+    cfg = table["config_id"].astype(str) if "config_id" in table else pd.Series("", index=table.index)
+    keys = (cfg + "/" + table["replicate"].astype(str)).to_numpy()
+    return keys, table["start_event"].to_numpy(np.int64), table["end_event"].to_numpy(np.int64)
+
+
+def overlap_factor(table: pd.DataFrame) -> float:
+    """Events counted over all windows of ``table`` per distinct event (1: no two windows share an event;
+    about 2 for event windows of stride L/2). A window's events are its event range [start_event, end_event)
+    in its catalog."""
+    keys, lo, hi = _ranges(table)
+    total = int((hi - lo).sum())
+    distinct = 0
+    for key in np.unique(keys):
+        pick = keys == key
+        order = np.argsort(lo[pick], kind="stable")
+        reach = -1
+        for a, b in zip(lo[pick][order], hi[pick][order]):
+            distinct += max(0, b - max(a, reach))
+            reach = max(reach, b)
+    return total / distinct if distinct else 1.0
+
+
+def select_windows(table: pd.DataFrame, max_windows: int | None = None) -> pd.DataFrame:
+    """The windows a joint ETAS fit uses: within each catalog, greedily in time, only windows that share no
+    event with an earlier kept one (so the fit counts every event once and its standard errors hold), then
+    at most ``max_windows`` of them, spread evenly over the table's order (every replicate keeps its share).
+    """
+    keys, lo, hi = _ranges(table)
+    keep = np.zeros(len(table), dtype=bool)
+    for key in dict.fromkeys(keys):
+        reach = -1
+        for i in np.flatnonzero(keys == key)[np.argsort(lo[keys == key], kind="stable")]:
+            if lo[i] >= reach:
+                keep[i] = True
+                reach = hi[i]
+    chosen = table[keep]
+    if max_windows is not None and len(chosen) > max_windows:
+        chosen = chosen.iloc[np.unique(np.round(np.linspace(0, len(chosen) - 1, max_windows)).astype(int))]
+    return chosen
+
+
+def _joint_fit(windows: list[pd.DataFrame], *, mc: float, cut_mass: float, n_starts: int) -> dict[str, Any]:
+    """Joint temporal fit of ``windows`` as ETASFit.to_dict(), or {"error": why} when it cannot be fitted."""
+    from .inversion import fit_windows
+
+    return _fit_dict(lambda: fit_windows(windows, window_durations(windows), mc=mc, model="temporal",
+                                         cut_mass=cut_mass, n_starts=n_starts))
+
+
+def fit_reference_windows(
+    table: pd.DataFrame,
+    cut,
     *,
-    truth: dict[str, float],
+    mc: float,
+    max_windows: int,
+    cut_mass: float = 0.05,
+    n_starts: int = 2,
+) -> dict[str, Any]:
+    """Joint fits of a config's held-out (H) and training (A) windows: the reference and the noise floor of
+    the ETAS-parameter statistics, fitted once per config and representation.
+
+    ``table`` is the windows table; ``cut(sub_table)`` returns the events of its windows (the catalogs' own
+    events, :func:`etasvae.evaluate.catalog_windows`). Each role is fitted on :func:`select_windows` of its
+    windows. Returns {"fits": {"heldout_windows", "train_windows"}, "selection": {role: counts and overlap
+    factors}}.
+    """
+    fits, selection = {}, {}
+    for name, role in (("heldout_windows", "heldout"), ("train_windows", "train")):
+        sub = table[table["role"] == role]
+        chosen = select_windows(sub, max_windows)
+        fits[name] = _joint_fit(cut(chosen), mc=mc, cut_mass=cut_mass, n_starts=n_starts)
+        selection[name] = {"windows": int(len(sub)), "fitted": int(len(chosen)),
+                           "overlap_factor_all": overlap_factor(sub) if len(sub) else 1.0,
+                           "overlap_factor_fitted": overlap_factor(chosen) if len(chosen) else 1.0}
+    return {"fits": fits, "selection": selection, "max_windows": int(max_windows)}
+
+
+def invert_model(
+    synthetic_windows: list[pd.DataFrame],
+    reference: dict[str, Any],
+    catalog_fit: dict[str, Any] | None = None,
+    *,
+    truth: dict[str, float] | None = None,
     mc: float,
     cut_mass: float = 0.05,
     n_starts: int = 2,
 ) -> dict[str, Any]:
-    """Joint fits of the held-out and the synthetic windows, next to ``catalog_fit`` (fit_heldout_catalog).
+    """Joint fit of the synthetic windows, next to the config's reference fits (:func:`fit_reference_windows`)
+    and, for an ETAS config, ``catalog_fit`` (:func:`fit_heldout_catalog`) and the ``truth``.
 
-    Returns {"truth", "fits": {name: ETASFit.to_dict() or {"error": why}}}."""
-    from .inversion import fit_windows
-
-    options = {"cut_mass": cut_mass, "n_starts": n_starts}
-    fits: dict[str, Any] = {}
-    for name, windows in (("heldout_windows", heldout_windows), ("synthetic_windows", synthetic_windows)):
-        fits[name] = _fit_dict(lambda: fit_windows(windows, window_durations(windows), mc=mc, model="temporal",
-                                                   **options))
-    fits["heldout_catalog"] = catalog_fit
-    beta = truth["b"] * math.log(10.0)
-    truth = {**{k: float(v) for k, v in truth.items() if isinstance(v, (int, float))},
-             "branching_ratio": truth["K"] * beta / (beta - truth["alpha"])}
-    return {"truth": truth, "fits": fits}
+    S is fitted on its first n windows, n the number of training windows fitted (synthetic windows are
+    independent draws, so they need no selection), so that S and A carry the same sampling noise.
+    Returns {"truth", "fits": {name: ETASFit.to_dict() or {"error": why}}, "selection"}.
+    """
+    n = reference["selection"]["train_windows"]["fitted"] or reference["max_windows"]
+    fits: dict[str, Any] = dict(reference["fits"])
+    fits["synthetic_windows"] = _joint_fit(synthetic_windows[:n], mc=mc, cut_mass=cut_mass, n_starts=n_starts)
+    selection = {**reference["selection"], "synthetic_windows": {"windows": len(synthetic_windows),
+                                                                  "fitted": min(n, len(synthetic_windows))}}
+    if catalog_fit is not None:
+        fits["heldout_catalog"] = catalog_fit
+    out_truth: dict[str, float] = {}
+    if truth:
+        beta = truth["b"] * math.log(10.0)
+        out_truth = {**{k: float(v) for k, v in truth.items() if isinstance(v, (int, float))},
+                     "branching_ratio": truth["K"] * beta / (beta - truth["alpha"])}
+    return {"truth": out_truth, "fits": fits, "selection": selection}
 
 
 def inversion_table(result: dict[str, Any]) -> pd.DataFrame:
@@ -145,16 +240,20 @@ def inversion_html(result: dict[str, Any]) -> str:
         if "error" in f:
             notes.append(f"{LABELS[c]}: not fitted ({html.escape(f['error'])})")
         elif f:
-            notes.append(f"{LABELS[c]}: {f['n_target']} events in {f['n_sequences']} sequence(s), kernel mass "
+            sel = result.get("selection", {}).get(c)
+            of = f" (of {sel['windows']} windows, overlap factor {sel.get('overlap_factor_all', 1.0):.2f})" if sel else ""
+            notes.append(f"{LABELS[c]}: {f['n_target']} events in {f['n_sequences']} sequence(s){of}, kernel mass "
                          f"beyond the pair cut {f['cut']['neglected_mass']:.2g}"
                          + ("" if f.get("converged", True) else ", optimiser NOT converged"))
     return "\n".join([
         "<h2>ETAS parameters carried by the windows</h2>",
         "<p class='note'>Maximum-likelihood ETAS fits (± one standard error from the observed information). "
-        "Held-out and synthetic windows: the same joint fit of the temporal model over short windows, each on "
-        "its own clock with no history, so they are each other's fair reference (neither need match the truth: "
-        "cutting windows removes the history that triggers their first events). The whole held-out catalog, "
-        "fitted with the space-time model, checks the fit against the truth.</p>",
+        "Held-out, training and synthetic windows: the same joint fit of the temporal model over short windows, "
+        "each on its own clock with no history, so they are each other's fair reference (none need match the "
+        "truth: cutting windows removes the history that triggers their first events); only windows that share "
+        "no event are fitted, so the errors hold. α, p and the branching ratio enter the comparison table above "
+        "(group <i>ETAS fit</i>). The whole held-out catalog, fitted with the space-time model, checks the fit "
+        "against the truth.</p>",
         f"<table class='metrics'>{''.join(rows)}</table>",
         "<p class='note'>" + "<br>".join(notes) + "</p>",
     ])

@@ -108,11 +108,6 @@ def vae_params(wildcards):
     return VAES[wildcards.vae]
 
 
-def model_etas_one(wildcards):
-    """ETAS parameters of one (not pooled) config."""
-    return ETAS[wildcards.model_cfg]
-
-
 def model_etas(wildcards):
     """ETAS parameters of a model's config; for the pooled model, every config's."""
     if wildcards.model_cfg == POOLED:
@@ -183,7 +178,25 @@ def heldout_catalog(wildcards):
 
 
 def model_inversion(wildcards):
-    """The ETAS inversion of a model's windows; none for the pooled model (no single truth) or a dataset."""
-    if wildcards.model_cfg not in ETAS:
+    """The ETAS fits of a model's windows (synthetic, held-out, training); none for the pooled model."""
+    if wildcards.model_cfg == POOLED:
         return []
     return f"results/inversion/{wildcards.model_cfg}/{wildcards.vae}/estimates.json"
+
+
+def model_reference_fits(wildcards):
+    """The joint ETAS fits of a config's (or dataset's) held-out and training windows of the model's representation."""
+    rep = VAES[wildcards.vae]["representation"]
+    return f"results/inversion/{wildcards.model_cfg}/windows_{rep}.json"
+
+
+def model_catalog_fit(wildcards):
+    """The whole held-out catalog's space-time fit of an ETAS config; none for a dataset (no truth)."""
+    if wildcards.model_cfg not in ETAS:
+        return []
+    return f"results/inversion/{wildcards.model_cfg}/heldout_catalog.json"
+
+
+def model_truth(wildcards):
+    """The ETAS parameters of a config, the truth next to the fits; {} for a dataset."""
+    return ETAS.get(wildcards.model_cfg, {})

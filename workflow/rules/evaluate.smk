@@ -5,6 +5,7 @@ rule evaluate_model:
         health="results/latent/{model_cfg}/{vae}/health.json",
         catalogs=model_catalogs,
         dataset=dataset_import_report,
+        inversion=model_inversion,
     output:
         metrics="results/evaluation/{model_cfg}/{vae}/metrics.csv",
         summary="results/evaluation/{model_cfg}/{vae}/metrics.json",

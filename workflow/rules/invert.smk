@@ -21,12 +21,39 @@ rule invert_catalog:
         "../scripts/invert_catalog.py"
 
 
+rule invert_windows:
+    input:
+        windows="results/windows/{model_cfg}/{representation}.parquet",
+        catalogs=model_catalogs,
+    output:
+        "results/inversion/{model_cfg}/windows_{representation}.json",
+    log:
+        "results/logs/invert/{model_cfg}/windows_{representation}.log",
+    benchmark:
+        "results/benchmarks/invert/{model_cfg}/windows_{representation}.tsv"
+    wildcard_constraints:
+        model_cfg=_alternation(CONFIG_IDS + DATASET_IDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        config_id="{model_cfg}",
+        catalog_keys=model_catalog_keys,
+        max_windows=config["invert"]["max_windows"],
+        cut_mass=config["invert"]["cut_mass"],
+        starts=config["invert"]["starts"],
+    script:
+        "../scripts/invert_windows.py"
+
+
 rule invert_model:
     input:
-        windows=model_windows,
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
-        catalog_fit="results/inversion/{model_cfg}/heldout_catalog.json",
-        catalogs=model_catalogs,
+        reference=model_reference_fits,
+        catalog_fit=model_catalog_fit,
     output:
         table="results/inversion/{model_cfg}/{vae}/estimates.csv",
         summary="results/inversion/{model_cfg}/{vae}/estimates.json",
@@ -35,7 +62,7 @@ rule invert_model:
     benchmark:
         "results/benchmarks/invert/{model_cfg}/{vae}.tsv"
     wildcard_constraints:
-        model_cfg=_alternation(CONFIG_IDS),
+        model_cfg=_alternation(CONFIG_IDS + DATASET_IDS),
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -43,8 +70,7 @@ rule invert_model:
         mem_mb=4000,
         runtime=60,
     params:
-        etas=model_etas_one,
-        catalog_keys=model_catalog_keys,
+        etas=model_truth,
         cut_mass=config["invert"]["cut_mass"],
         starts=config["invert"]["starts"],
     script:

@@ -44,7 +44,7 @@ rule summary:
         ),
         inversions=expand(
             "results/inversion/{m}/estimates.json",
-            m=[f"{c}/{v}" for c in CONFIG_IDS for v in VAES],
+            m=[f"{c}/{v}" for c in CONFIG_IDS + DATASET_IDS for v in VAES],
         ),
     output:
         html=report(

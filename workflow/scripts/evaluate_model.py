@@ -13,9 +13,11 @@ p = smk.params
 table, X, spec, meta = read_windows(smk.input.windows)
 synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
 catalogs = read_catalogs(p.catalog_keys, smk.input.catalogs)
+# the joint ETAS fits of S, H and A (the ETAS-parameter rows); none for the pooled model (no single truth)
+etas_fits = read_json(smk.input.inversion)["fits"] if smk.input.inversion else None
 metrics, n_windows, figures = evaluate_model(
     table, catalogs, spec, synthetic, synthetic_meta, config_id=p.config_id, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
-    figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}",
+    figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}", etas_fits=etas_fits,
 )
 log.info("window sets: %s", n_windows)
 atomic_write(smk.output.metrics, lambda tmp: metrics.to_csv(tmp, index=False))

@@ -11,6 +11,8 @@ import pandas as pd
 from . import statistics as st
 from . import window_tests as wt
 from .baseline import poisson_baseline
+from .etas_fit import GROUP as ETAS_FIT_GROUP
+from .etas_fit import etas_fit_comparisons
 
 INFORMATIVE_RATIO = 1.5
 """A statistic gives a skill only if the Poisson baseline is this many times farther from H than A is."""
@@ -19,7 +21,7 @@ MAGNITUDE_STATISTICS = ("b_value", "b_positive", "magnitude_ks", "max_magnitude_
 """Statistics that see the magnitudes: they get a skill because P's magnitudes are naive (normal, no
 Gutenberg–Richter tail; :func:`~.baseline.poisson_baseline`)."""
 
-GROUPS = ("magnitudes", "time", "aftershocks", "space", "whole windows", "CSEP")
+GROUPS = ("magnitudes", "time", "aftershocks", "space", "whole windows", "CSEP", ETAS_FIT_GROUP)
 
 
 def compare_sets(
@@ -41,6 +43,7 @@ def compare_sets(
     csep_time_quantile: float = 0.05,
     min_omori_events: int = 10,
     alpha: float = 0.05,
+    etas_fits: dict | None = None,
 ) -> pd.DataFrame:
     """Every statistic of the evaluation for S, A, P against H: one row per statistic (docs/design.md §6).
 
@@ -56,7 +59,9 @@ def compare_sets(
     "gbm"; ``cv_folds`` folds; ``n_permutations`` for the MMD p-value); ``fano_bins`` bins per median H
     duration; ``csep_dm`` the M-test bin width and ``csep_time_quantile`` the quantile of H's durations
     that ends the N-test interval (keep it small: every H window shorter than it gives δ2 = 1);
-    ``min_omori_events`` aftershocks for an Omori fit.
+    ``min_omori_events`` aftershocks for an Omori fit. ``etas_fits``: the joint ETAS fits of S, H and A
+    (an ``estimates.json`` document's "fits", ``etasvae.inversion_report``) add the ETAS-parameter rows
+    (:mod:`~etasvae.evaluate.etas_fit`); None (the pooled model) adds none.
 
     Skill is NaN when the statistic is not *informative*, i.e. P is not farther from H than the noise
     floor beyond sampling noise: informative needs d_P > 1.5·d_A (INFORMATIVE_RATIO) and, where the
@@ -100,6 +105,8 @@ def compare_sets(
             wt.csep_number_comparison(data, csep_time_quantile, alpha),
             wt.csep_magnitude_comparison(data, mc, csep_dm, alpha),
         ]
+        if etas_fits is not None:
+            results += etas_fit_comparisons(etas_fits)
         return add_skill(pd.DataFrame([r.row() for r in results]), alpha)
 
 

@@ -27,19 +27,22 @@ def evaluate_model(
     cv_folds: int,
     figures_dir: str | os.PathLike,
     title: str,
+    etas_fits: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
     """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
 
     ``catalogs`` maps (config id, replicate) to the catalogs the windows were cut from (H and A are their
     events, see :func:`~etasvae.evaluate.sets.catalog_windows`); ``config_id`` names the config of a
     table without a ``config_id`` column. One generator seeded with ``seed`` builds the sets and then runs
-    every randomised statistic, in that order. Returns (comparison table, windows per set, {figure name: path}).
+    every randomised statistic, in that order. ``etas_fits`` (the "fits" of the model's ``estimates.json``;
+    None for the pooled model) adds the ETAS-parameter rows. Returns (comparison table, windows per set, {figure name: path}).
     """
     rng = np.random.default_rng(seed)
     sets = evaluation_sets(table, catalogs, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"],
                            config_id=config_id)
     metrics = compare_sets(
-        sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds
+        sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds,
+        etas_fits=etas_fits,
     )
     figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title)
     return metrics, {k: len(v) for k, v in sets.items()}, figures

@@ -12,11 +12,12 @@ def overall_score(table: pd.DataFrame) -> float:
     """Median over informative statistics of skill clipped to [-1, 1]; NaN if none is informative.
 
     The median keeps one degenerate statistic from dominating; clipping keeps a catastrophic failure on
-    one statistic (skill ≪ 0) from counting more than "as bad as the Poisson baseline, twice over".
+    one statistic (skill ≪ 0, or −inf where S's distance is infinite, e.g. a supercritical ETAS fit)
+    from counting more than "as bad as the Poisson baseline, twice over".
     Higher is better; 1 means every typical statistic is at the ETAS noise floor.
     """
     s = table["skill"].to_numpy(dtype=float)
-    s = s[np.isfinite(s)]
+    s = s[~np.isnan(s)]
     return float(np.median(np.clip(s, -1.0, 1.0))) if s.size else np.nan
 
 
@@ -36,7 +37,7 @@ def classify(table: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
     """
     out = []
     for _, r in table.iterrows():
-        if np.isfinite(r["skill"]):
+        if not np.isnan(r["skill"]):
             out.append("floor" if r["skill"] >= FLOOR_SKILL else "naive" if r["skill"] <= NAIVE_SKILL else "partial")
         elif not np.isfinite(r["d_S"]):
             out.append("n/a")
@@ -53,7 +54,7 @@ def verdict(table: pd.DataFrame, alpha: float = 0.05) -> str:
     names = table["statistic"].to_numpy()
 
     def listing(mask) -> str:
-        items = [f"{n} ({s:.2f})" if np.isfinite(s) else str(n) for n, s in zip(names[mask], table["skill"][mask])]
+        items = [f"{n} ({s:.2f})" if not np.isnan(s) else str(n) for n, s in zip(names[mask], table["skill"][mask])]
         return ", ".join(items) if items else "none"
 
     score = overall_score(table)
@@ -69,7 +70,7 @@ def verdict(table: pd.DataFrame, alpha: float = 0.05) -> str:
                 else "between the Poisson baseline and the ETAS floor"
             )
         )
-        n_skill = int(np.isfinite(table["skill"]).sum())
+        n_skill = int((~np.isnan(table["skill"].to_numpy(dtype=float))).sum())
         parts.append(
             f"Overall skill {score:.2f} (median over {n_skill} statistics): the synthetic windows are {quality}."
         )

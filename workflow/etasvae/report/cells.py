@@ -21,7 +21,7 @@ from ..fileio import to_jsonable
 SKILL_GOOD = FLOOR_SKILL
 SKILL_POOR = NAIVE_SKILL
 
-GROUP_ORDER = ("magnitudes", "time", "aftershocks", "space", "whole windows", "CSEP")
+GROUP_ORDER = ("magnitudes", "time", "aftershocks", "space", "whole windows", "CSEP", "ETAS fit")
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #222;

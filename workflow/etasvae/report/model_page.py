@@ -104,7 +104,10 @@ SKILL_LEGEND = (
     f"<span class='skill poor'>no better than Poisson ≤ {SKILL_POOR}</span> <span class='skill na'>— not defined</span> "
     "where the Poisson baseline is already as close to H as the floor (d<sub>P</sub> ≤ d<sub>A</sub>): "
     "such a statistic cannot tell clustering from no clustering and is marked not informative. "
-    "p(X) is the p-value of a test that X and H come from the same distribution, where there is one."
+    "p(X) is the p-value of a test that X and H come from the same distribution, where there is one. "
+    "The <i>ETAS fit</i> rows are the parameters of a joint ETAS fit of each set's windows (α, Omori p, "
+    "branching ratio n), their distance the difference in standard errors of the A–H comparison; their "
+    "P column holds the value of a generator without that mechanism (α = 0, p = 1, n = 0)."
 )
 
 
