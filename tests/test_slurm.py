@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "tests" / "slurm"
 RULES = ("simulate_catalog", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "train_vae",
          "embed_windows", "latent_maps", "sample_synthetic", "evaluate_model", "invert_catalog", "invert_model",
-         "report_page", "summary")
+         "report_page", "summary", "train_surrogate", "generate_surrogate", "evaluate_surrogate", "surrogate_report")
 # Outputs that record when or how long, not what: compared by presence only.
 TIMING = ("logs", "benchmarks")
 
@@ -95,7 +95,7 @@ def minutes(limit: str) -> int:
 
 
 def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finished_run, tmp_path):
-    proc = run_snakemake(tmp_path, TINY, "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "4",
+    proc = run_snakemake(tmp_path, TINY, "all", "surrogate", "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "4",
         # Poll a small test cluster often; the profile keeps the plugin's cluster-friendly defaults.
         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
         timeout=1200)  # a guard against a job that never starts (about 4 minutes on 2 idle cores)
@@ -107,8 +107,8 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
     assert set(jobs) == set(RULES) == set(planned), (set(jobs), set(planned))
     # The tiny DAG's 41 jobs less `all`, a local rule: 6 simulations, 2 + 1 windows, the dataset's import and
     # windows, 6 per model for 4 models (2 configs, the dataset, pooled), 2 + 2 inversions (the configs'
-    # held-out catalogs and models), 1 summary.
-    assert sum(len(v) for v in jobs.values()) == 40, {r: len(v) for r, v in jobs.items()}
+    # held-out catalogs and models), 1 summary; the surrogate's 5 (train, generate, 2 evaluations, report).
+    assert sum(len(v) for v in jobs.values()) == 45, {r: len(v) for r, v in jobs.items()}
     assert all(j["JobState"] == "COMPLETED" for v in jobs.values() for j in v)
 
     # Each job got the cpus, memory and time limit Snakemake asked for; the profile's values where it sets them.

@@ -16,7 +16,10 @@ decoders) with three changes, none inside the decoder:
 
 Loss per window = -log p(x | u, history) + AUX_WEIGHT * aux NLL + beta_t * free-bits KL(q || p(z | c, h)),
 the KL between two diagonal Gaussians in closed form. With probability ``HISTORY_DROPOUT`` a training
-window is shown without its history, so that the model can start a chain from nothing.
+window is shown without its history, so that the model can start a chain from nothing. Sampled inter-event
+times are truncated at the largest of the training windows (a draw above it is drawn again, as magnitudes
+above Mmax are): a rare draw from the far tail of the log-normal mixture would otherwise leave a gap of
+weeks in a catalog, which the simulator never makes at these rates.
 
 **Chaining.** ``generate_chains`` draws a catalog of a given duration per conditioning vector: window k
 draws z ~ p(z | c, window k-1) and its L events given window k-1 as history; the first
@@ -121,6 +124,8 @@ class ConditionalSequenceVAE(SequenceVAE):
         self.encoder = nn.Sequential(*_mlp([4 * length + 2 + n_cond, *hidden]))
         self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
         self.prior_net = nn.Sequential(*_mlp([4 * length + 1 + n_cond, *hidden]), nn.Linear(hidden[-1], 2 * latent_dim))
+        # the largest ln dt of the training windows: sampled inter-event times above it are drawn again
+        self.register_buffer("max_ln_dt", torch.tensor(math.log(10.0 ** 6)))
         with torch.no_grad():   # the prior starts as N(0, I)
             self.prior_net[-1].weight.zero_()
             self.prior_net[-1].bias.zero_()
@@ -214,7 +219,7 @@ class ConditionalSequenceVAE(SequenceVAE):
                 out, h = self.rnn(torch.cat([inp, u], dim=-1)[:, None, :], h)
                 ctx = self.ctx(torch.cat([out[:, 0], u], dim=-1))
             dt_d, m_d = self.heads.time_and_magnitude(ctx, u)
-            ln_dt[:, i] = dt_d.sample().clamp(min_ln_dt, math.log(10.0 ** 6))
+            ln_dt[:, i] = _below(dt_d, float(self.max_ln_dt), 0.0).clamp_min(min_ln_dt)
             m[:, i] = _below(m_d, self.spec.get("mmax"), self.spec["mc"])
             last = last + torch.exp(ln_dt[:, i])
             t[:, Lh + i] = last
@@ -288,6 +293,7 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
     V = tensors(val) if val is not None and len(val["X"]) else None
     transform = FeatureTransform.fit(train["X"], kind="standard")
     _init_from_data(model, transform, T["X"], T["origin"], spec)
+    model.max_ln_dt.fill_(float(T["ln_dt"][:, L:].max()))
     log(f"training the surrogate ({s['decoder']} decoder, {n_cond} conditioning values) on {dev}: "
         f"{len(T['X'])} training / {0 if V is None else len(V['X'])} validation windows of {L} events with "
         f"{L} history events, latent {s['latent_dim']}, history dropout {HISTORY_DROPOUT:g}")
