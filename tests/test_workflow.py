@@ -327,3 +327,10 @@ def test_a_surrogate_point_outside_the_trained_range_stops_before_any_job(tmp_pa
     proc = run_snakemake(tmp_path, config, "-n", "surrogate", check=False)
     assert proc.returncode != 0
     assert "surrogate.points[0].mu = 8: outside the trained range of mu, [1, 4]" in proc.stdout + proc.stderr
+    # a grid that varies nothing has no surrogate: an error only when the surrogate is asked for
+    config = copy.deepcopy(TINY)
+    config["etas"]["grid"]["mu"] = [1.0]
+    config["surrogate"]["points"] = []
+    proc = run_snakemake(tmp_path, config, "-n", "surrogate", check=False)
+    assert proc.returncode != 0 and "the ETAS configs vary no parameter" in proc.stdout + proc.stderr
+    assert run_snakemake(tmp_path, config, "-n").returncode == 0

@@ -152,3 +152,11 @@ def surrogate_setting(vaes: dict[str, dict[str, Any]], decoder: str) -> str:
             return vae_id
     raise SurrogateUnavailable(f"surrogate.decoder = {decoder}: no VAE setting of vae.grid has representation event, "
                                f"loss channels and decoder {decoder} (the surrogate takes that setting's values)")
+
+
+def require_surrogate(error: str | None) -> list:
+    """Nothing (an input function's empty list) when the experiment can have a surrogate; otherwise raise
+    SurrogateUnavailable with ``error``, so that asking for the surrogate stops before any job starts."""
+    if error:
+        raise SurrogateUnavailable(error)
+    return []

@@ -3,7 +3,12 @@
 # simulated duration for every grid point (trained and held out) and every off-grid point of
 # surrogate.points, evaluated like the per-config models. Run with `snakemake surrogate`.
 
-from etasvae.conditioning import SurrogateUnavailable, surrogate_plan, surrogate_setting
+from etasvae.conditioning import (
+    SurrogateUnavailable,
+    require_surrogate,
+    surrogate_plan,
+    surrogate_setting,
+)
 
 try:
     SURROGATE_PLAN = surrogate_plan(config, ETAS)
@@ -18,26 +23,9 @@ SURROGATE_SETS = list(SURROGATE_PLAN["sets"])
 SURROGATE_GRID = SURROGATE_PLAN["trained"] + SURROGATE_PLAN["heldout"]
 
 
-def surrogate_available(wildcards):
-    if SURROGATE_ERROR:
-        raise WorkflowError(f"Invalid configuration: {SURROGATE_ERROR}")
-    return []
-
-
-def surrogate_settings(wildcards):
-    return VAES[SURROGATE_VAE]
-
-
-def per_config_metrics(wildcards):
-    """The per-config models' evaluations (the surrogate's VAE setting) of every grid point."""
-    return [
-        f"results/evaluation/{c}/{SURROGATE_VAE}/metrics.json" for c in SURROGATE_GRID
-    ]
-
-
 rule train_surrogate:
     input:
-        check=surrogate_available,
+        check=lambda wildcards: require_surrogate(SURROGATE_ERROR),
         windows=f"results/windows/{POOLED}/event.parquet",
         catalogs=expand(
             "results/catalogs/{cfg}/rep{rep}.parquet", cfg=CONFIG_IDS, rep=REPLICATES
@@ -66,7 +54,7 @@ rule train_surrogate:
             k: v if k != "sets" else {c: v[c] for c in SURROGATE_GRID}
             for k, v in SURROGATE_PLAN.items()
         },
-        settings=surrogate_settings,
+        settings=lambda wildcards: VAES[SURROGATE_VAE],
         catalog_keys=[[c, r] for c in CONFIG_IDS for r in REPLICATES],
     script:
         "../scripts/train_surrogate.py"
@@ -136,7 +124,11 @@ rule surrogate_report:
         summaries=expand(
             "results/surrogate/evaluation/{cfg}/summary.json", cfg=SURROGATE_GRID
         ),
-        per_config=per_config_metrics,
+        per_config=lambda wildcards: expand(
+            "results/evaluation/{cfg}/{vae}/metrics.json",
+            cfg=SURROGATE_GRID,
+            vae=SURROGATE_VAE,
+        ),
         catalogs=expand("results/surrogate/catalogs/{set}.parquet", set=SURROGATE_SETS),
     output:
         html=report(
@@ -165,4 +157,5 @@ rule surrogate_report:
 
 rule surrogate:
     input:
+        lambda wildcards: require_surrogate(SURROGATE_ERROR),
         "results/reports/surrogate.html",
