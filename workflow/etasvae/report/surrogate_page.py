@@ -72,19 +72,20 @@ def render_surrogate_page(html_path: str | os.PathLike, csv_path: str | os.PathL
     atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False))
     fig = line_figure(table, points, varied)
     save_png(fig, figure_path)
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in plan["ranges"].items())
     parts = [f"<h1>Conditional surrogate</h1><p class='note'>Conditioned on {_esc(', '.join(varied))} "
-             f"(trained ranges {_esc(plan['ranges'])}); settings of VAE setting <code>{_esc(vae_id)}</code>. "
+             f"(trained {_esc(ranges)}); settings of VAE setting <code>{_esc(vae_id)}</code>. "
              "Window score: the overall score of the chains cut into windows, computed as for a per-config model; "
              "per-config: that model (same VAE setting) trained on the point itself; gap = surrogate − "
              "per-config. Catalog skills compare whole catalogs of the simulated duration with the ETAS catalogs "
              "(H: held-out replicates, A: training replicates, P: Poisson at A's rate).</p>"]
-    badges = []
+    badges, gaps = [], []
     for kind, label in (("trained", "trained points"), ("heldout", "held-out points")):
         k = table[table["kind"] == kind]
         if len(k):
             badges.append(_score_badge(float(np.nanmean(k["surrogate_score"])), f"{label}: mean window score"))
-            badges.append(_score_badge(float(np.nanmean(k["gap"])), f"{label}: mean gap to per-config"))
-    parts.append(f"<div class='grid2'>{''.join(badges)}</div>")
+            gaps.append(f"{label}: mean gap to the per-config models {fmt(float(np.nanmean(k['gap'])), 2)}")
+    parts.append(f"<div class='grid2'>{''.join(badges)}</div><p class='note'>{_esc('; '.join(gaps))}</p>")
     head = ["grid point", "kind", *varied, "surrogate score", "per-config score", "gap",
             *[f"skill {k}" for k in CATALOG_SKILLS], "catalog score"]
     rows = []
