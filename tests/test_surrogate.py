@@ -117,6 +117,15 @@ def test_training_data_carry_the_events_before_each_window(trained):
     np.testing.assert_allclose(data["ln_dt"][:, L] / np.log(10.0), data["X"][:, 0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(data["xy"][:, L], data["origin"])
     np.testing.assert_array_equal(data["Xh"][~has], 0.0)
+    # history + window are 2L consecutive events of one catalog: find each window's first event by position
+    where = {}
+    for cat in catalogs.values():
+        above = cat[cat["magnitude"] >= MC]
+        xy = above[["x", "y"]].to_numpy(np.float32)
+        for i in range(len(xy)):
+            where[tuple(xy[i])] = xy[max(i - L, 0):i]
+    for row in np.flatnonzero(has)[::7]:
+        np.testing.assert_array_equal(data["xy"][row, :L], where[tuple(data["xy"][row, L])])
 
 
 def test_history_changes_the_window_likelihood_only_through_the_api(trained):
