@@ -98,7 +98,7 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
     proc = run_snakemake(tmp_path, TINY, "all", "surrogate", "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "4",
         # Poll a small test cluster often; the profile keeps the plugin's cluster-friendly defaults.
         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
-        timeout=1200)  # a guard against a job that never starts (about 4 minutes on 2 idle cores)
+        timeout=1800)  # a guard against a job that never starts (about 5 minutes on 2 idle cores)
     text = proc.stdout + proc.stderr
 
     # Every job went through sbatch: one SLURM job per planned job, of every rule.

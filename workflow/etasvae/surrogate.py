@@ -387,8 +387,7 @@ def load_surrogate(path, device: str | None = None) -> tuple[ConditionalSequence
 
 @torch.no_grad()
 def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days: float, *, seed: int,
-                    burn_in_windows: int = 4, log: Callable[[str], None] | None = None,
-                    prior_history: bool = True) -> list[pd.DataFrame]:
+                    burn_in_windows: int = 4, log: Callable[[str], None] | None = None) -> list[pd.DataFrame]:
     """One catalog per row of ``c`` (standardised conditioning vectors) covering [0, duration_days): windows
     of L events drawn one after the other, each given the previous window as history and with z from
     p(z | c, previous window); the first ``burn_in_windows`` windows are discarded (the clock starts at the
@@ -411,7 +410,7 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
         while len(active):
             a = torch.from_numpy(active).to(dev)
             h = SimpleNamespace(ln_dt=hist.ln_dt[a], m=hist.m[a], xy=hist.xy[a], has=hist.has[a])
-            pmu, plogvar = model.prior(Xh[a], h.has * float(prior_history), C[a])
+            pmu, plogvar = model.prior(Xh[a], h.has, C[a])
             z = pmu + torch.exp(0.5 * plogvar) * torch.randn_like(pmu)
             w = model.sample_window(torch.cat([z, C[a]], dim=1), h)
             dt = np.exp(w.ln_dt.double().cpu().numpy())
