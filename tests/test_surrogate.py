@@ -152,7 +152,7 @@ def test_chained_catalogs_order_fano_and_cv_as_etas_does(trained, tmp_path):
     chains must exceed twice its standard error (chain-to-chain scatter), so the order is not luck."""
     model, history, catalogs, _ = trained
     save_surrogate(tmp_path / "s.pt", model, SMALL, SPEC, {"varied": ["K"]}, history)
-    model, payload = load_surrogate(tmp_path / "s.pt", device="cpu")
+    model, _ = load_surrogate(tmp_path / "s.pt", device="cpu")
     n = 6
     c = np.repeat(np.array([[-1.0], [1.0]], np.float32), n, axis=0)
     chains = generate_chains(model, c, 200.0, seed=0, burn_in_windows=2)
