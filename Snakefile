@@ -15,6 +15,7 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/invert.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/surrogate.smk"
 
 
 rule all:

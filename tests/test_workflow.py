@@ -52,6 +52,9 @@ TINY = {
     # A real-catalog dataset: a ComCat-format CSV that run_snakemake writes into the working directory
     # (120 days of ETAS seismicity in lon/lat; Mc estimated by maximum curvature on the training period).
     "datasets": {"tinyreal": dataset_config("tiny_comcat.csv")},
+    # The surrogate (target `surrogate`, run by the finished_run fixture too): conditioned on mu, no interior
+    # grid value to hold out, one off-grid point.
+    "surrogate": {"points": [{"name": "mid", "mu": 2.5}], "chains": 2, "burn_in_windows": 1},
 }
 MODELS = 4  # two ETAS configs, the dataset and the pooled model, one VAE setting
 
@@ -319,3 +322,33 @@ def test_config_errors_name_the_item_before_any_job(tmp_path, section, key, valu
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_the_surrogate_target_chains_catalogs_and_reports_every_point(finished_run):
+    out = finished_run / "results"
+    for name in ("mu1_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", "mu4_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", "mid"):
+        catalog, meta = read_catalog(out / "surrogate" / "catalogs" / f"{name}.parquet")
+        assert meta["kind"] == "surrogate" and meta["chains"] == 2 and sorted(catalog["window"].unique()) == [0, 1]
+        assert catalog["time"].between(0, 200).all() and (catalog["magnitude"] >= 2.5).all()
+    for cfg in ("mu1_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", "mu4_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1"):
+        summary = json.loads((out / "surrogate" / "evaluation" / cfg / "summary.json").read_text())
+        assert summary["kind"] == "trained" and set(summary["lines"]) == {"b_value", "fano_daily", "cv_catalog", "omori_p"}
+    table = pd.read_csv(out / "reports" / "surrogate.csv")
+    assert len(table) == 2 and {"surrogate_score", "per_config_score", "gap", "skill_fano_daily"} <= set(table.columns)
+    html = (out / "reports" / "surrogate.html").read_text()
+    assert "Off-grid points" in html and "data:image/png;base64" in html
+
+
+def test_a_surrogate_point_outside_the_trained_range_stops_before_any_job(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["surrogate"]["points"] = [{"name": "far", "mu": 8.0}]
+    proc = run_snakemake(tmp_path, config, "-n", "surrogate", check=False)
+    assert proc.returncode != 0
+    assert "surrogate.points[0].mu = 8: outside the trained range of mu, [1, 4]" in proc.stdout + proc.stderr
+    # a grid that varies nothing has no surrogate: an error only when the surrogate is asked for
+    config = copy.deepcopy(TINY)
+    config["etas"]["grid"]["mu"] = [1.0]
+    config["surrogate"]["points"] = []
+    proc = run_snakemake(tmp_path, config, "-n", "surrogate", check=False)
+    assert proc.returncode != 0 and "the ETAS configs vary no parameter" in proc.stdout + proc.stderr
+    assert run_snakemake(tmp_path, config, "-n").returncode == 0

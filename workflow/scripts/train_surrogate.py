@@ -1,0 +1,24 @@
+"""Train the conditional surrogate on the pooled windows of the trained grid points (with their histories)."""
+
+from etasvae.catalog import read_catalogs
+from etasvae.conditioning import standardise
+from etasvae.features import read_windows
+from etasvae.scripting import setup_log
+from etasvae.surrogate import save_surrogate, train_surrogate, training_data
+from etasvae.vae import pick_device, plot_loss_curves
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+log = setup_log(smk)
+p = smk.params
+plan = dict(p.plan)
+table, _, spec, _ = read_windows(smk.input.windows)
+catalogs = read_catalogs(p.catalog_keys, smk.input.catalogs)
+conditions = {c: standardise(plan["sets"][c]["values"], plan["varied"], plan["ranges"]) for c in plan["trained"]}
+data = training_data(table, catalogs, spec, conditions)
+split = {role: {k: v[data["role"] == role] for k, v in data.items()} for role in ("train", "validation")}
+log.info("trained configs %s, held out %s", plan["trained"], plan["heldout"])
+model, _, history = train_surrogate(split["train"], split["validation"], dict(p.settings), spec, log=log.info,
+                                    dev=pick_device())
+save_surrogate(smk.output.model, model, dict(p.settings), spec, plan, history)
+history.to_csv(smk.output.history, index=False)
+plot_loss_curves(history, smk.output.curves, title="surrogate")
