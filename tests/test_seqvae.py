@@ -151,7 +151,8 @@ def fixed_intensity(mu: float, K: float, alpha: float, c: float, p: float, kappa
     f = ExcitationIntensity(1)
     with torch.no_grad():
         f.rate_head.weight.zero_()
-        f.rate_head.bias.copy_(torch.tensor([math.log(mu), math.log(K)]))
+        f.rate_head.bias.fill_(math.log(mu))
+        f.log_K.fill_(math.log(K))
         f.virtual_head.weight.zero_()
         f.virtual_head.bias.copy_(torch.tensor([math.log(kappa_v) if kappa_v > 0 else -12.0, math.log(lag_v)]))
         f.raw_alpha.fill_(math.log(math.expm1(alpha)))

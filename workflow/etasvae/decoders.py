@@ -220,8 +220,8 @@ class EventHeads(nn.Module):
         = log kappa_j g(t_i - t_j) (window events first), xy_prev (..., L, 2), m_prev (..., L)."""
         L = xy_prev.shape[-2]
         w = F.log_softmax(self.pos_head(ctx)[..., :2], dim=-1)
-        log_mu = log_mu.float()
-        terms = terms.float()
+        log_mu = log_mu.float().detach()
+        terms = terms.float().detach()
         log_cl = torch.logaddexp(log_mu + w[..., 1], torch.logsumexp(terms[..., L:], dim=-1))
         s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
         q = 1.0 + F.softplus(self.raw_q) + 1e-3
@@ -242,6 +242,8 @@ class EventHeads(nn.Module):
 # ------------------------------------------------------------------------------ ETAS-intensity time channel
 
 N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
+INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
+INIT_WINDOWS = 256     # at most this many training windows (evenly spaced) in that fit
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 
 
@@ -269,19 +271,35 @@ class ExcitationIntensity(nn.Module):
 
     def __init__(self, latent_dim: int):
         super().__init__()
-        self.rate_head = nn.Linear(latent_dim, 2)                 # log mu, log K
+        self.rate_head = nn.Linear(latent_dim, 1)                 # log mu
+        self.log_K = nn.Parameter(torch.tensor(math.log(0.2)))
         self.virtual_head = nn.Linear(latent_dim, 2 * N_VIRTUAL)  # log kappa_v, log s_v
         self.raw_alpha = nn.Parameter(torch.tensor(0.55))         # alpha = softplus: 1.0 at the start
         self.log_c = nn.Parameter(torch.tensor(math.log(0.01)))
         self.raw_p = nn.Parameter(torch.tensor(-1.5))             # p = 1 + softplus: 1.2 at the start
 
-    @torch.no_grad()
-    def init_from_data(self, dt: torch.Tensor) -> None:
-        """Background at half the mean rate of the training windows, K = 0.2, the virtual parents a day back."""
-        rate = 1.0 / max(float(dt.mean()), 1e-6)
-        self.rate_head.bias.copy_(torch.tensor([math.log(0.5 * rate), math.log(0.2)]))
-        self.virtual_head.bias[:N_VIRTUAL] = 0.0
-        self.virtual_head.bias[N_VIRTUAL:] = 0.0
+    def init_from_data(self, ln_dt: torch.Tensor, m: torch.Tensor, steps: int = INIT_STEPS) -> None:
+        """Start where the training windows are: the maximum-likelihood fit of the globals (mu, K, alpha, c, p,
+        the virtual parent) with z = 0 on at most INIT_WINDOWS windows, ``steps`` Adam steps (lr 0.1) from mu
+        at half the mean rate, K 0.2, alpha 1, c 0.01 days, p 1.2. Without it the globals, one number each,
+        move about lr per step of the VAE's training and would end near where they start."""
+        with torch.no_grad():
+            rate = 1.0 / max(float(torch.exp(ln_dt[:, 1:]).mean()), 1e-6)
+            self.rate_head.bias.fill_(math.log(0.5 * rate))
+            self.virtual_head.bias.zero_()
+        keep = torch.linspace(0, len(ln_dt) - 1, min(len(ln_dt), INIT_WINDOWS), device=ln_dt.device).round().long()
+        ln_dt, m = ln_dt[keep], m[keep]
+        params = [self.rate_head.bias, self.log_K, self.raw_alpha, self.log_c, self.raw_p, self.virtual_head.bias]
+        optimizer = torch.optim.Adam(params, lr=0.1)
+        z = torch.zeros(len(ln_dt), self.rate_head.in_features, device=ln_dt.device)
+        for _ in range(steps):
+            with torch.enable_grad():   # the caller may hold no_grad
+                loss = -self.window_log_prob(z, ln_dt, m.clamp_min(0.0))[0].sum(1).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            optimizer.step()
+        for q in self.parameters():
+            q.grad = None
 
     def globals(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(alpha, c, p) in float64."""
@@ -294,7 +312,8 @@ class ExcitationIntensity(nn.Module):
         """Per window (float64): log mu (B,), log K (B,), virtual parents' times (B, V) < 0 and log kappa (B, V)."""
         r = self.rate_head(z).double()
         v = self.virtual_head(z).double()
-        log_mu, log_K = r[..., 0].clamp(-12.0, 12.0), r[..., 1].clamp(-12.0, 6.0)
+        log_mu = r[..., 0].clamp(-12.0, 12.0)
+        log_K = self.log_K.double().clamp(-12.0, 6.0).expand(log_mu.shape)
         t_v = -torch.exp(v[..., N_VIRTUAL:].clamp(-12.0, 8.0))
         return log_mu, log_K, t_v, v[..., :N_VIRTUAL].clamp(-12.0, 12.0)
 

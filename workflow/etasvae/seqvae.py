@@ -399,7 +399,7 @@ def _init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.T
     model.ln_dt_stats.copy_(torch.stack([bt.ln_dt.mean(), bt.ln_dt.std().clamp_min(1e-3)]))
     model.heads.init_from_data(bt.ln_dt, bt.m)
     if model.decoder_kind == "autoregressive":
-        model.intensity.init_from_data(torch.exp(bt.ln_dt[:, 1:]))
+        model.intensity.init_from_data(bt.ln_dt, bt.m)
     raw = model.aux_targets(bt)
     model.aux_offset.copy_(raw.mean(0))
     model.aux_scale.copy_(raw.std(0).clamp_min(1e-3))
