@@ -225,7 +225,8 @@ def test_thinning_draws_follow_the_intensity():
         assert abs((w < s).mean() - q) < 4 * math.sqrt(q * (1 - q) / len(w)), s
 
 
-def sample_time_windows(f: ExcitationIntensity, n: int, L: int, b: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_time_windows(f: ExcitationIntensity, n: int, L: int, b: float,
+                        seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n windows of L events from a fixed intensity with Gutenberg-Richter magnitudes (b): ln dt (n, L) with
     ln dt_0 = 0 and m - Mc (n, L), event by event with the thinning sampler."""
     g = torch.Generator().manual_seed(seed)

@@ -264,9 +264,10 @@ class ExcitationIntensity(nn.Module):
         lambda(t) = mu + sum_{j: t_j < t} kappa_j g(t - t_j),   kappa_j = K exp(alpha (m_j - Mc)),
 
     over the window's earlier events j and ``N_VIRTUAL`` virtual parents before the window (time -s_v < 0,
-    productivity kappa_v: the activity the window inherits from its unseen past). mu, K, kappa_v and s_v come
-    from z; alpha and the Omori c and p are global. mu is constant over the window, so lambda never increases
-    between events: the intensity just after the last event bounds it until the next (thinning).
+    productivity kappa_v: the activity the window inherits from its unseen past). mu, kappa_v and s_v come
+    from z; K, alpha and the Omori c and p are global (K from z could stand in for alpha: z sees the whole
+    window, its largest events included). mu is constant over the window, so lambda never increases between
+    events: the intensity just after the last event bounds it until the next (thinning).
     """
 
     def __init__(self, latent_dim: int):

@@ -7,7 +7,12 @@ and gives q(z|x) = N(mu, diag exp(logvar)). The decoder gives every event i a co
 position given the earlier events (mixture of log-normals, mixture of exponentials, ETAS placement):
 
     decoder          context of event i
-    autoregressive   a GRU over the earlier events of the window, started from z and fed z at every step
+    autoregressive   a GRU over the earlier events of the window, started from z and fed z at every step;
+                     the inter-event times (after the first) come from an ETAS conditional intensity instead
+                     (``etasvae.decoders.ExcitationIntensity``: background mu(z), a z-placed virtual parent
+                     before the window, K e^{alpha (m_j - Mc)} times normalised Omori-Utsu for each earlier
+                     event), and the position parents are weighted by its branching probabilities
+    gru_lognormal    the same GRU with the log-normal mixture for every inter-event time
     mlp              an MLP of z alone (one context per event position); events still see their earlier
                      events through the parent choice of their position
 
