@@ -1,4 +1,4 @@
-"""Training windows/s and sampling events/s of the sequence VAE (loss channels) for both decoders.
+"""Training windows/s and sampling events/s of the sequence VAE (loss channels) for each of its decoders.
 
     PYTHONPATH=workflow python benchmarks/bench_decoders.py [--windows 2048] [--epochs 3] [--threads 2] [--device cpu]
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     Xv, Ov = windows(args.windows // 10, rng)
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.windows} windows of {SPEC['length']} events, batch 64")
-    for decoder in ("mlp", "autoregressive"):
+    for decoder in ("mlp", "autoregressive", "gru_lognormal"):
         settings = {"decoder": decoder, "loss": "channels", "latent_dim": 8, "hidden": [256, 128], "beta": 1.0,
                     "lr": 1e-3, "optimizer": "adam", "epochs": args.epochs, "batch_size": 64, "grad_clip": 5.0,
                     "seed": 0}

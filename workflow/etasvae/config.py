@@ -63,8 +63,9 @@ def schema_defaults() -> dict[str, Any]:
 VAE_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"]["grid"][k] for k in VAE_KEYS}
 TRAINING_DEFAULTS: dict[str, Any] = {k: schema_defaults()["vae"][k] for k in SHARED_TRAINING_KEYS}
 LOSSES_BY_REPRESENTATION = {"event": ("mse", "gaussian_nll", "channels"), "binned": ("poisson", "bce", "mse")}
-# The autoregressive decoder generates events one after another with the per-channel likelihoods.
-LOSSES_BY_DECODER = {"mlp": ("mse", "gaussian_nll", "channels", "poisson", "bce"), "autoregressive": ("channels",)}
+# The autoregressive decoders generate events one after another with the per-channel likelihoods.
+LOSSES_BY_DECODER = {"mlp": ("mse", "gaussian_nll", "channels", "poisson", "bce"), "autoregressive": ("channels",),
+                     "gru_lognormal": ("channels",)}
 
 
 class ConfigError(ValueError):
@@ -321,7 +322,7 @@ def _check_vae_loss(point: dict[str, Any]) -> None:
         )
     if point["loss"] not in LOSSES_BY_DECODER[point["decoder"]]:
         raise ConfigError(
-            f"vae.grid.decoder = {point['decoder']} with vae.grid.loss = {point['loss']}: the autoregressive "
+            f"vae.grid.decoder = {point['decoder']} with vae.grid.loss = {point['loss']}: the {point['decoder']} "
             "decoder needs loss channels (per-channel likelihoods of event windows)"
         )
 

@@ -211,6 +211,23 @@ class EventHeads(nn.Module):
         centre, sd = self.cluster(z)
         return PositionMixture(self.region, w[..., 0], w[..., 1], centre, sd, log_par, xy_prev, s, q)
 
+    def excited_position(self, ctx: torch.Tensor, z: torch.Tensor, log_mu: torch.Tensor, terms: torch.Tensor,
+                         xy_prev: torch.Tensor, m_prev: torch.Tensor) -> PositionMixture:
+        """Position distribution with the ETAS branching probabilities of an ``ExcitationIntensity`` as weights:
+        parent j with kappa_j g(t_i - t_j) / lambda(t_i), the background share mu / lambda split between the
+        uniform background and the window cluster (``pos_head``), the virtual parents' share to the cluster
+        (their events lie where the window's past activity was). ctx (..., C), log mu (...), terms (..., L + V)
+        = log kappa_j g(t_i - t_j) (window events first), xy_prev (..., L, 2), m_prev (..., L)."""
+        L = xy_prev.shape[-2]
+        w = F.log_softmax(self.pos_head(ctx)[..., :2], dim=-1)
+        log_mu = log_mu.float().detach()
+        terms = terms.float().detach()
+        log_cl = torch.logaddexp(log_mu + w[..., 1], torch.logsumexp(terms[..., L:], dim=-1))
+        s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
+        q = 1.0 + F.softplus(self.raw_q) + 1e-3
+        centre, sd = self.cluster(z)
+        return PositionMixture(self.region, log_mu + w[..., 0], log_cl, centre, sd, terms[..., :L], xy_prev, s, q)
+
     def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
                           xy: torch.Tensor) -> torch.Tensor:
         """log density of every event's position (B, L) given the earlier events of its window, at once:
@@ -220,3 +237,159 @@ class EventHeads(nn.Module):
         # Parents broadcast over events i (dim 1): per-parent terms are computed once per window.
         mix = self.position(ctx, z[:, None, :], t, t[:, None, :], m[:, None, :], xy[:, None, :, :], allowed)
         return mix.log_prob(xy)
+
+
+# ------------------------------------------------------------------------------ ETAS-intensity time channel
+
+N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
+INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
+INIT_WINDOWS = 256     # at most this many training windows (evenly spaced) in that fit
+MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
+
+
+def omori_log_density(lag: torch.Tensor, c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """log g(lag) of the normalised Omori-Utsu kernel g(s) = (p-1)/c (1 + s/c)^-p (integral 1 over s > 0)."""
+    return torch.log(p - 1.0) - torch.log(c) - p * torch.log1p(lag / c)
+
+
+def omori_mass(start: torch.Tensor, width: torch.Tensor, c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Integral of g over [start, start + width]: (1 + start/c)^(1-p) (1 - (1 + width/(start + c))^(1-p)),
+    written with log1p/expm1 so that a short interval far from its parent keeps its precision."""
+    return torch.exp((1.0 - p) * torch.log1p(start / c)) * -torch.expm1((1.0 - p) * torch.log1p(width / (start + c)))
+
+
+class ExcitationIntensity(nn.Module):
+    """The conditional intensity of event times within a window (events per day, t in days from its first event):
+
+        lambda(t) = mu + sum_{j: t_j < t} kappa_j g(t - t_j),   kappa_j = K exp(alpha (m_j - Mc)),
+
+    over the window's earlier events j and ``N_VIRTUAL`` virtual parents before the window (time -s_v < 0,
+    productivity kappa_v: the activity the window inherits from its unseen past). mu, kappa_v and s_v come
+    from z; K, alpha and the Omori c and p are global (K from z could stand in for alpha: z sees the whole
+    window, its largest events included). mu is constant over the window, so lambda never increases between
+    events: the intensity just after the last event bounds it until the next (thinning).
+    """
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.rate_head = nn.Linear(latent_dim, 1)                 # log mu
+        self.log_K = nn.Parameter(torch.tensor(math.log(0.2)))
+        self.virtual_head = nn.Linear(latent_dim, 2 * N_VIRTUAL)  # log kappa_v, log s_v
+        self.raw_alpha = nn.Parameter(torch.tensor(0.55))         # alpha = softplus: 1.0 at the start
+        self.log_c = nn.Parameter(torch.tensor(math.log(0.01)))
+        self.raw_p = nn.Parameter(torch.tensor(-1.5))             # p = 1 + softplus: 1.2 at the start
+
+    def init_from_data(self, ln_dt: torch.Tensor, m: torch.Tensor, steps: int = INIT_STEPS) -> None:
+        """Start where the training windows are: the maximum-likelihood fit of the globals (mu, K, alpha, c, p,
+        the virtual parent) with z = 0 on at most INIT_WINDOWS windows, ``steps`` Adam steps (lr 0.1) from mu
+        at half the mean rate, K 0.2, alpha 1, c 0.01 days, p 1.2. Without it the globals, one number each,
+        move about lr per step of the VAE's training and would end near where they start."""
+        with torch.no_grad():
+            rate = 1.0 / max(float(torch.exp(ln_dt[:, 1:]).mean()), 1e-6)
+            self.rate_head.bias.fill_(math.log(0.5 * rate))
+            self.virtual_head.bias.zero_()
+        keep = torch.linspace(0, len(ln_dt) - 1, min(len(ln_dt), INIT_WINDOWS), device=ln_dt.device).round().long()
+        ln_dt, m = ln_dt[keep], m[keep]
+        params = [self.rate_head.bias, self.log_K, self.raw_alpha, self.log_c, self.raw_p, self.virtual_head.bias]
+        optimizer = torch.optim.Adam(params, lr=0.1)
+        z = torch.zeros(len(ln_dt), self.rate_head.in_features, device=ln_dt.device)
+        for _ in range(steps):
+            with torch.enable_grad():   # the caller may hold no_grad
+                loss = -self.window_log_prob(z, ln_dt, m.clamp_min(0.0))[0].sum(1).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            optimizer.step()
+        for q in self.parameters():
+            q.grad = None
+
+    def globals(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(alpha, c, p) in float64."""
+        alpha = F.softplus(self.raw_alpha).double()
+        c = torch.exp(self.log_c.clamp(-12.0, 3.0)).double()
+        p = 1.0 + F.softplus(self.raw_p).double() + 1e-3
+        return alpha, c, p
+
+    def window_terms(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per window (float64): log mu (B,), log K (B,), virtual parents' times (B, V) < 0 and log kappa (B, V)."""
+        r = self.rate_head(z).double()
+        v = self.virtual_head(z).double()
+        log_mu = r[..., 0].clamp(-12.0, 12.0)
+        log_K = self.log_K.double().clamp(-12.0, 6.0).expand(log_mu.shape)
+        t_v = -torch.exp(v[..., N_VIRTUAL:].clamp(-12.0, 8.0))
+        return log_mu, log_K, t_v, v[..., :N_VIRTUAL].clamp(-12.0, 12.0)
+
+    def log_productivity(self, log_K: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """log kappa = log K + alpha (m - Mc) (float64); log_K broadcasts against m (above Mc)."""
+        return log_K + self.globals()[0] * m.double()
+
+    def parents(self, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log mu (B,) and the parents of a window: times (B, L + V) (its events t (B, L), then the virtual
+        parents) and log productivities (B, L + V) from the magnitudes above Mc m (B, L)."""
+        log_mu, log_K, t_v, lk_v = self.window_terms(z)
+        lk = self.log_productivity(log_K[:, None], m)
+        return log_mu, torch.cat([t.double(), t_v], dim=1), torch.cat([lk, lk_v], dim=1)
+
+    def log_terms(self, lag: torch.Tensor, log_kappa: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """log kappa_j g(lag_j) where ``allowed`` (parent before the time), NEG_INF elsewhere."""
+        _, c, p = self.globals()
+        out = log_kappa + omori_log_density(lag.clamp_min(0.0), c, p)
+        return torch.where(allowed, out, torch.full_like(out, NEG_INF))
+
+    def interval_mass(self, lag_start: torch.Tensor, width: torch.Tensor, log_kappa: torch.Tensor,
+                      allowed: torch.Tensor) -> torch.Tensor:
+        """sum over allowed parents of kappa_j times the Omori mass of [lag_start_j, lag_start_j + width]."""
+        _, c, p = self.globals()
+        mass = torch.exp(log_kappa) * omori_mass(lag_start.clamp_min(0.0), width[..., None], c, p)
+        return torch.where(allowed, mass, torch.zeros_like(mass)).sum(-1)
+
+    def window_log_prob(self, z: torch.Tensor, ln_dt: torch.Tensor, m: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced time channel of windows (B, L) of ln dt (days) and m - Mc.
+
+        Returns (log p(ln dt_i | earlier events, z) for i >= 1 (B, L-1): log lambda(t_i) - (compensator from
+        t_{i-1} to t_i) + ln dt_i; log mu (B,); log kappa_j g(t_i - t_j) (B, L, L + V), NEG_INF where j is not
+        before i): the last two give the ETAS probability that j triggered i (the position parents)."""
+        B, L = ln_dt.shape
+        dt = torch.exp(ln_dt.double())
+        t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
+        log_mu, tp, lk = self.parents(z, t, m)
+        V = tp.shape[1] - L
+        allowed = torch.cat([torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1),
+                             torch.ones(L, V, dtype=torch.bool, device=t.device)], dim=1)   # [i, j]: j before i
+        terms = self.log_terms(t[:, :, None] - tp[:, None, :], lk[:, None, :], allowed)
+        log_lam = torch.logaddexp(log_mu[:, None], torch.logsumexp(terms, dim=-1))         # (B, L)
+        lag_prev = t[:, :-1, None] - tp[:, None, :]                                          # from t_{i-1}
+        comp = torch.exp(log_mu)[:, None] * dt[:, 1:] + self.interval_mass(
+            lag_prev, dt[:, 1:], lk[:, None, :], allowed[1:])
+        lp = log_lam[:, 1:] - comp + ln_dt[:, 1:].double()
+        return lp.float(), log_mu, terms
+
+    def log_rate(self, log_mu: torch.Tensor, lag: torch.Tensor, log_kappa: torch.Tensor,
+                 allowed: torch.Tensor) -> torch.Tensor:
+        """log lambda at lags (B, J) from the parents, log mu (B,)."""
+        terms = self.log_terms(lag, log_kappa, allowed)
+        return torch.logaddexp(log_mu, torch.logsumexp(terms, dim=-1))
+
+    @torch.no_grad()
+    def sample_next(self, log_mu: torch.Tensor, t_last: torch.Tensor, tp: torch.Tensor, lk: torch.Tensor,
+                    allowed: torch.Tensor) -> torch.Tensor:
+        """Waiting time (B,) float64 from t_last (B,) to the next event, by thinning (Ogata 1981): the intensity
+        does not increase between events, so its value at the current candidate bounds it from there on.
+        Draws use torch's global generator."""
+        cur = torch.zeros_like(t_last)
+        bound = torch.exp(self.log_rate(log_mu, t_last[:, None] - tp, lk, allowed))
+        wait = torch.zeros_like(t_last)
+        done = torch.zeros_like(t_last, dtype=torch.bool)
+        for _ in range(MAX_THINNING):
+            e = torch.empty_like(cur).exponential_() / bound
+            cand = cur + e
+            lam = torch.exp(self.log_rate(log_mu, (t_last + cand)[:, None] - tp, lk, allowed))
+            accept = ~done & (torch.rand_like(cur) * bound <= lam)
+            wait = torch.where(accept, cand, wait)
+            done = done | accept
+            if bool(done.all()):
+                return wait
+            cur = torch.where(done, cur, cand)
+            bound = torch.where(done, bound, lam)
+        return torch.where(done, wait, cur)

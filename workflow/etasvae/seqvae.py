@@ -7,7 +7,12 @@ and gives q(z|x) = N(mu, diag exp(logvar)). The decoder gives every event i a co
 position given the earlier events (mixture of log-normals, mixture of exponentials, ETAS placement):
 
     decoder          context of event i
-    autoregressive   a GRU over the earlier events of the window, started from z and fed z at every step
+    autoregressive   a GRU over the earlier events of the window, started from z and fed z at every step;
+                     the inter-event times (after the first) come from an ETAS conditional intensity instead
+                     (``etasvae.decoders.ExcitationIntensity``: background mu(z), a z-placed virtual parent
+                     before the window, K e^{alpha (m_j - Mc)} times normalised Omori-Utsu for each earlier
+                     event), and the position parents are weighted by its branching probabilities
+    gru_lognormal    the same GRU with the log-normal mixture for every inter-event time
     mlp              an MLP of z alone (one context per event position); events still see their earlier
                      events through the parent choice of their position
 
@@ -36,10 +41,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .decoders import EventHeads
+from .decoders import EventHeads, ExcitationIntensity
 from .features import FeatureTransform, check_spec
 
-DECODERS = ("mlp", "autoregressive")
+DECODERS = ("mlp", "autoregressive", "gru_lognormal")
+RECURRENT = ("autoregressive", "gru_lognormal")
 RNN_HIDDEN = 64
 CONTEXT = 64
 FREE_BITS = 0.5      # nats per latent unit
@@ -108,6 +114,8 @@ class SequenceVAE(nn.Module):
         self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
         self.heads = EventHeads(CONTEXT, latent_dim, spec["region_km"])
         if decoder == "autoregressive":
+            self.intensity = ExcitationIntensity(latent_dim)
+        if decoder in RECURRENT:
             self.z_to_h = nn.Linear(latent_dim, RNN_HIDDEN)
             self.rnn = nn.GRU(5 + latent_dim, RNN_HIDDEN, batch_first=True)
             self.ctx = nn.Sequential(nn.Linear(RNN_HIDDEN + latent_dim, CONTEXT), nn.Tanh())
@@ -168,8 +176,17 @@ class SequenceVAE(nn.Module):
         """log p(event i | events < i, z) of every event (n, L): ln dt, m - Mc and position terms."""
         ctx = self.contexts(z, b)
         dt_d, m_d = self.heads.time_and_magnitude(ctx, z[:, None, :])
-        lp = dt_d.log_prob(b.ln_dt) + m_d.log_prob(b.m.clamp_min(0.0))
-        return lp + self.heads.position_log_prob(ctx, z, b.t, b.m, b.xy)
+        m = b.m.clamp_min(0.0)
+        if self.decoder_kind != "autoregressive":
+            lp = dt_d.log_prob(b.ln_dt) + m_d.log_prob(m)
+            return lp + self.heads.position_log_prob(ctx, z, b.t, b.m, b.xy)
+        # The first event's dt (from an event before the window) from the log-normal mixture, the others from
+        # the intensity; positions with the intensity's branching probabilities.
+        lp_dt, log_mu, terms = self.intensity.window_log_prob(z, b.ln_dt, m)
+        lp = torch.cat([dt_d.log_prob(b.ln_dt)[:, :1], lp_dt], dim=1) + m_d.log_prob(m)
+        mix = self.heads.excited_position(ctx, z[:, None, :], log_mu[:, None], terms, b.xy[:, None, :, :],
+                                          m[:, None, :])
+        return lp + mix.log_prob(b.xy)
 
     def nll(self, z: torch.Tensor, b: Batch) -> torch.Tensor:
         """-log p(x | z) per window (nats): the sum over its events of event_log_probs."""
@@ -221,6 +238,12 @@ class SequenceVAE(nn.Module):
             h = torch.tanh(self.z_to_h(z))[None]
             inp = torch.zeros(n, 5, device=dev)
             inp[:, 4] = 1.0
+        excited = self.decoder_kind == "autoregressive"
+        if excited:
+            log_mu, log_K, t_v, lk_v = self.intensity.window_terms(z)
+            tp = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev), t_v], dim=1)
+            lk = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev), lk_v], dim=1)
+            allowed_all = torch.cat([allowed_all, torch.ones(L, t_v.shape[1], dtype=torch.bool, device=dev)], dim=1)
         mean, sd = self.ln_dt_stats[0], self.ln_dt_stats[1]
         for i in range(L):
             if self.decoder_kind == "mlp":
@@ -229,13 +252,25 @@ class SequenceVAE(nn.Module):
                 out, h = self.rnn(torch.cat([inp, z], dim=-1)[:, None, :], h)
                 ctx = self.ctx(torch.cat([out[:, 0], z], dim=-1))
             dt_d, m_d = self.heads.time_and_magnitude(ctx, z)
-            ln_dt[:, i] = dt_d.sample().clamp(min_ln_dt, math.log(10.0 ** 6))
+            allowed = allowed_all[i].expand(n, -1)
+            if excited and i > 0:
+                wait = self.intensity.sample_next(log_mu, tp[:, i - 1], tp, lk, allowed)
+                ln_dt[:, i] = torch.log(wait).float().clamp(min_ln_dt, math.log(10.0 ** 6))
+            else:
+                ln_dt[:, i] = dt_d.sample().clamp(min_ln_dt, math.log(10.0 ** 6))
             m[:, i] = _below(m_d, self.spec.get("mmax"), self.spec["mc"])
             if i > 0:
                 t[:, i] = t[:, i - 1] + torch.exp(ln_dt[:, i])
-            mix = self.heads.position(ctx, z, t[:, i], t, m, xy, allowed_all[i].expand(n, L))
+            if excited:
+                if i > 0:   # the clock the likelihood uses: float64 sums of the stored (float32) intervals
+                    tp[:, i] = tp[:, i - 1] + torch.exp(ln_dt[:, i].double())
+                terms = self.intensity.log_terms(tp[:, i, None] - tp, lk, allowed)
+                mix = self.heads.excited_position(ctx, z, log_mu, terms, xy, m)
+                lk[:, i] = self.intensity.log_productivity(log_K, m[:, i])
+            else:
+                mix = self.heads.position(ctx, z, t[:, i], t, m, xy, allowed)
             xy[:, i] = mix.sample()
-            if self.decoder_kind == "autoregressive":
+            if self.decoder_kind in RECURRENT:
                 inp = torch.cat([((ln_dt[:, i] - mean) / sd)[:, None], m[:, i, None],
                                  self.heads.region_units(xy[:, i]), torch.zeros(n, 1, device=dev)], dim=1)
         origin = xy[:, 0].clone()
@@ -368,6 +403,8 @@ def _init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.T
     bt = Batch(Xt, Ot, spec)
     model.ln_dt_stats.copy_(torch.stack([bt.ln_dt.mean(), bt.ln_dt.std().clamp_min(1e-3)]))
     model.heads.init_from_data(bt.ln_dt, bt.m)
+    if model.decoder_kind == "autoregressive":
+        model.intensity.init_from_data(bt.ln_dt, bt.m)
     raw = model.aux_targets(bt)
     model.aux_offset.copy_(raw.mean(0))
     model.aux_scale.copy_(raw.std(0).clamp_min(1e-3))

@@ -52,7 +52,7 @@ from .plotting import new_figure, save_png
 from .features import FeatureTransform
 
 LOSSES = ("mse", "gaussian_nll", "bce", "poisson", "channels")
-DECODERS = ("mlp", "autoregressive")
+DECODERS = ("mlp", "autoregressive", "gru_lognormal")
 MODEL_FORMAT = "etasvae-vae-1"
 HISTORY_COLUMNS = ["epoch", "train_recon", "train_kl", "train_total", "val_recon", "val_kl", "val_total", "beta"]
 # Learned Gaussian log-variances are clamped to this range (standardised units) so a perfectly fitted
@@ -84,8 +84,8 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"VAE settings: 'loss' must be one of {LOSSES}, got {s['loss']!r}")
     if s["decoder"] not in DECODERS:
         raise ValueError(f"VAE settings: 'decoder' must be one of {DECODERS}, got {s['decoder']!r}")
-    if s["decoder"] == "autoregressive" and s["loss"] != "channels":
-        raise ValueError(f"VAE settings: the autoregressive decoder needs loss 'channels', got {s['loss']!r}")
+    if s["decoder"] != "mlp" and s["loss"] != "channels":
+        raise ValueError(f"VAE settings: the {s['decoder']} decoder needs loss 'channels', got {s['loss']!r}")
     if s["optimizer"] not in ("adam", "sgd"):
         raise ValueError(f"VAE settings: 'optimizer' must be 'adam' or 'sgd', got {s['optimizer']!r}")
     for key in ("latent_dim", "epochs", "batch_size"):
