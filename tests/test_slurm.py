@@ -90,12 +90,19 @@ def submissions(text: str) -> list[tuple[str, list[tuple[str, int, int, int]]]]:
 
 
 def allocations() -> dict[str, list[dict[str, str]]]:
-    """{rule or group: [scontrol's fields of each of its jobs]}; the plugin puts the name in the job comment."""
+    """{rule or group: [scontrol's fields of each of its jobs]}; the plugin puts the name in the job comment:
+    rule_<rule>[_wildcards_...] for a job, rule_<group>_<its rules> for a group job."""
     text = subprocess.run(["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, check=True).stdout
+    return job_names(text)
+
+
+def job_names(text: str) -> dict[str, list[dict[str, str]]]:
     out: dict[str, list] = {}
     for line in text.splitlines():
         fields = dict(re.findall(r"(\S+?)=(\S*)", line))
-        name = next(r for r in (*RULES, *GROUPS) if re.fullmatch(rf"rule_{r}(_wildcards_.*)?", fields["Comment"]))
+        comment = fields["Comment"]
+        group = next((g for g in GROUPS if comment.startswith(f"rule_{g}_")), None)
+        name = group or next(r for r in RULES if re.fullmatch(rf"rule_{r}(_wildcards_.*)?", comment))
         out.setdefault(name, []).append(fields)
     return out
 

@@ -20,7 +20,7 @@ EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
 # At most this many windows per set enter the evaluation (docs/design.md §6): time and memory stay bounded
 # however many windows a model has. Above it, a seeded subsample stratified by (config, replicate); each
 # statistic's reported error or p-value is that of the windows used. The default run is far below it.
-MAX_WINDOWS = 10_000
+MAX_WINDOWS = 8_000
 
 
 def stratified_subsample(strata: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
