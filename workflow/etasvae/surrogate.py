@@ -44,7 +44,7 @@ from torch import nn
 from .conditioning import standardise
 from .features import FeatureTransform, _event_features, check_spec
 from .fileio import atomic_write, plain
-from .seqvae import AUX_WEIGHT, CONTEXT, FREE_BITS, SequenceVAE, _below, _init_from_data, _mlp
+from .seqvae import AUX_WEIGHT, CONTEXT, FREE_BITS, RECURRENT, SequenceVAE, _below, _init_from_data, _mlp
 
 MODEL_FORMAT = "etasvae-surrogate-1"
 HISTORY_DROPOUT = 0.1
@@ -113,12 +113,18 @@ def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
 
 
 class ConditionalSequenceVAE(SequenceVAE):
-    """SequenceVAE whose decoder reads u = [z, c] and the history, with a learned prior p(z | c, h)."""
+    """SequenceVAE whose decoder reads u = [z, c] and the history, with a learned prior p(z | c, h).
+
+    A recurrent decoder chains with the GRU and the log-normal mixture for every inter-event time
+    (``gru_lognormal``): the ETAS-intensity time channel of ``autoregressive`` does not read a history yet,
+    so a setting with ``decoder: autoregressive`` gives the surrogate a ``gru_lognormal`` decoder.
+    """
 
     kind = "conditional-sequence"
 
     def __init__(self, length: int, latent_dim: int, hidden: list[int], decoder: str, spec: dict[str, Any],
                  n_cond: int):
+        decoder = "gru_lognormal" if decoder in RECURRENT else decoder
         super().__init__(length, latent_dim + n_cond, hidden, decoder, spec)
         self.z_dim, self.n_cond = latent_dim, n_cond
         self.encoder = nn.Sequential(*_mlp([4 * length + 2 + n_cond, *hidden]))
@@ -229,7 +235,7 @@ class ConditionalSequenceVAE(SequenceVAE):
             mix = self.heads.position(ctx, u, t[:, Lh + i], t, m_all, xy_all, allowed)
             xy[:, i] = mix.sample()
             xy_all[:, Lh + i] = xy[:, i]
-            if self.decoder_kind == "autoregressive":
+            if self.decoder_kind != "mlp":
                 inp = self._event_input(ln_dt[:, i], m[:, i], xy[:, i])
         return SimpleNamespace(ln_dt=ln_dt, m=m, xy=xy)
 
