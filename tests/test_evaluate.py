@@ -283,6 +283,23 @@ def test_an_infinite_distance_counts_as_the_worst_skill():
     assert evaluate.classify(table).tolist() == ["floor", "floor", "naive"]
 
 
+def test_the_weakest_group_shows_a_failure_the_median_hides():
+    """Eight time statistics at the floor and a failing ETAS fit: the overall median stays at the floor, the
+    weakest group (median skill per group, -inf as -1) names the ETAS fit, and the verdict says so."""
+    table = pd.DataFrame({
+        "statistic": [f"t{i}" for i in range(8)] + ["etas_alpha", "etas_p", "etas_branching_ratio", "unset"],
+        "group": ["time"] * 8 + ["ETAS fit"] * 3 + ["space"],
+        "skill": [1.0] * 8 + [0.1, -np.inf, 0.4, np.nan],
+        "d_S": [1.0] * 8 + [9.0, np.inf, 2.0, np.nan], "d_A": 0.5, "p_S": np.nan,
+        "informative": [True] * 11 + [False],
+    })
+    assert evaluate.overall_score(table) == pytest.approx(1.0)
+    assert evaluate.group_scores(table) == {"time": 1.0, "ETAS fit": pytest.approx(0.1)}
+    assert evaluate.weakest_group(table) == ("ETAS fit", pytest.approx(0.1))
+    assert "Weakest group: ETAS fit (median skill 0.10)" in evaluate.verdict(table)
+    assert evaluate.weakest_group(table.assign(skill=np.nan)) is None
+
+
 # ------------------------------------------------------------------------------- ETAS-parameter statistics
 
 

@@ -25,7 +25,7 @@ from .sets import catalog_windows, evaluation_sets, split_windows
 from .stacking import Stacked, stack_windows, window_duration
 from .statistics import Comparison
 from .summaries import SUMMARY_FEATURES, window_summaries
-from .verdict import FLOOR_SKILL, NAIVE_SKILL, classify, overall_score, verdict
+from .verdict import FLOOR_SKILL, NAIVE_SKILL, classify, group_scores, overall_score, verdict, weakest_group
 
 __all__ = [
     "FLOOR_SKILL",
@@ -44,6 +44,8 @@ __all__ = [
     "evaluation_summary",
     "evaluation_sets",
     "overall_score",
+    "group_scores",
+    "weakest_group",
     "poisson_baseline",
     "split_windows",
     "stack_windows",

@@ -11,7 +11,7 @@ import pandas as pd
 from .compare import compare_sets
 from .figures import plot_comparison_figures
 from .sets import evaluation_sets
-from .verdict import overall_score, verdict
+from .verdict import group_scores, overall_score, verdict
 
 
 def evaluate_model(
@@ -64,6 +64,7 @@ def evaluation_summary(
         "vae_id": vae_id,
         "settings": dict(settings),
         "overall_score": overall_score(metrics),
+        "group_scores": group_scores(metrics),
         "verdict": verdict(metrics),
         "n_windows": n_windows,
         "health": health,

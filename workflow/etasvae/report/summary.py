@@ -61,6 +61,11 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
             row[f"vae_{k}"] = _setting_text(v)
         score = _as_number(s.get("overall_score"))
         row["overall_score"] = np.nan if score is None else score
+        groups = {k: _as_number(v) for k, v in (s.get("group_scores") or {}).items()}
+        groups = {k: v for k, v in groups.items() if v is not None}
+        weakest = min(groups.items(), key=lambda kv: kv[1]) if groups else None
+        row["weakest_group"] = weakest[0] if weakest else ""
+        row["weakest_group_score"] = weakest[1] if weakest else np.nan
         stats = s.get("statistics") or {}
         for name in stat_names:
             entry = stats.get(name) or {}
@@ -141,7 +146,8 @@ SUMMARY_HELP = (
     "Poisson. The <b>overall score</b> (<code>etasvae.evaluate.overall_score</code>) is the median skill over "
     "the informative statistics (those on which the Poisson baseline is farther from H than the floor), each "
     "clipped to [−1, 1] so that one catastrophic statistic cannot dominate. Settings are ranked by it within "
-    "each config, the best highlighted (★).</p>"
+    "each config, the best highlighted (★). The median can hide one failing mechanism, so the <b>weakest "
+    "group</b> (the statistic group, e.g. the ETAS fit, with the lowest median skill) stands beside it.</p>"
     "<p class='note'><b>Fine-tuning.</b> Compare rows that differ in one setting. If a higher β raises the "
     "score, the model was overfitting or its latent space was disorganised; if it lowers it (and the model "
     "page shows few active latent units), the KL term is collapsing the posterior: lower β or use a KL "
