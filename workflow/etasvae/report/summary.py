@@ -64,7 +64,7 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
         groups = {k: _as_number(v) for k, v in (s.get("group_scores") or {}).items()}
         groups = {k: v for k, v in groups.items() if v is not None}
         weakest = min(groups.items(), key=lambda kv: kv[1]) if groups else None
-        row["weakest_group"] = weakest[0] if weakest else ""
+        row["weakest_group"] = weakest[0] if weakest else np.nan
         row["weakest_group_score"] = weakest[1] if weakest else np.nan
         stats = s.get("statistics") or {}
         for name in stat_names:
