@@ -392,3 +392,22 @@ def test_standard_errors_of_the_window_fit_match_the_spread_across_replicates():
     # (r - 1) * ratio is chi^2 with r - 1 degrees of freedom when the errors are right; 1e-3 quantiles
     lo, hi = stats.chi2.ppf([1e-3, 1.0 - 1e-3], r - 1) / (r - 1)
     assert lo < ratio < hi, (ratio, lo, hi)
+
+
+def test_window_fits_of_the_pipeline_correct_b_for_binned_magnitudes():
+    """The pipeline's joint window fit (inversion_report) corrects b for magnitudes reported in 0.1 bins, as a
+    real catalog's are. Windows simulated above 2.45 and reported in 0.1 bins from 2.5 (the bin [2.45, 2.55))
+    give b within 3 standard errors of the truth (b = 1); without Utsu's half-bin correction b comes out ~0.13
+    too high here, about 6 standard errors with these ~2,000 events."""
+    from etasvae.inversion_report import _joint_fit
+
+    params = _params(mu=2.0, K=0.2, alpha=1.0, p=1.3, mc=2.45)
+    rng = np.random.default_rng(31)
+    windows = [simulate_etas(params, duration=100.0, region=REGION, rng=rng) for _ in range(10)]
+    binned = [w.assign(magnitude=np.round(w["magnitude"] / 0.1) * 0.1) for w in windows]
+    binned = [w[w["magnitude"] >= 2.5 - 1e-9].reset_index(drop=True) for w in binned]
+    fit = _joint_fit(binned, mc=2.5, cut_mass=0.05, n_starts=1)
+    b, se = fit["estimates"]["b"], fit["std_errors"]["b"]
+    uncorrected = math.log10(math.e) / (np.concatenate([w["magnitude"] for w in binned]) - 2.5).mean()
+    assert abs(b - params.b) < 3 * se, (b, se)
+    assert uncorrected - params.b > 3 * se, (uncorrected, se)

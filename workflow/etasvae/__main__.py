@@ -17,16 +17,7 @@ import numpy as np
 import torch
 
 from .catalog import CatalogError, read_catalog
-from .inversion import MODELS, InversionError, fit_catalog
-
-
-def magnitude_bin(magnitudes: np.ndarray) -> float:
-    """0.1 or 0.01 when every magnitude is a multiple of it (to 1e-6), else 0 (continuous magnitudes)."""
-    m = np.asarray(magnitudes, dtype=float)
-    for width in (0.1, 0.01):
-        if m.size and np.all(np.abs(m / width - np.round(m / width)) < 1e-6):
-            return width
-    return 0.0
+from .inversion import MODELS, InversionError, fit_catalog, magnitude_bin
 
 
 def _fit(args) -> int:

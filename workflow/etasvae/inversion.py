@@ -736,3 +736,12 @@ def recovery_zscores(
             rows.append({"replicate": rep, "parameter": k, "truth": v, "estimate": est, "std_error": se,
                          "z": z, "n_target": fit.n_target, "at_bound": ",".join(fit.at_bound)})
     return pd.DataFrame(rows)
+
+
+def magnitude_bin(magnitudes: np.ndarray) -> float:
+    """0.1 or 0.01 when every magnitude is a multiple of it (to 1e-6), else 0 (continuous magnitudes)."""
+    m = np.asarray(magnitudes, dtype=float)
+    for width in (0.1, 0.01):
+        if m.size and np.all(np.abs(m / width - np.round(m / width)) < 1e-6):
+            return width
+    return 0.0

@@ -61,12 +61,13 @@ def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: floa
                         cut_mass: float = 0.05, n_starts: int = 2) -> dict[str, Any]:
     """Space-time fit of a whole held-out catalog (targets from ``aux_days`` to the end of its window, the
     events before as history, over its region): ETASFit.to_dict(), or {"error": why} when it cannot be fitted."""
-    from .inversion import fit_catalog
+    from .inversion import fit_catalog, magnitude_bin
 
     region = tuple(float(v) for v in meta["region_km"])
+    delta_m = magnitude_bin(catalog["magnitude"].to_numpy())
     return _fit_dict(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days,
                                          t_end=float(meta["duration_days"]), region=region, cut_mass=cut_mass,
-                                         n_starts=n_starts))
+                                         n_starts=n_starts, delta_m=delta_m))
 
 
 def _ranges(table: pd.DataFrame):
@@ -113,11 +114,13 @@ def select_windows(table: pd.DataFrame, max_windows: int | None = None) -> pd.Da
 
 
 def _joint_fit(windows: list[pd.DataFrame], *, mc: float, cut_mass: float, n_starts: int) -> dict[str, Any]:
-    """Joint temporal fit of ``windows`` as ETASFit.to_dict(), or {"error": why} when it cannot be fitted."""
-    from .inversion import fit_windows
+    """Joint temporal fit of ``windows`` as ETASFit.to_dict(), or {"error": why} when it cannot be fitted.
+    Magnitudes reported in bins (a real catalog's 0.1) get Utsu's bin correction of b; each set its own."""
+    from .inversion import fit_windows, magnitude_bin
 
+    mags = np.concatenate([w["magnitude"].to_numpy(float) for w in windows]) if windows else np.empty(0)
     return _fit_dict(lambda: fit_windows(windows, window_durations(windows), mc=mc, model="temporal",
-                                         cut_mass=cut_mass, n_starts=n_starts))
+                                         cut_mass=cut_mass, n_starts=n_starts, delta_m=magnitude_bin(mags)))
 
 
 def fit_reference_windows(
