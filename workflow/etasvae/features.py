@@ -141,14 +141,16 @@ def _event_features(time: np.ndarray, mag: np.ndarray, x: np.ndarray, y: np.ndar
     return out.reshape(len(starts), 4 * L)
 
 
+def events_above_mc(df: pd.DataFrame, mc: float) -> tuple[np.ndarray, ...]:
+    """(event_id, time, magnitude, x, y) of a catalog's events at or above ``mc``, times and values float64."""
+    keep = df["magnitude"].to_numpy() >= mc - 1e-9
+    return (df["event_id"].to_numpy()[keep],
+            *(df[c].to_numpy(dtype=np.float64)[keep] for c in ("time", "magnitude", "x", "y")))
+
+
 def _event_windows(df: pd.DataFrame, replicate: int, heldout: bool, spec: dict[str, Any],
                    validation_fraction: float) -> tuple[pd.DataFrame, np.ndarray]:
-    keep = df["magnitude"].to_numpy() >= spec["mc"] - 1e-9
-    event_id = df["event_id"].to_numpy()[keep]
-    time = df["time"].to_numpy(dtype=np.float64)[keep]
-    mag = df["magnitude"].to_numpy(dtype=np.float64)[keep]
-    x = df["x"].to_numpy(dtype=np.float64)[keep]
-    y = df["y"].to_numpy(dtype=np.float64)[keep]
+    event_id, time, mag, x, y = events_above_mc(df, spec["mc"])
     n = len(time)
     L, S = spec["length"], spec["stride"]
     if heldout:

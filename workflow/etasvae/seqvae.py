@@ -73,9 +73,18 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float = FREE
     return torch.clamp(kl_per_unit(mu, logvar).mean(dim=0), min=free_bits).sum()
 
 
-def objective(nll: torch.Tensor, aux: torch.Tensor, kl_term: torch.Tensor, beta: float) -> torch.Tensor:
-    """The training loss per window: what the optimiser minimises."""
+def objective(nll, aux, kl_term, beta: float):
+    """The training loss per window: what the optimiser minimises (tensors, or floats for a validation score)."""
     return nll + AUX_WEIGHT * aux + beta * kl_term
+
+
+def optimiser_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float) -> None:
+    """One gradient step on ``loss``, the gradient norm clipped to ``grad_clip`` (0: no clipping)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
 
 
 class Batch:
@@ -384,7 +393,7 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
         rows.append(row)
         log_epoch(log, epoch, s["epochs"], beta_t, started, n,
                   f"train NLL {train_nll:.5g} aux {train_aux:.3g} KL {train_kl:.3g}  val NLL {val_nll:.5g} aux {val_aux:.3g} KL {val_kl:.3g}")
-        score = (val_nll + AUX_WEIGHT * val_aux + beta_t * val_kl) if has_val else row["train_total"]
+        score = objective(val_nll, val_aux, val_kl, beta_t) if has_val else row["train_total"]
         if not math.isfinite(score):
             raise TrainingDiverged(f"training diverged: the validation loss is not finite after epoch {epoch}")
         if best.stop_after(epoch, score, model, log):
@@ -435,11 +444,7 @@ def _train_epoch(model: SequenceVAE, Xt: torch.Tensor, Ot: torch.Tensor, spec: d
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged: the loss is not finite in epoch {epoch} "
                                    f"(NLL {float(nll)}, KL {float(kl)}); lower the learning rate (lr = {s['lr']:g})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if s["grad_clip"] > 0:
-            nn.utils.clip_grad_norm_(params, s["grad_clip"])
-        optimizer.step()
+        optimiser_step(optimizer, loss, params, s["grad_clip"])
         sums += np.array([float(nll.detach()), float(aux.detach()), float(kl.detach())]) * len(idx)
     train_nll, train_aux, train_kl = sums / n
     return train_nll, train_aux, train_kl

@@ -42,9 +42,10 @@ import torch
 from torch import nn
 
 from .conditioning import standardise
-from .features import FeatureTransform, _event_features, check_spec
+from .features import FeatureTransform, _event_features, check_spec, events_above_mc
 from .fileio import atomic_write, plain
-from .seqvae import AUX_WEIGHT, CONTEXT, FREE_BITS, RECURRENT, SequenceVAE, _below, _init_from_data, _mlp
+from .seqvae import (CONTEXT, FREE_BITS, RECURRENT, SequenceVAE, _below, _init_from_data, _mlp, objective,
+                     optimiser_step)
 
 MODEL_FORMAT = "etasvae-surrogate-1"
 HISTORY_DROPOUT = 0.1
@@ -77,12 +78,7 @@ def training_data(table: pd.DataFrame, catalogs: dict[tuple[str, int], pd.DataFr
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("X", "Xh", "ln_dt", "m", "xy", "has_history", "c", "role")}
     for (cfg, rep), rows in table.groupby(["config_id", "replicate"], sort=True):
         cat = catalogs[(str(cfg), int(rep))]
-        above = cat["magnitude"].to_numpy() >= spec["mc"] - 1e-9
-        ids = cat["event_id"].to_numpy()[above]
-        t = cat["time"].to_numpy(dtype=np.float64)[above]
-        mag = cat["magnitude"].to_numpy(dtype=np.float64)[above]
-        x = cat["x"].to_numpy(dtype=np.float64)[above]
-        y = cat["y"].to_numpy(dtype=np.float64)[above]
+        ids, t, mag, x, y = events_above_mc(cat, spec["mc"])
         starts = np.searchsorted(ids, rows["start_event"].to_numpy())
         has = starts >= L
         hstarts = np.where(has, starts - L, starts)
@@ -317,14 +313,10 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
         for i in range(0, n, s["batch_size"]):
             idx = perm[i:i + s["batch_size"]]
             nll, aux, kl_term, kl = model.losses(_batch(T, idx, L, drop[idx]))
-            loss = nll + AUX_WEIGHT * aux + beta_t * kl_term
+            loss = objective(nll, aux, kl_term, beta_t)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"surrogate training diverged in epoch {epoch}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if s["grad_clip"] > 0:
-                nn.utils.clip_grad_norm_(params, s["grad_clip"])
-            optimizer.step()
+            optimiser_step(optimizer, loss, params, s["grad_clip"])
             sums += np.array([float(nll.detach()), float(aux.detach()), float(kl.detach())]) * len(idx)
         tr = sums / n
         model.eval()
@@ -332,7 +324,7 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
         rows.append(history_row(epoch, beta_t, tr[0], tr[2], va[0], va[2]))
         log_epoch(log, epoch, s["epochs"], beta_t, started, n,
                   f"train NLL {tr[0]:.5g} aux {tr[1]:.3g} KL {tr[2]:.3g}  val NLL {va[0]:.5g} aux {va[1]:.3g} KL {va[2]:.3g}")
-        score = (va[0] + AUX_WEIGHT * va[1] + beta_t * va[2]) if V is not None else rows[-1]["train_total"]
+        score = objective(va[0], va[1], va[2], beta_t) if V is not None else rows[-1]["train_total"]
         if not math.isfinite(score):
             raise TrainingDiverged(f"surrogate training diverged: the validation loss is not finite after epoch {epoch}")
         if best.stop_after(epoch, score, model, log):
