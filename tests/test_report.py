@@ -320,6 +320,18 @@ SCORES = {
 }
 
 
+def test_equal_scores_rank_by_the_weakest_group():
+    """Two settings at the median's ceiling: the one whose weakest group fails ranks second; equal in both,
+    they share a rank."""
+    rng = np.random.default_rng(0)
+    summaries = [fake_summary("K0.1", v, 1.0, rng) for v in VAES]
+    for s, weakest in zip(summaries, (0.4, 0.9, 0.9)):
+        s["group_scores"] = {"time": 1.0, "ETAS fit": weakest}
+    table = summary_table(summaries, etas=ETAS, vaes=VAES)
+    rank = dict(zip(table["vae_id"], table["rank"]))
+    assert rank == {"event_beta0.1": 1, "event_beta0.01": 1, "event_beta1": 3}
+
+
 def test_summary_ranks_links_and_csv_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     summaries = [fake_summary(c, v, s, rng) for (c, v), s in SCORES.items()]

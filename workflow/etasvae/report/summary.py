@@ -45,7 +45,9 @@ def _varied(vaes: dict[str, dict], ids: list[str]) -> list[str]:
 
 def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[str, dict]) -> pd.DataFrame:
     """One row per config x VAE setting: config params, VAE settings, statistics' values and skills,
-    overall score and rank within config (1 = best; missing scores rank last)."""
+    overall score and rank within config (1 = best; missing scores rank last; equal overall scores are
+    ordered by the weakest group's score, so that of two settings at the median's ceiling the one without a
+    failing mechanism ranks first)."""
     stat_names: list[str] = []
     for s in summaries:
         for name in (s.get("statistics") or {}):
@@ -79,11 +81,24 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
     if table.empty:
         return pd.DataFrame(columns=["config_id", "vae_id", "overall_score", "rank", "verdict"])
     table["overall_score"] = pd.to_numeric(table["overall_score"], errors="coerce")
-    table["rank"] = (table.groupby("config_id", sort=False)["overall_score"]
-                     .rank(ascending=False, method="min", na_option="bottom").astype(int))
+    table["rank"] = _ranks(table)
     front = ["config_id", "vae_id", "rank", "overall_score"]
     table = table[front + [c for c in table.columns if c not in front]]
     return table.sort_values(["config_id", "rank", "vae_id"], kind="stable").reset_index(drop=True)
+
+
+def _ranks(table: pd.DataFrame) -> pd.Series:
+    """Rank within config by (overall score, weakest group score), both descending, missing last; settings
+    equal in both share the lower rank."""
+    key = pd.DataFrame({"config_id": table["config_id"],
+                        "o": table["overall_score"].fillna(-np.inf),
+                        "w": pd.to_numeric(table["weakest_group_score"], errors="coerce").fillna(-np.inf)})
+    ranks = pd.Series(0, index=table.index, dtype=int)
+    for _, g in key.groupby("config_id", sort=False):
+        pairs = list(zip(g["o"], g["w"]))
+        for i, pair in zip(g.index, pairs):
+            ranks[i] = 1 + sum(other > pair for other in pairs)
+    return ranks
 
 
 def _score_figure(table: pd.DataFrame, varied: list[str]) -> str | None:
@@ -146,8 +161,8 @@ SUMMARY_HELP = (
     "Poisson. The <b>overall score</b> (<code>etasvae.evaluate.overall_score</code>) is the median skill over "
     "the informative statistics (those on which the Poisson baseline is farther from H than the floor), each "
     "clipped to [−1, 1] so that one catastrophic statistic cannot dominate. Settings are ranked by it within "
-    "each config, the best highlighted (★). The median can hide one failing mechanism, so the <b>weakest "
-    "group</b> (the statistic group, e.g. the ETAS fit, with the lowest median skill) stands beside it.</p>"
+    "each config (equal scores by their weakest group), the best highlighted (★). The median can hide one "
+    "failing mechanism, so the <b>weakest group</b> (the statistic group, e.g. the ETAS fit, with the lowest median skill) stands beside it.</p>"
     "<p class='note'><b>Fine-tuning.</b> Compare rows that differ in one setting. If a higher β raises the "
     "score, the model was overfitting or its latent space was disorganised; if it lowers it (and the model "
     "page shows few active latent units), the KL term is collapsing the posterior: lower β or use a KL "
