@@ -150,8 +150,7 @@ def fixed_intensity(mu: float, K: float, alpha: float, c: float, p: float, kappa
     """An ExcitationIntensity whose parameters do not depend on z (latent dim 1)."""
     f = ExcitationIntensity(1)
     with torch.no_grad():
-        f.rate_head.weight.zero_()
-        f.rate_head.bias.fill_(math.log(mu))
+        f.log_mu.fill_(math.log(mu))
         f.log_K.fill_(math.log(K))
         f.virtual_head.weight.zero_()
         f.virtual_head.bias.copy_(torch.tensor([math.log(kappa_v) if kappa_v > 0 else -12.0, math.log(lag_v)]))
@@ -380,3 +379,32 @@ def test_same_seed_same_history(windows):
     a = train_vae(Xtr, None, {**SMALL, "epochs": 2}, log=quiet, spec=SPEC, origin_train=Otr).history
     b = train_vae(Xtr, None, {**SMALL, "epochs": 2}, log=quiet, spec=SPEC, origin_train=Otr).history
     assert a.equals(b)
+
+
+def test_sampling_prior_has_the_moments_of_the_aggregate_posterior(windows):
+    """fit_sampling_prior gives N(m, S) with m and S the mean and covariance of the aggregate posterior
+    (mixture over windows of q(z|x)), checked against draws of that mixture: 200 draws per window; each mean
+    within 5 of its standard errors sqrt(S_jj / N), each covariance entry within 5 standard errors
+    sqrt((S_ii S_jj + S_ij^2) / N) (normal-theory variance of a sample covariance). The sampler then draws
+    with that mean and covariance."""
+    table, X = windows
+    Xtr, Otr = split(table, X, "train")
+    torch.manual_seed(0)
+    model = SequenceVAE(SPEC["length"], 3, [32], "autoregressive", SPEC).eval()
+    Xt, Ot = torch.from_numpy(Xtr), torch.from_numpy(Otr)
+    model.fit_sampling_prior(Xt, Ot)
+    with torch.no_grad():
+        mu, logvar = model.encode_raw(Xt, Ot)
+        g = torch.Generator().manual_seed(1)
+        agg = (mu + torch.exp(0.5 * logvar) * torch.randn((200, *mu.shape), generator=g)).reshape(-1, 3).double()
+    cov = model.prior_tril.double() @ model.prior_tril.double().T
+    n = len(agg)
+    se_mean = torch.sqrt(torch.diag(cov) / n)
+    assert (torch.abs(agg.mean(0) - model.prior_loc.double()) < 5 * se_mean).all()
+    se_cov = torch.sqrt((torch.outer(torch.diag(cov), torch.diag(cov)) + cov ** 2) / n)
+    assert (torch.abs(torch.cov(agg.T) - cov) < 5 * se_cov).all()
+    # The posterior variances matter here: without them the covariance would be off by far more than its error.
+    assert (torch.exp(logvar).mean(0).double() > 10 * torch.diag(se_cov)).all()
+    _, _, z = model.sample_features(4000, seed=2)
+    z = torch.from_numpy(z).double()
+    assert (torch.abs(z.mean(0) - model.prior_loc.double()) < 5 * torch.sqrt(torch.diag(cov) / 4000)).all()

@@ -138,6 +138,10 @@ class SequenceVAE(nn.Module):
         self.register_buffer("ln_dt_stats", torch.tensor([0.0, 1.0]))
         self.register_buffer("aux_offset", torch.zeros(len(AUX_NAMES)))
         self.register_buffer("aux_scale", torch.ones(len(AUX_NAMES)))
+        # The sampling prior N(prior_loc, prior_tril prior_tril^T): N(0, I) until fit_sampling_prior sets it to
+        # the moments of the aggregate posterior of the training windows (at the end of training).
+        self.register_buffer("prior_loc", torch.zeros(latent_dim))
+        self.register_buffer("prior_tril", torch.eye(latent_dim))
 
     def architecture(self) -> dict[str, Any]:
         return {"kind": self.kind, "length": self.length, "latent_dim": self.latent_dim, "hidden": self.hidden,
@@ -157,6 +161,25 @@ class SequenceVAE(nn.Module):
         if origin is None:
             origin = self.default_origin(len(X), X.device)
         return self.posterior_head(self.encoder(self.encoder_input(X, origin))).chunk(2, dim=1)
+
+    def prior_draw(self, noise: torch.Tensor) -> torch.Tensor:
+        """z from the sampling prior for standard normal noise (n, latent_dim)."""
+        return self.prior_loc + noise @ self.prior_tril.T
+
+    @torch.no_grad()
+    def fit_sampling_prior(self, X: torch.Tensor, origin: torch.Tensor) -> None:
+        """Set the sampling prior to the Gaussian with the mean and covariance of the aggregate posterior
+        q(z) = mean over windows of q(z|x): mean of the posterior means; covariance of the posterior means
+        (over windows) plus the mean posterior variance (an "ex-post" density of the latent codes, Ghosh et
+        al. 2020; Dai & Wipf 2019). The training objective keeps N(0, I) in its KL term; sampling from the
+        fitted Gaussian draws z where the decoder was trained instead of in the holes of N(0, I)."""
+        parts = [self.encode_raw(X[i:i + _EVAL_BATCH], origin[i:i + _EVAL_BATCH]) for i in range(0, len(X), _EVAL_BATCH)]
+        mu = torch.cat([q[0] for q in parts]).double()
+        var = torch.exp(torch.cat([q[1] for q in parts]).double())
+        loc = mu.mean(0)
+        cov = (mu - loc).T @ (mu - loc) / len(mu) + torch.diag(var.mean(0))
+        self.prior_loc.copy_(loc.float())
+        self.prior_tril.copy_(torch.linalg.cholesky(cov).float())
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) of windows in the model's standardised feature space (as VAE.encode; origin unknown)."""
@@ -289,7 +312,7 @@ class SequenceVAE(nn.Module):
 
     @torch.no_grad()
     def sample_features(self, n: int, seed: int, z: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """n windows drawn with z ~ N(0, I) (or the given z) from the decoder likelihood, seeded: raw features
+        """n windows drawn with z from the sampling prior (or the given z) from the decoder likelihood, seeded: raw features
         (n, 4L) float32, first-event positions (n, 2) and the z used (n, latent_dim). The same seed gives the
         same windows (on one device)."""
         dev = next(self.parameters()).device
@@ -297,7 +320,7 @@ class SequenceVAE(nn.Module):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(seed))
             if z is None:
-                z = torch.randn(n, self.latent_dim, device=dev)
+                z = self.prior_draw(torch.randn(n, self.latent_dim, device=dev))
             parts = [self.generate(z[i:i + _EVAL_BATCH]) for i in range(0, n, _EVAL_BATCH)]
         if not parts:
             return (np.zeros((0, 4 * self.length), np.float32), np.zeros((0, 2), np.float32),
@@ -340,7 +363,8 @@ def _tensors(X: np.ndarray, origin: np.ndarray | None, model: SequenceVAE, dev) 
 @torch.no_grad()
 def evaluate_terms(model: SequenceVAE, X: torch.Tensor, origin: torch.Tensor, *, z: str = "sample",
                    seed: int = 0) -> dict[str, float]:
-    """Mean per window over X of the NLL, aux NLL and KL; z = "sample" (from q), "mean" (z = mu) or "prior"."""
+    """Mean per window over X of the NLL, aux NLL and KL; z = "sample" (from q), "mean" (z = mu) or "prior"
+    (the sampling prior)."""
     g = torch.Generator(device=X.device).manual_seed(seed)
     tot = np.zeros(3)
     for i in range(0, len(X), _EVAL_BATCH):
@@ -348,7 +372,7 @@ def evaluate_terms(model: SequenceVAE, X: torch.Tensor, origin: torch.Tensor, *,
         b = Batch(xb, ob, model.spec)
         mu, logvar = model.encode_raw(xb, ob)
         noise = torch.randn(mu.shape, generator=g, device=mu.device)
-        zz = {"sample": mu + torch.exp(0.5 * logvar) * noise, "mean": mu, "prior": noise}[z]
+        zz = {"sample": mu + torch.exp(0.5 * logvar) * noise, "mean": mu, "prior": model.prior_draw(noise)}[z]
         terms = (model.nll(zz, b), model.aux_nll(zz, b), kl_per_unit(mu, logvar).sum(1))
         tot += np.array([float(t.sum()) for t in terms])
     tot /= max(len(X), 1)
@@ -400,6 +424,7 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: 
             break
     best.restore(model, log, "validation loss" if has_val else "training loss")
     model.eval()
+    model.fit_sampling_prior(Xt, Ot)
     return model, transform, pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 

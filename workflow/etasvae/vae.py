@@ -504,6 +504,8 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> ModelBundl
         from .seqvae import SequenceVAE
 
         model = SequenceVAE(arch["length"], arch["latent_dim"], arch["hidden"], arch["decoder"], arch["spec"])
+        for name in ("prior_loc", "prior_tril"):   # files written before the fitted sampling prior: N(0, I)
+            payload["state_dict"].setdefault(name, getattr(model, name).clone())
     else:
         model = VAE(arch["n_features"], arch["latent_dim"], arch["hidden"], arch["loss"])
     model.load_state_dict(payload["state_dict"])
