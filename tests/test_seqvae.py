@@ -11,8 +11,8 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from etasvae.decoders import (N_DT, N_MAG, ExcitationIntensity, PositionMixture, PowerLawKernel, dt_distribution,
-                              magnitude_distribution)
+from etasvae.decoders import (N_DT, N_MAG, ExcitationIntensity, History, PositionMixture, PowerLawKernel,
+                              dt_distribution, magnitude_distribution)
 from etasvae.features import build_windows, windows_to_catalog
 from etasvae.seqvae import Batch, SequenceVAE, window_origins
 from etasvae.vae import encode_windows, load_model, sample_windows, save_model, train_vae
@@ -187,6 +187,36 @@ def test_intensity_log_prob_is_log_rate_minus_numerical_compensator():
         comp = quad(rate, t[i - 1], t[i], points=[t[i - 1]], epsabs=1e-12, epsrel=1e-10, limit=200)[0]
         want = math.log(rate(t[i])) - comp + ln_dt32[i]
         assert float(lp[0, i - 1]) == pytest.approx(want, abs=1e-5), i
+
+
+def test_intensity_with_a_history_counts_its_events_as_parents():
+    """With History events before the window (one of them marked absent), each interval's term is again
+    log lambda - integral of lambda + ln dt, lambda now summing over the present history events too (written
+    out, integrated by quadrature); the position terms give the history events their kappa g."""
+    from scipy.integrate import quad
+
+    par = {"mu": 1.5, "K": 0.3, "alpha": 1.2, "c": 0.02, "p": 1.2}
+    f = fixed_intensity(**par)
+    dt = np.array([0.4, 0.02, 0.3, 0.001, 0.9])
+    m = np.array([0.1, 1.5, 0.0, 0.6, 0.2])
+    t_h, m_h, ok = np.array([-3.0, -0.8, -0.05]), np.array([2.8, 0.4, 1.9]), np.array([True, False, True])
+    history = History(torch.tensor(t_h[None]), torch.tensor(m_h[None], dtype=torch.float32), torch.tensor(ok[None]))
+    with torch.no_grad():
+        lp, _, terms = f.window_log_prob(torch.zeros(1, 1), torch.log(torch.tensor(dt[None], dtype=torch.float32)),
+                                         torch.tensor(m[None], dtype=torch.float32), history)
+    ln_dt32 = np.log(dt.astype(np.float32)).astype(np.float64)
+    t = np.concatenate([[0.0], np.cumsum(np.exp(ln_dt32)[1:])])
+    parents_t = np.concatenate([t_h[ok], t])
+    parents_m = np.concatenate([m_h[ok], m])
+    rate = lambda s: reference_rate(s, parents_t, parents_m, **par)  # noqa: E731
+    for i in range(1, len(t)):
+        comp = quad(rate, t[i - 1], t[i], points=[t[i - 1]], epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+        want = math.log(rate(t[i])) - comp + ln_dt32[i]
+        assert float(lp[0, i - 1]) == pytest.approx(want, abs=1e-5), i
+    L = len(t)
+    assert float(terms[0, 2, L + 1]) < -1e29                       # the absent history event is no parent
+    g = (par["p"] - 1) / par["c"] * (1 + (t[2] - t_h[2]) / par["c"]) ** -par["p"]
+    assert float(terms[0, 2, L + 2]) == pytest.approx(math.log(par["K"] * math.exp(par["alpha"] * m_h[2]) * g), abs=1e-5)
 
 
 def thinning_draws(f: ExcitationIntensity, n: int, times, mags, t_last: float) -> np.ndarray:

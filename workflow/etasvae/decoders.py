@@ -23,6 +23,7 @@ region, and the sampler keeps drawing until a draw lands inside the region, so s
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -253,6 +254,15 @@ INIT_WINDOWS = 256     # at most this many training windows (evenly spaced) in t
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 
 
+class History(NamedTuple):
+    """Events before a window, as parents of its events: times t (B, H) in days from the window's first event
+    (negative), magnitudes above Mc m (B, H), and ok (B, H) bool (False: no event there)."""
+
+    t: torch.Tensor
+    m: torch.Tensor
+    ok: torch.Tensor
+
+
 def omori_log_density(lag: torch.Tensor, c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """log g(lag) of the normalised Omori-Utsu kernel g(s) = (p-1)/c (1 + s/c)^-p (integral 1 over s > 0)."""
     return torch.log(p - 1.0) - torch.log(c) - p * torch.log1p(lag / c)
@@ -334,13 +344,18 @@ class ExcitationIntensity(nn.Module):
         """log kappa = log K + alpha (m - Mc) (float64); log_K broadcasts against m (above Mc)."""
         return log_K + self.globals()[0] * m.double()
 
-    def parents(self, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor
+    def parents(self, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor, history: History | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """log mu (B,) and the parents of a window: times (B, L + V) (its events t (B, L), then the virtual
-        parents) and log productivities (B, L + V) from the magnitudes above Mc m (B, L)."""
+        """log mu (B,) and the parents of a window: times (B, L + H + V) (its events t (B, L), the history's
+        events, then the virtual parents) and log productivities (B, L + H + V) from the magnitudes above Mc
+        m (B, L) and the history's (H = 0 without one)."""
         log_mu, log_K, t_v, lk_v = self.window_terms(z)
         lk = self.log_productivity(log_K[:, None], m)
-        return log_mu, torch.cat([t.double(), t_v], dim=1), torch.cat([lk, lk_v], dim=1)
+        times, kappas = [t.double()], [lk]
+        if history is not None:
+            times.append(history.t.double())
+            kappas.append(self.log_productivity(log_K[:, None], history.m.clamp_min(0.0)))
+        return log_mu, torch.cat([*times, t_v], dim=1), torch.cat([*kappas, lk_v], dim=1)
 
     def log_terms(self, lag: torch.Tensor, log_kappa: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """log kappa_j g(lag_j) where ``allowed`` (parent before the time), NEG_INF elsewhere."""
@@ -355,25 +370,31 @@ class ExcitationIntensity(nn.Module):
         mass = torch.exp(log_kappa) * omori_mass(lag_start.clamp_min(0.0), width[..., None], c, p)
         return torch.where(allowed, mass, torch.zeros_like(mass)).sum(-1)
 
-    def window_log_prob(self, z: torch.Tensor, ln_dt: torch.Tensor, m: torch.Tensor
+    def window_log_prob(self, z: torch.Tensor, ln_dt: torch.Tensor, m: torch.Tensor, history: History | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Teacher-forced time channel of windows (B, L) of ln dt (days) and m - Mc.
+        """Teacher-forced time channel of windows (B, L) of ln dt (days) and m - Mc, optionally after a history
+        of H earlier events (``History``: their times before the window's first event and magnitudes; events
+        with ``ok`` False are not parents).
 
         Returns (log p(ln dt_i | earlier events, z) for i >= 1 (B, L-1): log lambda(t_i) - (compensator from
-        t_{i-1} to t_i) + ln dt_i; log mu (B,); log kappa_j g(t_i - t_j) (B, L, L + V), NEG_INF where j is not
-        before i): the last two give the ETAS probability that j triggered i (the position parents)."""
+        t_{i-1} to t_i) + ln dt_i; log mu (B,); log kappa_j g(t_i - t_j) (B, L, L + H + V), NEG_INF where j is
+        not a parent of i): the last two give the ETAS probability that j triggered i (the position parents)."""
         B, L = ln_dt.shape
         dt = torch.exp(ln_dt.double())
         t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
-        log_mu, tp, lk = self.parents(z, t, m)
-        V = tp.shape[1] - L
-        allowed = torch.cat([torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1),
-                             torch.ones(L, V, dtype=torch.bool, device=t.device)], dim=1)   # [i, j]: j before i
+        log_mu, tp, lk = self.parents(z, t, m, history)
+        V = tp.shape[1] - L - (0 if history is None else history.t.shape[1])
+        in_window = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)[None].expand(B, L, L)
+        before = [in_window]
+        if history is not None:
+            before.append(history.ok[:, None, :].expand(B, L, -1))
+        before.append(torch.ones(B, L, V, dtype=torch.bool, device=t.device))
+        allowed = torch.cat(before, dim=2)                                                   # [b, i, j]: j before i
         terms = self.log_terms(t[:, :, None] - tp[:, None, :], lk[:, None, :], allowed)
         log_lam = torch.logaddexp(log_mu[:, None], torch.logsumexp(terms, dim=-1))         # (B, L)
         lag_prev = t[:, :-1, None] - tp[:, None, :]                                          # from t_{i-1}
         comp = torch.exp(log_mu)[:, None] * dt[:, 1:] + self.interval_mass(
-            lag_prev, dt[:, 1:], lk[:, None, :], allowed[1:])
+            lag_prev, dt[:, 1:], lk[:, None, :], allowed[:, 1:])
         lp = log_lam[:, 1:] - comp + ln_dt[:, 1:].double()
         return lp.float(), log_mu, terms
 
