@@ -58,16 +58,30 @@ def _fit_dict(fn) -> dict[str, Any]:
 
 
 def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: float, aux_days: float = 0.0,
-                        cut_mass: float = 0.05, n_starts: int = 2) -> dict[str, Any]:
+                        cut_mass: float = 0.05, n_starts: int = 2, max_events: int | None = None) -> dict[str, Any]:
     """Space-time fit of a whole held-out catalog (targets from ``aux_days`` to the end of its window, the
-    events before as history, over its region): ETASFit.to_dict(), or {"error": why} when it cannot be fitted."""
+    events before as history, over its region): ETASFit.to_dict() plus ``t_end`` (the fitted window's end)
+    and ``cut_at_max_events`` (whether it was cut), or {"error": why} when it cannot be fitted.
+
+    ``max_events`` bounds the fit's time and memory on large catalogs: with more target events above Mc, the
+    target window ends midway between the ``max_events``-th such event and the next one (a catalog's first
+    part: ETAS is stationary, so the estimate stays unbiased and only its errors grow)."""
     from .inversion import fit_catalog, magnitude_bin
 
     region = tuple(float(v) for v in meta["region_km"])
     delta_m = magnitude_bin(catalog["magnitude"].to_numpy())
-    return _fit_dict(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days,
-                                         t_end=float(meta["duration_days"]), region=region, cut_mass=cut_mass,
-                                         n_starts=n_starts, delta_m=delta_m))
+    t_end = float(meta["duration_days"])
+    times = catalog["time"].to_numpy(dtype=float)
+    above = catalog["magnitude"].to_numpy(dtype=float) >= mc - 0.5 * delta_m - 1e-9
+    target = np.sort(times[above & (times >= aux_days) & (times < t_end)])
+    cut = max_events is not None and len(target) > max_events
+    if cut:
+        t_end = 0.5 * (float(target[max_events - 1]) + float(target[max_events]))
+    fit = _fit_dict(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days, t_end=t_end,
+                                        region=region, cut_mass=cut_mass, n_starts=n_starts, delta_m=delta_m))
+    if "error" not in fit:
+        fit.update(t_end=t_end, cut_at_max_events=bool(cut))
+    return fit
 
 
 def _ranges(table: pd.DataFrame):
@@ -245,8 +259,9 @@ def inversion_html(result: dict[str, Any]) -> str:
         elif f:
             sel = result.get("selection", {}).get(c)
             of = f" (of {sel['windows']} windows, overlap factor {sel.get('overlap_factor_all', 1.0):.2f})" if sel else ""
-            notes.append(f"{LABELS[c]}: {f['n_target']} events in {f['n_sequences']} sequence(s){of}, kernel mass "
-                         f"beyond the pair cut {f['cut']['neglected_mass']:.2g}"
+            part = f" up to day {f['t_end']:.1f} (the first events only)" if f.get("cut_at_max_events") else ""
+            notes.append(f"{LABELS[c]}: {f['n_target']} events{part} in {f['n_sequences']} sequence(s){of}, kernel "
+                         f"mass beyond the pair cut {f['cut']['neglected_mass']:.2g}"
                          + ("" if f.get("converged", True) else ", optimiser NOT converged"))
     return "\n".join([
         "<h2>ETAS parameters carried by the windows</h2>",

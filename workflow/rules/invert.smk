@@ -17,6 +17,7 @@ rule invert_catalog:
         cut_mass=config["invert"]["cut_mass"],
         starts=config["invert"]["starts"],
         aux_days=config["invert"]["aux_days"],
+        max_events=config["invert"]["max_catalog_events"],
     script:
         "../scripts/invert_catalog.py"
 

@@ -12,6 +12,7 @@ log = setup_log(smk)
 p = smk.params
 torch.set_num_threads(smk.threads)
 catalog, meta = read_catalog(smk.input[0])
-fit = fit_heldout_catalog(catalog, meta, mc=meta["mc"], aux_days=p.aux_days, cut_mass=p.cut_mass, n_starts=p.starts)
+fit = fit_heldout_catalog(catalog, meta, mc=meta["mc"], aux_days=p.aux_days, cut_mass=p.cut_mass, n_starts=p.starts,
+                          max_events=p.max_events)
 write_json(smk.output[0], fit)
 log.info("%s", fit)
