@@ -2,6 +2,7 @@
 
     PYTHONPATH=workflow python benchmarks/bench_simulate.py [--sizes 1e6 1e7] [--repeats 5] [--no-reference]
         [--burn-in DAYS] [--margin KM] [--q Q] [--D KM2] [--no-prune]
+    PYTHONPATH=workflow python benchmarks/bench_simulate.py --digests OUT.json [--compare REF.json]
 
 Model: the default config's most productive point (mu scaled to the size, K 0.3, alpha 1.5, c 0.01 d, p 1.1,
 D 0.5 km^2, q 1.5, gamma 1, b 1, Mc 2.5, Mmax 7.5; n = 0.86) on a 100 x 100 km region over 3650 days, no
@@ -103,6 +104,64 @@ def plain_branching(params, duration, region, rng, burn_in=0.0, margin=0.0):
     )
 
 
+def _case(name, params, seeds, **window):
+    return name, params, seeds, window
+
+
+def digest_cases():
+    """(name, ETASParams, seeds, window) of the catalogs the --digests check compares."""
+    from etasvae.params import ETASParams
+
+    big = ETASParams(mu=20.0, K=0.25, alpha=1.2, c=0.01, p=1.15, D=0.3, q=1.6, gamma=0.8, b=1.0, mc=2.0)
+    steep = ETASParams(mu=4.0, K=0.3, alpha=0.8, c=0.01, p=1.2, D=0.01, q=3.0, gamma=0.5, b=1.0, mc=2.0, mmax=5.0)
+    default = params_for(1.0).to_dict()
+    square = (0.0, 100.0, 0.0, 100.0)
+    return [
+        _case("untruncated", big, range(4), duration=1000.0, region=(0.0, 200.0, 0.0, 200.0), burn_in=100.0, margin=20.0),
+        _case("untruncated_bare", big, range(4), duration=300.0, region=(-50.0, 150.0, 10.0, 90.0)),
+        _case("steep_pruned", steep, range(4), duration=200.0, region=(0.0, 10.0, 0.0, 10.0), burn_in=20.0, margin=5.0),
+        _case("tapered", ETASParams(**{**big.to_dict(), "p": 0.9, "tau": 50.0}), range(3), duration=300.0,
+              region=(0.0, 100.0, 0.0, 100.0), burn_in=50.0, margin=10.0),
+        *(
+            _case(f"default_K{k}", ETASParams(**{**default, "mu": 5.0, "K": k}), range(3), duration=730.0, region=square,
+                  burn_in=365.0, margin=25.0)
+            for k in (0.1, 0.2, 0.3)
+        ),
+        _case("default_bare_1e5", params_for(1e5), range(3), duration=DURATION, region=square),
+        _case("default_bare_1e6", params_for(1e6), range(2), duration=DURATION, region=square),
+        _case("default_bare_3e6", params_for(3e6), range(1), duration=DURATION, region=square),
+        _case("default_margin_1e6", params_for(1e6), range(1), duration=DURATION, region=square, burn_in=365.0,
+              margin=25.0),
+        _case("tiny", params_for(30.0), range(20), duration=DURATION, region=square),
+    ]
+
+
+def digests(path) -> dict:
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from etasvae.catalog import write_catalog
+    from etasvae.simulate import simulate_etas
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, params, seeds, window in digest_cases():
+            for seed in seeds:
+                cat = simulate_etas(params, rng=np.random.default_rng([seed, 20261125]), **window)
+                file = Path(tmp) / "c.parquet"
+                write_catalog(cat, file, {"case": name, "seed": seed}, mc=params.mc)
+                entry = {"events": len(cat), "parquet": hashlib.sha256(file.read_bytes()).hexdigest()}
+                for column in cat.columns:
+                    values = cat[column].to_numpy()
+                    entry[column] = hashlib.sha256(values.dtype.str.encode() + values.tobytes()).hexdigest()
+                out[f"{name}/{seed}"] = entry
+    Path(path).write_text(json.dumps(out, indent=1))
+    return out
+
+
 def child(args) -> None:
     import resource
     import time
@@ -144,7 +203,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--implementation", default="etasvae", help=argparse.SUPPRESS)
+    parser.add_argument("--digests", metavar="OUT.json", help="write the digests of the check catalogs and stop")
+    parser.add_argument("--compare", metavar="REF.json", help="with --digests: compare with a reference run")
     args = parser.parse_args(argv)
+    if args.digests:
+        mine = digests(args.digests)
+        events = sum(entry["events"] for entry in mine.values())
+        print(f"{len(mine)} catalogs, {events:,} events: digests in {args.digests}")
+        if args.compare:
+            ref = json.loads(open(args.compare).read())
+            differ = sorted(k for k in set(ref) | set(mine) if ref.get(k) != mine.get(k))
+            for key in differ:
+                print(f"DIFFERS {key}: " + ", ".join(
+                    c for c in sorted(set(ref.get(key, {})) | set(mine.get(key, {})))
+                    if ref.get(key, {}).get(c) != mine.get(key, {}).get(c)))
+            print(f"{len(ref)} reference catalogs: {'all identical' if not differ else f'{len(differ)} differ'}")
+            sys.exit(1 if differ else 0)
+        return
     if args.child:
         child(args)
         return

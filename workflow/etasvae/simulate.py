@@ -65,7 +65,9 @@ _MAX_EXP_ARG_F32 = 60.0
 # A single event expected to trigger more aftershocks than this is a runaway (untruncated GR, huge alpha).
 _MAX_PRODUCTIVITY = 1e12
 
-# One kept event while the final table is assembled: 32 bytes, moved by a single gather.
+# Largest catalog whose table is built column by column (_gather_columns); above, by records (_gather_records).
+_COLUMN_GATHER_MAX = 2**21
+# One kept event while a large final table is assembled: 32 bytes, moved by a single gather.
 _RECORD = np.dtype(
     [
         ("time", "<f8"),
@@ -759,37 +761,77 @@ class _Store:
         return first
 
     def catalog(self, duration: float, mc: float, cx: float, cy: float) -> pd.DataFrame:
-        """Sort the kept events by time and build the catalog DataFrame."""
+        """Sort the kept events by time and build the catalog DataFrame (``_gather_columns`` up to
+        _COLUMN_GATHER_MAX events, ``_gather_records`` above: the same arrays either way)."""
         n = self.size
         if n == 0:
             return empty_catalog()
-        time = np.concatenate([chunk[0] for chunk in self.chunks])
+        chunks, self.chunks = self.chunks, []
+        time = np.concatenate([chunk[0] for chunk in chunks])
         perm = _time_order(time, duration)
-        # catalog id of every stored event; the extra slot maps parent -1 to -1
-        rank = np.empty(n + 1, dtype=np.int32)
-        rank[perm] = np.arange(n, dtype=np.int32)
-        rank[n] = -1
-        rec = np.empty(n, dtype=_RECORD)
-        rec["time"] = time
-        del time
-        _fill_records(rec, self.chunks, rank)
-        self.chunks.clear()
-        del rank
-        out = np.take(rec, perm)  # the one random gather: 32 bytes per event
-        del rec, perm
-        columns = {
-            "event_id": None,
-            "time": np.ascontiguousarray(out["time"]),
-            "magnitude": _shifted(out["m"], mc),
-            "x": _shifted(out["x"], cx),
-            "y": _shifted(out["y"], cy),
-            "parent_id": out["parent"].astype(np.int64),
-            "generation": np.ascontiguousarray(out["generation"]),
-        }
-        del out
-        columns["event_id"] = np.arange(n, dtype=np.int64)
+        gather = _gather_columns if n <= _COLUMN_GATHER_MAX else _gather_records
+        columns = {"event_id": np.arange(n, dtype=np.int64), **gather(chunks, time, perm, (mc, cx, cy))}
         assert list(columns) == list(CATALOG_COLUMNS)
         return pd.DataFrame(columns, copy=False)
+
+
+def _gather_columns(chunks: list, time: np.ndarray, perm: np.ndarray, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns but event_id, each gathered once by ``perm`` straight into its final array.
+
+    time, magnitude, x, y: float64, the float32 ones shifted back (by Mc, the region's centre) in storage
+    order, in one reused buffer, before their gather; parent ids mapped to catalog ids before theirs (a
+    near-sequential walk through ``rank``); generations gathered as int8. Faster than ``_gather_records`` while
+    the columns stay in cache (~1e6 events; slower at 1e7, where each random gather misses it).
+    """
+    n = time.size
+    columns = {"time": time.take(perm)}
+    del time
+    buffer = np.empty(n + 1)
+    values = buffer[:n]
+    for k, (name, shift) in enumerate(zip(("magnitude", "x", "y"), shifts), start=1):
+        np.concatenate([chunk[k] for chunk in chunks], out=values)
+        values += shift
+        columns[name] = values.take(perm)
+    del values
+    # catalog id of every stored event (int64, the parent column's type); the extra slot maps parent -1 to -1
+    rank = buffer.view(np.int64)
+    rank[perm] = np.arange(n, dtype=np.int64)
+    rank[n] = -1
+    # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
+    parent = rank.take(np.concatenate([chunk[4] for chunk in chunks]))
+    del rank, buffer
+    columns["parent_id"] = parent.take(perm)
+    del parent
+    sizes = [chunk[0].size for chunk in chunks]
+    generation = np.repeat(np.arange(len(sizes), dtype=np.int8 if len(sizes) <= 128 else np.int32), sizes)
+    columns["generation"] = generation.take(perm).astype(np.int32)
+    return columns
+
+
+def _gather_records(chunks: list, time: np.ndarray, perm: np.ndarray, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns but event_id, by one gather of a 32-byte record per event (``_RECORD``: one
+    cache miss per event where ``_gather_columns`` has five), then the columns from the gathered records."""
+    n = time.size
+    # catalog id of every stored event; the extra slot maps parent -1 to -1
+    rank = np.empty(n + 1, dtype=np.int32)
+    rank[perm] = np.arange(n, dtype=np.int32)
+    rank[n] = -1
+    rec = np.empty(n, dtype=_RECORD)
+    rec["time"] = time
+    del time
+    _fill_records(rec, chunks, rank)
+    del rank
+    out = np.take(rec, perm)
+    del rec, perm
+    mc, cx, cy = shifts
+    return {
+        "time": np.ascontiguousarray(out["time"]),
+        "magnitude": _shifted(out["m"], mc),
+        "x": _shifted(out["x"], cx),
+        "y": _shifted(out["y"], cy),
+        "parent_id": out["parent"].astype(np.int64),
+        "generation": np.ascontiguousarray(out["generation"]),
+    }
 
 
 def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
