@@ -786,15 +786,15 @@ def _gather_columns(chunks: list, time: np.ndarray, perm: np.ndarray, shifts) ->
     n = time.size
     columns = {"time": time.take(perm)}
     del time
-    buffer = np.empty(n + 1)
-    values = buffer[:n]
+    buffer = np.empty(2 * n, dtype=F32)
+    values, gathered = buffer[:n], buffer[n:]
     for k, (name, shift) in enumerate(zip(("magnitude", "x", "y"), shifts), start=1):
         np.concatenate([chunk[k] for chunk in chunks], out=values)
-        values += shift
-        columns[name] = values.take(perm)
-    del values
+        values.take(perm, out=gathered)
+        columns[name] = np.add(gathered, np.float64(shift))  # float64(value) + shift
+    del values, gathered
     # catalog id of every stored event (int64, the parent column's type); the extra slot maps parent -1 to -1
-    rank = buffer.view(np.int64)
+    rank = np.empty(n + 1, dtype=np.int64)
     rank[perm] = np.arange(n, dtype=np.int64)
     rank[n] = -1
     # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
@@ -874,12 +874,15 @@ def _time_order(time: np.ndarray, duration: float) -> np.ndarray:
     key <<= index_bits
     key |= np.arange(n, dtype=np.int64)
     key.sort()
-    quantum = key >> index_bits
+    # equal quanta give adjacent keys less than 2^index_bits apart: one pass rules them out (the usual case)
+    same = None
+    if np.diff(key).min() < 1 << index_bits:
+        quantum = key >> index_bits
+        same = quantum[1:] == quantum[:-1]
+        del quantum
     key &= (1 << index_bits) - 1
     perm = key
-    same = quantum[1:] == quantum[:-1]
-    del quantum
-    if same.any():
+    if same is not None and same.any():
         # the members of runs of equal quanta, sorted by (time, index): the quantum is monotone in time, so
         # sorting them together keeps every run in its place and orders each run exactly
         pos = np.flatnonzero(same)
