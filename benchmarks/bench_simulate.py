@@ -11,8 +11,9 @@ margin the simulator prunes, ``--no-prune`` turns that off). Each size runs in a
 OMP/OPENBLAS/MKL threads set to 1 before numpy is imported, so peaks do not mix. Printed per implementation:
 the best and the median over ``--repeats`` runs of catalog events / user CPU seconds of the call (DataFrame
 included; on a shared machine the steadiest figure: neither waiting for a core nor the kernel's page faults
-count), the best catalog events / CPU seconds (user + system) and / wall seconds, and the subprocess's peak resident set size (ru_maxrss, the interpreter included); for etasvae also the
-simulated and pruned events per catalog event. The plain numpy branching loop (float64 throughout, argsort
+count), the best catalog events / CPU seconds (user + system) and / wall seconds, and the subprocess's peak
+resident set size (ru_maxrss, the interpreter included); for etasvae also the simulated and pruned events per
+catalog event. The plain numpy branching loop (float64 throughout, argsort
 at the end; its own subprocess) does the same work unless ``--no-reference``: the same burn-in and margin
 (unpruned), the same kept events; the ratio of the two best user-CPU rates is printed.
 """
@@ -117,14 +118,16 @@ def digest_cases():
     default = params_for(1.0).to_dict()
     square = (0.0, 100.0, 0.0, 100.0)
     return [
-        _case("untruncated", big, range(4), duration=1000.0, region=(0.0, 200.0, 0.0, 200.0), burn_in=100.0, margin=20.0),
+        _case("untruncated", big, range(4), duration=1000.0, region=(0.0, 200.0, 0.0, 200.0), burn_in=100.0,
+              margin=20.0),
         _case("untruncated_bare", big, range(4), duration=300.0, region=(-50.0, 150.0, 10.0, 90.0)),
-        _case("steep_pruned", steep, range(4), duration=200.0, region=(0.0, 10.0, 0.0, 10.0), burn_in=20.0, margin=5.0),
+        _case("steep_pruned", steep, range(4), duration=200.0, region=(0.0, 10.0, 0.0, 10.0), burn_in=20.0,
+              margin=5.0),
         _case("tapered", ETASParams(**{**big.to_dict(), "p": 0.9, "tau": 50.0}), range(3), duration=300.0,
               region=(0.0, 100.0, 0.0, 100.0), burn_in=50.0, margin=10.0),
         *(
-            _case(f"default_K{k}", ETASParams(**{**default, "mu": 5.0, "K": k}), range(3), duration=730.0, region=square,
-                  burn_in=365.0, margin=25.0)
+            _case(f"default_K{k}", ETASParams(**{**default, "mu": 5.0, "K": k}), range(3), duration=730.0,
+                  region=square, burn_in=365.0, margin=25.0)
             for k in (0.1, 0.2, 0.3)
         ),
         _case("default_bare_1e5", params_for(1e5), range(3), duration=DURATION, region=square),
