@@ -136,6 +136,8 @@ def digest_cases():
         _case("default_margin_1e6", params_for(1e6), range(1), duration=DURATION, region=square, burn_in=365.0,
               margin=25.0),
         _case("tiny", params_for(30.0), range(20), duration=DURATION, region=square),
+        _case("deep", ETASParams(mu=2.0, K=0.99, alpha=0.0, c=1e-4, p=3.0, D=0.01, q=3.0, gamma=0.0, b=1.0, mc=2.0,
+                                 mmax=4.0), range(2), duration=300.0, region=square),  # > 128 generations
     ]
 
 
