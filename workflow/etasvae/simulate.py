@@ -27,7 +27,7 @@ np.repeat over the parents that have children), index-and-take instead of boolea
 one sort of an int64 key (time quantum | index) instead of an argsort, then the final table (about half the
 time): up to 2^21 events each column is gathered once by the sort's permutation straight into its final array
 (``_gather_columns``; the arrays stay in cache), above that one 32-byte record per event is gathered
-(``_gather_records``: one cache miss per event instead of five). Both give the same arrays
+(``_gather_records``: one cache miss per event instead of four). Both give the same arrays
 (``bench_simulate.py --digests`` compares catalogs byte for byte across revisions).
 
 Precision: times are float64 throughout. Delays, distances, magnitudes above Mc and positions relative to
@@ -769,18 +769,25 @@ class _Store:
         n = self.size
         if n == 0:
             return empty_catalog()
-        chunks, self.chunks = self.chunks, []
-        time = np.concatenate([chunk[0] for chunk in chunks])
+        chunks, self.chunks = self.chunks, []  # the gather empties the list as it goes
         event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key and the ranks
-        perm = _time_order(time, duration, event_id)
         gather = _gather_columns if n <= _COLUMN_GATHER_MAX else _gather_records
-        columns = {"event_id": event_id, **gather(chunks, time, perm, event_id, (mc, cx, cy))}
+        columns = {"event_id": event_id, **gather(chunks, duration, event_id, (mc, cx, cy))}
         assert list(columns) == list(CATALOG_COLUMNS)
         return pd.DataFrame(columns, copy=False)
 
 
-def _gather_columns(chunks: list, time: np.ndarray, perm: np.ndarray, ids: np.ndarray, shifts) -> dict[str, np.ndarray]:
-    """The catalog's columns but event_id, by four gathers of ``perm`` straight from storage order.
+def _time_and_order(chunks: list, duration: float, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the stored times in storage order, the permutation that puts them in time order); drops the times
+    from ``chunks``, which keep (m, x, y, parent)."""
+    time = np.concatenate([chunk[0] for chunk in chunks])
+    for g, chunk in enumerate(chunks):
+        chunks[g] = chunk[1:]
+    return time, _time_order(time, duration, ids)
+
+
+def _gather_columns(chunks: list, duration: float, ids: np.ndarray, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns but event_id, by four gathers of the time order straight from storage order.
 
     time (float64); (x, y) and (magnitude, parent catalog id) as interleaved float32/int32 pairs, each pair
     moved as one 8-byte unit, then shifted back (float64(value) + Mc or the region's centre) or widened;
@@ -788,36 +795,41 @@ def _gather_columns(chunks: list, time: np.ndarray, perm: np.ndarray, ids: np.nd
     walk through ``rank``). Faster than ``_gather_records`` while the arrays stay in cache (~1e6 events;
     slower at 1e7, where each random gather misses it).
     """
+    time, perm = _time_and_order(chunks, duration, ids)
     n = time.size
     mc, cx, cy = shifts
     time = time.take(perm)
+    sizes = [chunk[0].size for chunk in chunks]
+    magnitudes, xs, ys, parents = (list(part) for part in zip(*chunks))
+    chunks.clear()
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
     rank[perm] = ids  # 0..n-1
     rank[n] = -1
     pair, gathered = np.empty((n, 2), dtype=F32), np.empty((n, 2), dtype=F32)
     units, gathered_units = pair.view(np.int64)[:, 0], gathered.view(np.int64)[:, 0]
-    np.concatenate([chunk[2] for chunk in chunks], out=pair[:, 0])
-    np.concatenate([chunk[3] for chunk in chunks], out=pair[:, 1])
+    np.concatenate(xs, out=pair[:, 0])
+    np.concatenate(ys, out=pair[:, 1])
+    del xs, ys
     units.take(perm, out=gathered_units)
     x, y = np.add(gathered[:, 0], np.float64(cx)), np.add(gathered[:, 1], np.float64(cy))
-    np.concatenate([chunk[1] for chunk in chunks], out=pair[:, 0])
+    np.concatenate(magnitudes, out=pair[:, 0])
     # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
-    rank.take(np.concatenate([chunk[4] for chunk in chunks]), out=pair.view(np.int32)[:, 1])
-    del rank
+    rank.take(np.concatenate(parents), out=pair.view(np.int32)[:, 1])
+    del magnitudes, parents, rank
     units.take(perm, out=gathered_units)
     del pair, units
     magnitude, parent = np.add(gathered[:, 0], np.float64(mc)), gathered.view(np.int32)[:, 1].astype(np.int64)
     del gathered, gathered_units
-    sizes = [chunk[0].size for chunk in chunks]
     generation = np.repeat(np.arange(len(sizes), dtype=np.int8 if len(sizes) <= 128 else np.int32), sizes)
     generation = generation.take(perm).astype(np.int32)
     return {"time": time, "magnitude": magnitude, "x": x, "y": y, "parent_id": parent, "generation": generation}
 
 
-def _gather_records(chunks: list, time: np.ndarray, perm: np.ndarray, ids: np.ndarray, shifts) -> dict[str, np.ndarray]:
+def _gather_records(chunks: list, duration: float, ids: np.ndarray, shifts) -> dict[str, np.ndarray]:
     """The catalog's columns but event_id, by one gather of a 32-byte record per event (``_RECORD``: one
-    cache miss per event where ``_gather_columns`` has five), then the columns from the gathered records."""
+    cache miss per event where ``_gather_columns`` has four), then the columns from the gathered records."""
+    time, perm = _time_and_order(chunks, duration, ids)
     n = time.size
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
@@ -851,7 +863,7 @@ def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
 def _fill_records(rec: np.ndarray, chunks: list, rank: np.ndarray) -> None:
     """Copy the stored chunks into ``rec`` (storage order), mapping parent storage ids to catalog ids."""
     start = 0
-    for g, (_, m, x, y, parent) in enumerate(chunks):
+    for g, (m, x, y, parent) in enumerate(chunks):
         part = rec[start : start + m.size]
         part["m"] = m
         part["x"] = x
