@@ -770,7 +770,7 @@ class _Store:
         if n == 0:
             return empty_catalog()
         chunks, self.chunks = self.chunks, []  # the gather empties the list as it goes
-        event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key and the ranks
+        event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key
         gather = _gather_columns if n <= _COLUMN_GATHER_MAX else _gather_records
         columns = {"event_id": event_id, **gather(chunks, duration, event_id, (mc, cx, cy))}
         assert list(columns) == list(CATALOG_COLUMNS)
@@ -798,31 +798,31 @@ def _gather_columns(chunks: list, duration: float, ids: np.ndarray, shifts) -> d
     time, perm = _time_and_order(chunks, duration, ids)
     n = time.size
     mc, cx, cy = shifts
-    time = time.take(perm)
+    time = time.take(perm, mode="clip")  # "clip": perm is in range; no checks, no buffered output
     sizes = [chunk[0].size for chunk in chunks]
     magnitudes, xs, ys, parents = (list(part) for part in zip(*chunks))
     chunks.clear()
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
-    rank[perm] = ids  # 0..n-1
+    rank[perm] = np.arange(n, dtype=np.int32)  # (a fresh int32 range scatters faster than a cast of ids)
     rank[n] = -1
     pair, gathered = np.empty((n, 2), dtype=F32), np.empty((n, 2), dtype=F32)
     units, gathered_units = pair.view(np.int64)[:, 0], gathered.view(np.int64)[:, 0]
     np.concatenate(xs, out=pair[:, 0])
     np.concatenate(ys, out=pair[:, 1])
     del xs, ys
-    units.take(perm, out=gathered_units)
+    units.take(perm, out=gathered_units, mode="clip")
     x, y = np.add(gathered[:, 0], np.float64(cx)), np.add(gathered[:, 1], np.float64(cy))
     np.concatenate(magnitudes, out=pair[:, 0])
     # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
-    rank.take(np.concatenate(parents), out=pair.view(np.int32)[:, 1])
+    rank.take(np.concatenate(parents), out=pair.view(np.int32)[:, 1], mode="wrap")  # -1 wraps to slot n
     del magnitudes, parents, rank
-    units.take(perm, out=gathered_units)
+    units.take(perm, out=gathered_units, mode="clip")
     del pair, units
     magnitude, parent = np.add(gathered[:, 0], np.float64(mc)), gathered.view(np.int32)[:, 1].astype(np.int64)
     del gathered, gathered_units
     generation = np.repeat(np.arange(len(sizes), dtype=np.int8 if len(sizes) <= 128 else np.int32), sizes)
-    generation = generation.take(perm).astype(np.int32)
+    generation = generation.take(perm, mode="clip").astype(np.int32)
     return {"time": time, "magnitude": magnitude, "x": x, "y": y, "parent_id": parent, "generation": generation}
 
 
@@ -833,14 +833,14 @@ def _gather_records(chunks: list, duration: float, ids: np.ndarray, shifts) -> d
     n = time.size
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
-    rank[perm] = ids  # 0..n-1
+    rank[perm] = np.arange(n, dtype=np.int32)  # (a fresh int32 range scatters faster than a cast of ids)
     rank[n] = -1
     rec = np.empty(n, dtype=_RECORD)
     rec["time"] = time
     del time
     _fill_records(rec, chunks, rank)
     del rank
-    out = np.take(rec, perm)
+    out = rec.take(perm, mode="clip")
     del rec, perm
     mc, cx, cy = shifts
     return {
