@@ -13,9 +13,17 @@ the best and the median over ``--repeats`` runs of catalog events / user CPU sec
 included; on a shared machine the steadiest figure: neither waiting for a core nor the kernel's page faults
 count), the best catalog events / CPU seconds (user + system) and / wall seconds, and the subprocess's peak
 resident set size (ru_maxrss, the interpreter included); for etasvae also the simulated and pruned events per
-catalog event. The plain numpy branching loop (float64 throughout, argsort
-at the end; its own subprocess) does the same work unless ``--no-reference``: the same burn-in and margin
+catalog event. The plain numpy branching loop (float64 throughout, argsort at the end; its own subprocess)
+does the same work unless ``--no-reference``: the same burn-in and margin
 (unpruned), the same kept events; the ratio of the two best user-CPU rates is printed.
+
+``--digests`` checks that a change for speed left the catalogs unchanged: it simulates a fixed set of cases
+(``digest_cases``: untruncated and truncated GR, tapered Omori, steep and heavy kernels, with and without
+burn-in, margin and pruning, ~1e6- and ~3e6-event catalogs, a genealogy deeper than 128 generations, several
+seeds each) and writes the SHA-256 of every catalog's Parquet bytes (``catalog.write_catalog``) and of each
+column's array to OUT.json; with ``--compare REF.json`` (the same run on another revision, e.g.
+``git archive main workflow`` extracted and put first on PYTHONPATH) it lists the catalogs that differ and
+exits 1 if any does.
 """
 
 from __future__ import annotations
