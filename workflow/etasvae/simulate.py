@@ -18,8 +18,8 @@ into the catalog are pruned (``family_reach_bound``: renewal equations for the s
 delays of a family; steep spatial kernels make most of a wide margin prunable, the heavy q = 1.5 kernel of
 the default config none of a 25 km one). Other children
 outside the region or before t = 0 are simulated (they trigger) but not stored: beyond the generation in
-hand, memory holds only the events of the catalog (24 bytes each; at most ~80 bytes each while the final
-table, itself 52 bytes per event, is assembled). The only Python loop is over generations.
+hand, memory holds only the events of the catalog (24 bytes each; at most 76 bytes each while the final
+table, itself 52 bytes per event, is assembled, 84 up to 2^21 events: numpy allocations traced). The only Python loop is over generations.
 
 Speed (benchmarks/bench_simulate.py): float32 wherever precision allows, Poisson counts drawn mostly without
 numpy's per-element sampler (``_poisson_hits``, which also gives the children's parent indices by one
@@ -770,14 +770,13 @@ class _Store:
         if n == 0:
             return empty_catalog()
         chunks, self.chunks = self.chunks, []  # the gather empties the list as it goes
-        event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key
         gather = _gather_columns if n <= _COLUMN_GATHER_MAX else _gather_records
-        columns = {"event_id": event_id, **gather(chunks, duration, event_id, (mc, cx, cy))}
+        columns = gather(chunks, n, duration, (mc, cx, cy))
         assert list(columns) == list(CATALOG_COLUMNS)
         return pd.DataFrame(columns, copy=False)
 
 
-def _time_and_order(chunks: list, duration: float, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _time_and_order(chunks: list, duration: float, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(the stored times in storage order, the permutation that puts them in time order); drops the times
     from ``chunks``, which keep (m, x, y, parent)."""
     time = np.concatenate([chunk[0] for chunk in chunks])
@@ -786,8 +785,8 @@ def _time_and_order(chunks: list, duration: float, ids: np.ndarray) -> tuple[np.
     return time, _time_order(time, duration, ids)
 
 
-def _gather_columns(chunks: list, duration: float, ids: np.ndarray, shifts) -> dict[str, np.ndarray]:
-    """The catalog's columns but event_id, by four gathers of the time order straight from storage order.
+def _gather_columns(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns, by four gathers of the time order straight from storage order.
 
     time (float64); (x, y) and (magnitude, parent catalog id) as interleaved float32/int32 pairs, each pair
     moved as one 8-byte unit, then shifted back (float64(value) + Mc or the region's centre) or widened;
@@ -795,8 +794,8 @@ def _gather_columns(chunks: list, duration: float, ids: np.ndarray, shifts) -> d
     walk through ``rank``). Faster than ``_gather_records`` while the arrays stay in cache (~1e6 events;
     slower at 1e7, where each random gather misses it).
     """
-    time, perm = _time_and_order(chunks, duration, ids)
-    n = time.size
+    event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key
+    time, perm = _time_and_order(chunks, duration, event_id)
     mc, cx, cy = shifts
     time = time.take(perm, mode="clip")  # "clip": perm is in range; no checks, no buffered output
     sizes = [chunk[0].size for chunk in chunks]
@@ -823,17 +822,17 @@ def _gather_columns(chunks: list, duration: float, ids: np.ndarray, shifts) -> d
     del gathered, gathered_units
     generation = np.repeat(np.arange(len(sizes), dtype=np.int8 if len(sizes) <= 128 else np.int32), sizes)
     generation = generation.take(perm, mode="clip").astype(np.int32)
-    return {"time": time, "magnitude": magnitude, "x": x, "y": y, "parent_id": parent, "generation": generation}
+    return {"event_id": event_id, "time": time, "magnitude": magnitude, "x": x, "y": y, "parent_id": parent,
+            "generation": generation}
 
 
-def _gather_records(chunks: list, duration: float, ids: np.ndarray, shifts) -> dict[str, np.ndarray]:
-    """The catalog's columns but event_id, by one gather of a 32-byte record per event (``_RECORD``: one
+def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns, by one gather of a 32-byte record per event (``_RECORD``: one
     cache miss per event where ``_gather_columns`` has four), then the columns from the gathered records."""
-    time, perm = _time_and_order(chunks, duration, ids)
-    n = time.size
+    time, perm = _time_and_order(chunks, duration, None)
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
-    rank[perm] = np.arange(n, dtype=np.int32)  # (a fresh int32 range scatters faster than a cast of ids)
+    rank[perm] = np.arange(n, dtype=np.int32)
     rank[n] = -1
     rec = np.empty(n, dtype=_RECORD)
     rec["time"] = time
@@ -843,7 +842,8 @@ def _gather_records(chunks: list, duration: float, ids: np.ndarray, shifts) -> d
     out = rec.take(perm, mode="clip")
     del rec, perm
     mc, cx, cy = shifts
-    return {
+    columns = {
+        "event_id": None,
         "time": np.ascontiguousarray(out["time"]),
         "magnitude": _shifted(out["m"], mc),
         "x": _shifted(out["x"], cx),
@@ -851,6 +851,9 @@ def _gather_records(chunks: list, duration: float, ids: np.ndarray, shifts) -> d
         "parent_id": out["parent"].astype(np.int64),
         "generation": np.ascontiguousarray(out["generation"]),
     }
+    del out
+    columns["event_id"] = np.arange(n, dtype=np.int64)  # after the records are gone: not at the peak
+    return columns
 
 
 def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
