@@ -3,6 +3,7 @@
     PYTHONPATH=workflow python benchmarks/bench_simulate.py [--sizes 1e6 1e7] [--repeats 5] [--no-reference]
         [--burn-in DAYS] [--margin KM] [--q Q] [--D KM2] [--no-prune]
     PYTHONPATH=workflow python benchmarks/bench_simulate.py --digests OUT.json [--compare REF.json]
+    PYTHONPATH=workflow python benchmarks/bench_simulate.py --against OTHER/workflow [--sizes ...] [--repeats 21]
 
 Model: the default config's most productive point (mu scaled to the size, K 0.3, alpha 1.5, c 0.01 d, p 1.1,
 D 0.5 km^2, q 1.5, gamma 1, b 1, Mc 2.5, Mmax 7.5; n = 0.86) on a 100 x 100 km region over 3650 days, no
@@ -24,6 +25,10 @@ seeds each) and writes the SHA-256 of every catalog's Parquet bytes (``catalog.w
 column's array to OUT.json; with ``--compare REF.json`` (the same run on another revision, e.g.
 ``git archive main workflow`` extracted and put first on PYTHONPATH) it lists the catalogs that differ and
 exits 1 if any does.
+
+``--against DIR`` times this revision's simulator against another's (``DIR/etasvae/simulate.py``, e.g. from
+``git archive main workflow``) in one process, alternating the two on the same seeds: on a shared machine the
+load changes between separate runs, so only such interleaved user-CPU figures compare two revisions fairly.
 """
 
 from __future__ import annotations
@@ -175,6 +180,39 @@ def digests(path) -> dict:
     return out
 
 
+def against(args) -> None:
+    """Alternating user-CPU timings of this simulator and the one in ``args.against`` (see the docstring)."""
+    import importlib.util
+    import resource
+    from pathlib import Path
+
+    import numpy as np
+
+    import etasvae.simulate as this
+
+    path = Path(args.against) / "etasvae" / "simulate.py"
+    spec = importlib.util.spec_from_file_location("etasvae._other_simulate", path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    for size in args.sizes:
+        params = params_for(size, args.q, args.D)
+        rates = {"this": [], "other": []}
+        for rep in range(args.repeats):
+            pairs = (("this", this), ("other", other))
+            for name, module in pairs if rep % 2 else pairs[::-1]:
+                user = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                cat = module.simulate_etas(params, duration=DURATION, region=REGION, rng=np.random.default_rng(rep),
+                                           burn_in=args.burn_in, margin=args.margin, prune=not args.no_prune)
+                rates[name].append(len(cat) / (resource.getrusage(resource.RUSAGE_SELF).ru_utime - user))
+                del cat
+        parts = []
+        for name, values in rates.items():
+            values.sort()
+            best, median = values[-1] / 1e6, values[len(values) // 2] / 1e6
+            parts.append(f"{name}: {best:.2f} M events/s user CPU best, {median:.2f} median")
+        print(f"~{size:.0e} events, {args.repeats} alternating runs each: " + "; ".join(parts) + f" ({args.against})")
+
+
 def child(args) -> None:
     import resource
     import time
@@ -217,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--implementation", default="etasvae", help=argparse.SUPPRESS)
+    parser.add_argument("--against", metavar="DIR", help="time against DIR/etasvae/simulate.py, alternating")
     parser.add_argument("--digests", metavar="OUT.json", help="write the digests of the check catalogs and stop")
     parser.add_argument("--compare", metavar="REF.json", help="with --digests: compare with a reference run")
     args = parser.parse_args(argv)
@@ -233,6 +272,10 @@ def main(argv: list[str] | None = None) -> None:
                     if ref.get(key, {}).get(c) != mine.get(key, {}).get(c)))
             print(f"{len(ref)} reference catalogs: {'all identical' if not differ else f'{len(differ)} differ'}")
             sys.exit(1 if differ else 0)
+        return
+    if args.against:
+        os.environ.update({var: "1" for var in THREAD_VARS})  # numpy is imported only in against(): in time
+        against(args)
         return
     if args.child:
         child(args)
