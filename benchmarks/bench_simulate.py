@@ -2,18 +2,33 @@
 
     PYTHONPATH=workflow python benchmarks/bench_simulate.py [--sizes 1e6 1e7] [--repeats 5] [--no-reference]
         [--burn-in DAYS] [--margin KM] [--q Q] [--D KM2] [--no-prune]
+    PYTHONPATH=workflow python benchmarks/bench_simulate.py --digests OUT.json [--compare REF.json]
+    PYTHONPATH=workflow python benchmarks/bench_simulate.py --against OTHER/workflow [--sizes ...] [--repeats 21]
 
 Model: the default config's most productive point (mu scaled to the size, K 0.3, alpha 1.5, c 0.01 d, p 1.1,
 D 0.5 km^2, q 1.5, gamma 1, b 1, Mc 2.5, Mmax 7.5; n = 0.86) on a 100 x 100 km region over 3650 days, no
 burn-in or margin unless asked (``--burn-in``, ``--margin``; ``--q`` and ``--D`` give a steeper kernel, whose
 margin the simulator prunes, ``--no-prune`` turns that off). Each size runs in a fresh subprocess with
 OMP/OPENBLAS/MKL threads set to 1 before numpy is imported, so peaks do not mix. Printed per implementation:
-the best and the median over ``--repeats`` runs of catalog events / wall seconds of the call (DataFrame
-included), the best catalog events / CPU seconds (user + system: on a shared machine the steadier figure),
-and the subprocess's peak resident set size (ru_maxrss, the interpreter included); for etasvae also the
-simulated and pruned events per catalog event. The plain numpy branching loop (float64 throughout, argsort
-at the end; its own subprocess) does the same work unless ``--no-reference``: the same burn-in and margin
-(unpruned), the same kept events; the ratio of the two best rates is printed.
+the best and the median over ``--repeats`` runs of catalog events / user CPU seconds of the call (DataFrame
+included; on a shared machine the steadiest figure: neither waiting for a core nor the kernel's page faults
+count), the best catalog events / CPU seconds (user + system) and / wall seconds, and the subprocess's peak
+resident set size (ru_maxrss, the interpreter included); for etasvae also the simulated and pruned events per
+catalog event. The plain numpy branching loop (float64 throughout, argsort at the end; its own subprocess)
+does the same work unless ``--no-reference``: the same burn-in and margin
+(unpruned), the same kept events; the ratio of the two best user-CPU rates is printed.
+
+``--digests`` checks that a change for speed left the catalogs unchanged: it simulates a fixed set of cases
+(``digest_cases``: untruncated and truncated GR, tapered Omori, steep and heavy kernels, with and without
+burn-in, margin and pruning, ~1e6- and ~3e6-event catalogs, a genealogy deeper than 128 generations, several
+seeds each) and writes the SHA-256 of every catalog's Parquet bytes (``catalog.write_catalog``) and of each
+column's array to OUT.json; with ``--compare REF.json`` (the same run on another revision, e.g.
+``git archive main workflow`` extracted and put first on PYTHONPATH) it lists the catalogs that differ and
+exits 1 if any does.
+
+``--against DIR`` times this revision's simulator against another's (``DIR/etasvae/simulate.py``, e.g. from
+``git archive main workflow``) in one process, alternating the two on the same seeds: on a shared machine the
+load changes between separate runs, so only such interleaved user-CPU figures compare two revisions fairly.
 """
 
 from __future__ import annotations
@@ -103,6 +118,101 @@ def plain_branching(params, duration, region, rng, burn_in=0.0, margin=0.0):
     )
 
 
+def _case(name, params, seeds, **window):
+    return name, params, seeds, window
+
+
+def digest_cases():
+    """(name, ETASParams, seeds, window) of the catalogs the --digests check compares."""
+    from etasvae.params import ETASParams
+
+    big = ETASParams(mu=20.0, K=0.25, alpha=1.2, c=0.01, p=1.15, D=0.3, q=1.6, gamma=0.8, b=1.0, mc=2.0)
+    steep = ETASParams(mu=4.0, K=0.3, alpha=0.8, c=0.01, p=1.2, D=0.01, q=3.0, gamma=0.5, b=1.0, mc=2.0, mmax=5.0)
+    default = params_for(1.0).to_dict()
+    square = (0.0, 100.0, 0.0, 100.0)
+    return [
+        _case("untruncated", big, range(4), duration=1000.0, region=(0.0, 200.0, 0.0, 200.0), burn_in=100.0,
+              margin=20.0),
+        _case("untruncated_bare", big, range(4), duration=300.0, region=(-50.0, 150.0, 10.0, 90.0)),
+        _case("steep_pruned", steep, range(4), duration=200.0, region=(0.0, 10.0, 0.0, 10.0), burn_in=20.0,
+              margin=5.0),
+        _case("tapered", ETASParams(**{**big.to_dict(), "p": 0.9, "tau": 50.0}), range(3), duration=300.0,
+              region=(0.0, 100.0, 0.0, 100.0), burn_in=50.0, margin=10.0),
+        *(
+            _case(f"default_K{k}", ETASParams(**{**default, "mu": 5.0, "K": k}), range(3), duration=730.0,
+                  region=square, burn_in=365.0, margin=25.0)
+            for k in (0.1, 0.2, 0.3)
+        ),
+        _case("default_bare_1e5", params_for(1e5), range(3), duration=DURATION, region=square),
+        _case("default_bare_1e6", params_for(1e6), range(2), duration=DURATION, region=square),
+        _case("default_bare_3e6", params_for(3e6), range(1), duration=DURATION, region=square),
+        _case("default_margin_1e6", params_for(1e6), range(1), duration=DURATION, region=square, burn_in=365.0,
+              margin=25.0),
+        _case("tiny", params_for(30.0), range(20), duration=DURATION, region=square),
+        _case("deep", ETASParams(mu=2.0, K=0.99, alpha=0.0, c=1e-4, p=3.0, D=0.01, q=3.0, gamma=0.0, b=1.0, mc=2.0,
+                                 mmax=4.0), range(2), duration=300.0, region=square),  # > 128 generations
+    ]
+
+
+def digests(path) -> dict:
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from etasvae.catalog import write_catalog
+    from etasvae.simulate import simulate_etas
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, params, seeds, window in digest_cases():
+            for seed in seeds:
+                cat = simulate_etas(params, rng=np.random.default_rng([seed, 20261125]), **window)
+                file = Path(tmp) / "c.parquet"
+                write_catalog(cat, file, {"case": name, "seed": seed}, mc=params.mc)
+                entry = {"events": len(cat), "parquet": hashlib.sha256(file.read_bytes()).hexdigest()}
+                for column in cat.columns:
+                    values = cat[column].to_numpy()
+                    entry[column] = hashlib.sha256(values.dtype.str.encode() + values.tobytes()).hexdigest()
+                out[f"{name}/{seed}"] = entry
+    Path(path).write_text(json.dumps(out, indent=1))
+    return out
+
+
+def against(args) -> None:
+    """Alternating user-CPU timings of this simulator and the one in ``args.against`` (see the docstring)."""
+    import importlib.util
+    import resource
+    from pathlib import Path
+
+    import numpy as np
+
+    import etasvae.simulate as this
+
+    path = Path(args.against) / "etasvae" / "simulate.py"
+    spec = importlib.util.spec_from_file_location("etasvae._other_simulate", path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    for size in args.sizes:
+        params = params_for(size, args.q, args.D)
+        rates = {"this": [], "other": []}
+        for rep in range(args.repeats):
+            pairs = (("this", this), ("other", other))
+            for name, module in pairs if rep % 2 else pairs[::-1]:
+                user = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                cat = module.simulate_etas(params, duration=DURATION, region=REGION, rng=np.random.default_rng(rep),
+                                           burn_in=args.burn_in, margin=args.margin, prune=not args.no_prune)
+                rates[name].append(len(cat) / (resource.getrusage(resource.RUSAGE_SELF).ru_utime - user))
+                del cat
+        parts = []
+        for name, values in rates.items():
+            values.sort()
+            best, median = values[-1] / 1e6, values[len(values) // 2] / 1e6
+            parts.append(f"{name}: {best:.2f} M events/s user CPU best, {median:.2f} median")
+        print(f"~{size:.0e} events, {args.repeats} alternating runs each: " + "; ".join(parts) + f" ({args.against})")
+
+
 def child(args) -> None:
     import resource
     import time
@@ -116,7 +226,7 @@ def child(args) -> None:
     for rep in range(args.repeats):
         rng = np.random.default_rng(rep)
         stats = {}
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, user = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
         if args.implementation == "etasvae":
             cat = simulate_etas(
                 params, duration=DURATION, region=REGION, rng=rng, burn_in=args.burn_in, margin=args.margin,
@@ -124,8 +234,9 @@ def child(args) -> None:
             )
         else:
             cat = plain_branching(params, DURATION, REGION, rng, burn_in=args.burn_in, margin=args.margin)
+        user = resource.getrusage(resource.RUSAGE_SELF).ru_utime - user
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        runs.append({"events": len(cat), "wall": wall, "cpu": cpu, **stats})
+        runs.append({"events": len(cat), "wall": wall, "cpu": cpu, "user": user, **stats})
         del cat
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"runs": runs, "peak_mib": peak, "branching_ratio": params.branching_ratio()}))
@@ -144,7 +255,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--implementation", default="etasvae", help=argparse.SUPPRESS)
+    parser.add_argument("--against", metavar="DIR", help="time against DIR/etasvae/simulate.py, alternating")
+    parser.add_argument("--digests", metavar="OUT.json", help="write the digests of the check catalogs and stop")
+    parser.add_argument("--compare", metavar="REF.json", help="with --digests: compare with a reference run")
     args = parser.parse_args(argv)
+    if args.digests:
+        mine = digests(args.digests)
+        events = sum(entry["events"] for entry in mine.values())
+        print(f"{len(mine)} catalogs, {events:,} events: digests in {args.digests}")
+        if args.compare:
+            ref = json.loads(open(args.compare).read())
+            differ = sorted(k for k in set(ref) | set(mine) if ref.get(k) != mine.get(k))
+            for key in differ:
+                print(f"DIFFERS {key}: " + ", ".join(
+                    c for c in sorted(set(ref.get(key, {})) | set(mine.get(key, {})))
+                    if ref.get(key, {}).get(c) != mine.get(key, {}).get(c)))
+            print(f"{len(ref)} reference catalogs: {'all identical' if not differ else f'{len(differ)} differ'}")
+            sys.exit(1 if differ else 0)
+        return
+    if args.against:
+        os.environ.update({var: "1" for var in THREAD_VARS})  # numpy is imported only in against(): in time
+        against(args)
+        return
     if args.child:
         child(args)
         return
@@ -166,11 +298,13 @@ def main(argv: list[str] | None = None) -> None:
             runs = result["runs"]
             wall = sorted(r["events"] / r["wall"] for r in runs)
             cpu = max(r["events"] / r["cpu"] for r in runs)
-            rates[implementation] = wall[-1]
+            user = sorted(r["events"] / r["user"] for r in runs)
+            rates[implementation] = user[-1]
             events = sum(r["events"] for r in runs) / len(runs)
             part = (
-                f"{implementation}: {wall[-1] / 1e6:.2f} M events/s best, {wall[len(wall) // 2] / 1e6:.2f} median "
-                f"({events:,.0f} events; {cpu / 1e6:.2f} M/s CPU best), peak RSS {result['peak_mib']:.0f} MiB"
+                f"{implementation}: {user[-1] / 1e6:.2f} M events/s user CPU best, {user[len(user) // 2] / 1e6:.2f} "
+                f"median ({events:,.0f} events; {cpu / 1e6:.2f} M/s user+system CPU best, {wall[-1] / 1e6:.2f} M/s "
+                f"wall best), peak RSS {result['peak_mib']:.0f} MiB"
             )
             if "simulated" in runs[0]:
                 simulated = sum(r["simulated"] for r in runs) / len(runs) / events
@@ -178,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                 part += f", {simulated:.2f} simulated and {pruned:.2f} pruned per catalog event"
             parts.append(part)
         if len(rates) == 2:
-            parts.append(f"ratio {rates['etasvae'] / rates['plain']:.2f}")
+            parts.append(f"ratio (user CPU) {rates['etasvae'] / rates['plain']:.2f}")
         print(f"~{size:.0e} events (n = {result['branching_ratio']:.3f}): " + "; ".join(parts))
 
 

@@ -18,14 +18,17 @@ into the catalog are pruned (``family_reach_bound``: renewal equations for the s
 delays of a family; steep spatial kernels make most of a wide margin prunable, the heavy q = 1.5 kernel of
 the default config none of a 25 km one). Other children
 outside the region or before t = 0 are simulated (they trigger) but not stored: beyond the generation in
-hand, memory holds only the events of the catalog (24 bytes each; at most ~80 bytes each while the final
-table, itself 52 bytes per event, is assembled). The only Python loop is over generations.
+hand, memory holds only the events of the catalog (24 bytes each; at most 76 bytes each while the final
+table, itself 52 bytes per event, is assembled, 84 up to 2^21 events: numpy allocations traced). The only Python loop is over generations.
 
 Speed (benchmarks/bench_simulate.py): float32 wherever precision allows, Poisson counts drawn mostly without
 numpy's per-element sampler (``_poisson_hits``, which also gives the children's parent indices by one
 np.repeat over the parents that have children), index-and-take instead of boolean masks on large arrays,
-one sort of an int64 key (time quantum | index) instead of an argsort, and one gather of a 32-byte record
-per event to put every column in time order (that final table is about 60 % of the time).
+one sort of an int64 key (time quantum | index) instead of an argsort, then the final table (about half the
+time): up to 2^21 events each column is gathered once by the sort's permutation straight into its final array
+(``_gather_columns``; the arrays stay in cache), above that one 32-byte record per event is gathered
+(``_gather_records``: one cache miss per event instead of four). Both give the same arrays
+(``bench_simulate.py --digests`` compares catalogs byte for byte across revisions).
 
 Precision: times are float64 throughout. Delays, distances, magnitudes above Mc and positions relative to
 the region's centre are computed in float32 (relative precision 6e-8: 6 mm at 100 km from the centre,
@@ -65,7 +68,9 @@ _MAX_EXP_ARG_F32 = 60.0
 # A single event expected to trigger more aftershocks than this is a runaway (untruncated GR, huge alpha).
 _MAX_PRODUCTIVITY = 1e12
 
-# One kept event while the final table is assembled: 32 bytes, moved by a single gather.
+# Largest catalog whose table is built column by column (_gather_columns); above, by records (_gather_records).
+_COLUMN_GATHER_MAX = 2**21
+# One kept event while a large final table is assembled: 32 bytes, moved by a single gather.
 _RECORD = np.dtype(
     [
         ("time", "<f8"),
@@ -759,37 +764,96 @@ class _Store:
         return first
 
     def catalog(self, duration: float, mc: float, cx: float, cy: float) -> pd.DataFrame:
-        """Sort the kept events by time and build the catalog DataFrame."""
+        """Sort the kept events by time and build the catalog DataFrame (``_gather_columns`` up to
+        _COLUMN_GATHER_MAX events, ``_gather_records`` above: the same arrays either way)."""
         n = self.size
         if n == 0:
             return empty_catalog()
-        time = np.concatenate([chunk[0] for chunk in self.chunks])
-        perm = _time_order(time, duration)
-        # catalog id of every stored event; the extra slot maps parent -1 to -1
-        rank = np.empty(n + 1, dtype=np.int32)
-        rank[perm] = np.arange(n, dtype=np.int32)
-        rank[n] = -1
-        rec = np.empty(n, dtype=_RECORD)
-        rec["time"] = time
-        del time
-        _fill_records(rec, self.chunks, rank)
-        self.chunks.clear()
-        del rank
-        out = np.take(rec, perm)  # the one random gather: 32 bytes per event
-        del rec, perm
-        columns = {
-            "event_id": None,
-            "time": np.ascontiguousarray(out["time"]),
-            "magnitude": _shifted(out["m"], mc),
-            "x": _shifted(out["x"], cx),
-            "y": _shifted(out["y"], cy),
-            "parent_id": out["parent"].astype(np.int64),
-            "generation": np.ascontiguousarray(out["generation"]),
-        }
-        del out
-        columns["event_id"] = np.arange(n, dtype=np.int64)
+        chunks, self.chunks = self.chunks, []  # the gather empties the list as it goes
+        gather = _gather_columns if n <= _COLUMN_GATHER_MAX else _gather_records
+        columns = gather(chunks, n, duration, (mc, cx, cy))
         assert list(columns) == list(CATALOG_COLUMNS)
         return pd.DataFrame(columns, copy=False)
+
+
+def _time_and_order(chunks: list, duration: float, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the stored times in storage order, the permutation that puts them in time order); drops the times
+    from ``chunks``, which keep (m, x, y, parent)."""
+    time = np.concatenate([chunk[0] for chunk in chunks])
+    for g, chunk in enumerate(chunks):
+        chunks[g] = chunk[1:]
+    return time, _time_order(time, duration, ids)
+
+
+def _gather_columns(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns, by four gathers of the time order straight from storage order.
+
+    time (float64); (x, y) and (magnitude, parent catalog id) as interleaved float32/int32 pairs, each pair
+    moved as one 8-byte unit, then shifted back (float64(value) + Mc or the region's centre) or widened;
+    generations as int8. Parent storage ids are mapped to catalog ids before the gather (a near-sequential
+    walk through ``rank``). Faster than ``_gather_records`` while the arrays stay in cache (~1e6 events;
+    slower at 1e7, where each random gather misses it).
+    """
+    event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key
+    time, perm = _time_and_order(chunks, duration, event_id)
+    mc, cx, cy = shifts
+    time = time.take(perm, mode="clip")  # "clip": perm is in range; no checks, no buffered output
+    sizes = [chunk[0].size for chunk in chunks]
+    magnitudes, xs, ys, parents = (list(part) for part in zip(*chunks))
+    chunks.clear()
+    # catalog id of every stored event; the extra slot maps parent -1 to -1
+    rank = np.empty(n + 1, dtype=np.int32)
+    rank[perm] = np.arange(n, dtype=np.int32)  # (a fresh int32 range scatters faster than a cast of ids)
+    rank[n] = -1
+    pair, gathered = np.empty((n, 2), dtype=F32), np.empty((n, 2), dtype=F32)
+    units, gathered_units = pair.view(np.int64)[:, 0], gathered.view(np.int64)[:, 0]
+    np.concatenate(xs, out=pair[:, 0])
+    np.concatenate(ys, out=pair[:, 1])
+    del xs, ys
+    units.take(perm, out=gathered_units, mode="clip")
+    x, y = np.add(gathered[:, 0], np.float64(cx)), np.add(gathered[:, 1], np.float64(cy))
+    np.concatenate(magnitudes, out=pair[:, 0])
+    # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
+    rank.take(np.concatenate(parents), out=pair.view(np.int32)[:, 1], mode="wrap")  # -1 wraps to slot n
+    del magnitudes, parents, rank
+    units.take(perm, out=gathered_units, mode="clip")
+    del pair, units
+    magnitude, parent = np.add(gathered[:, 0], np.float64(mc)), gathered.view(np.int32)[:, 1].astype(np.int64)
+    del gathered, gathered_units
+    generation = np.repeat(np.arange(len(sizes), dtype=np.int8 if len(sizes) <= 128 else np.int32), sizes)
+    generation = generation.take(perm, mode="clip").astype(np.int32)
+    return {"event_id": event_id, "time": time, "magnitude": magnitude, "x": x, "y": y, "parent_id": parent,
+            "generation": generation}
+
+
+def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
+    """The catalog's columns, by one gather of a 32-byte record per event (``_RECORD``: one
+    cache miss per event where ``_gather_columns`` has four), then the columns from the gathered records."""
+    time, perm = _time_and_order(chunks, duration, None)
+    # catalog id of every stored event; the extra slot maps parent -1 to -1
+    rank = np.empty(n + 1, dtype=np.int32)
+    rank[perm] = np.arange(n, dtype=np.int32)
+    rank[n] = -1
+    rec = np.empty(n, dtype=_RECORD)
+    rec["time"] = time
+    del time
+    _fill_records(rec, chunks, rank)
+    del rank
+    out = rec.take(perm, mode="clip")
+    del rec, perm
+    mc, cx, cy = shifts
+    columns = {
+        "event_id": None,
+        "time": np.ascontiguousarray(out["time"]),
+        "magnitude": _shifted(out["m"], mc),
+        "x": _shifted(out["x"], cx),
+        "y": _shifted(out["y"], cy),
+        "parent_id": out["parent"].astype(np.int64),
+        "generation": np.ascontiguousarray(out["generation"]),
+    }
+    del out
+    columns["event_id"] = np.arange(n, dtype=np.int64)  # after the records are gone: not at the peak
+    return columns
 
 
 def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
@@ -802,7 +866,7 @@ def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
 def _fill_records(rec: np.ndarray, chunks: list, rank: np.ndarray) -> None:
     """Copy the stored chunks into ``rec`` (storage order), mapping parent storage ids to catalog ids."""
     start = 0
-    for g, (_, m, x, y, parent) in enumerate(chunks):
+    for g, (m, x, y, parent) in enumerate(chunks):
         part = rec[start : start + m.size]
         part["m"] = m
         part["x"] = x
@@ -814,12 +878,13 @@ def _fill_records(rec: np.ndarray, chunks: list, rank: np.ndarray) -> None:
         start += m.size
 
 
-def _time_order(time: np.ndarray, duration: float) -> np.ndarray:
+def _time_order(time: np.ndarray, duration: float, ids: np.ndarray | None = None) -> np.ndarray:
     """The permutation that sorts ``time`` (values in [0, duration)), ties in index order.
 
     A key sort instead of argsort (about 5x faster here): each int64 key packs the time, quantised to its
     top bits, above the index, and numpy sorts int64 with SIMD. Runs of equal quanta (a quantum is
     duration / 2^(63 - log2 N): rare, and mostly in index order already) are then re-sorted by exact time.
+    ``ids``, if given, is 0..N-1 as int64 (the caller's event ids: one array fewer).
     """
     n = time.size
     index_bits = max(1, int(n - 1).bit_length())
@@ -830,14 +895,19 @@ def _time_order(time: np.ndarray, duration: float) -> np.ndarray:
     np.multiply(time, 2.0**time_bits / duration, out=key, casting="unsafe")  # truncates, as astype does
     np.minimum(key, 2**time_bits - 1, out=key)
     key <<= index_bits
-    key |= np.arange(n, dtype=np.int64)
+    key |= np.arange(n, dtype=np.int64) if ids is None else ids
     key.sort()
-    quantum = key >> index_bits
+    # equal quanta give adjacent keys less than 2^index_bits apart: one pass (in blocks, so that it takes no
+    # memory of the catalog's size) rules them out, the usual case
+    same = None
+    block = 1 << 20
+    if any(np.diff(key[i : i + block + 1]).min() < 1 << index_bits for i in range(0, n - 1, block)):
+        quantum = key >> index_bits
+        same = quantum[1:] == quantum[:-1]
+        del quantum
     key &= (1 << index_bits) - 1
     perm = key
-    same = quantum[1:] == quantum[:-1]
-    del quantum
-    if same.any():
+    if same is not None and same.any():
         # the members of runs of equal quanta, sorted by (time, index): the quantum is monotone in time, so
         # sorting them together keeps every run in its place and orders each run exactly
         pos = np.flatnonzero(same)
