@@ -327,12 +327,18 @@ def test_command_line_fit(tmp_path):
     cat = simulate_etas(params, duration=100.0, region=REGION, rng=np.random.default_rng(8))
     path = tmp_path / "catalog.parquet"
     write_catalog(cat, path, {"mc": 2.5, "region_km": list(REGION), "duration_days": 100.0}, mc=2.5)
-    out = subprocess.run([sys.executable, "-m", "etasvae", "fit", str(path), "--model", "temporal", "--aux-days", "10"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "etasvae", "fit", str(path), "--model", "temporal", "--aux-days", "10",
+                          "--starts", "1", "--profile", "alpha"], capture_output=True, text=True, check=True).stdout
     assert "target [10, 100) days" in out
     for name in ("mu", "K", "alpha", "c", "p", "b"):
         assert f" {name} = " in out
     assert "branching ratio n = " in out
+    # --profile alpha: the interval printed beside alpha's error is fit_catalog(profile=("alpha",))'s
+    fit = fit_catalog(cat, mc=2.5, model="temporal", t_start=10.0, t_end=100.0, region=REGION, n_starts=1, profile=("alpha",))
+    lo, hi = fit.profile_intervals["alpha"]
+    assert lo < fit.estimates["alpha"] < hi
+    assert f"[{lo:.4g}, {hi:.4g}]" in next(line for line in out.splitlines() if " alpha = " in line)
+    assert list(fit.to_dict()["profile_intervals"]) == ["alpha"]
     bad = subprocess.run([sys.executable, "-m", "etasvae", "fit", str(tmp_path / "missing.parquet")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "error:" in bad.stderr

@@ -42,10 +42,11 @@ def _fit(args) -> int:
     t_end = float(meta.get("duration_days", np.nextafter(catalog["time"].max(), np.inf)))
     delta_m = args.delta_m if args.delta_m is not None else magnitude_bin(catalog["magnitude"].to_numpy())
     torch.set_num_threads(args.threads)
+    profile = False if args.profile is None else (tuple(args.profile) or True)
     try:
         fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
                           region=tuple(float(v) for v in region), cut_mass=args.cut_mass, n_starts=args.starts,
-                          delta_m=delta_m, profile=args.profile, profile_level=args.profile_level)
+                          delta_m=delta_m, profile=profile, profile_level=args.profile_level)
     except InversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -54,7 +55,7 @@ def _fit(args) -> int:
         return 0
     print(f"{args.catalog}: {args.model} ETAS, Mc = {mc:g}, magnitude bin {delta_m:g}, target [{t_begin + args.aux_days:g}, {t_end:g}) days, "
           f"{fit.n_target} target events, {fit.n_history} history events, {fit.n_pairs} pairs")
-    if args.profile:
+    if profile:
         print(f"  {'':>16}   {'estimate':>12}    {'std error':<9}  profile-likelihood interval ({100 * args.profile_level:g} %)")
     for row in fit.table().itertuples():
         interval = f"  [{row.profile_lower:.4g}, {row.profile_upper:.4g}]" if row.parameter in fit.profile_intervals else ""
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--starts", type=int, default=3, help="optimiser starts (default 3)")
     fit.add_argument("--delta-m", type=float, default=None,
                      help="magnitude bin width for b (default: 0.1 or 0.01 when the magnitudes are on that grid, else 0)")
-    fit.add_argument("--profile", action="store_true",
-                     help="also profile-likelihood intervals of every parameter and n (about twenty refits each)")
+    fit.add_argument("--profile", nargs="*", default=None, metavar="PARAMETER",
+                     help="also profile-likelihood intervals of the named parameters (mu K alpha c p D q gamma "
+                          "branching_ratio), of all when none is named (about twenty refits each)")
     fit.add_argument("--profile-level", type=float, default=0.95, help="their confidence level (default 0.95)")
     fit.add_argument("--threads", type=int, default=1)
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
