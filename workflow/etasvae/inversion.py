@@ -917,7 +917,7 @@ def recovery_zscores(
     region: tuple[float, float, float, float] = (0.0, 100.0, 0.0, 100.0),
     n_windows: int | None = None,
     seed: int = 0,
-    signed_roots: bool = False,
+    signed_roots: bool | tuple[str, ...] = False,
     **options,
 ) -> pd.DataFrame:
     """Simulate-and-fit replicates (our simulator, etasvae.simulate): z = (estimate - truth) / std_error.
@@ -932,8 +932,8 @@ def recovery_zscores(
     their z is taken on the log scale with the same reported error (delta method: sd of log(est) = se/est):
     z = (log(est - shift) - log(truth - shift)) (est - shift)/se, shift 1 for p and q, 0 otherwise;
     alpha, gamma and b are compared as they are. ``z_natural`` is (est - truth)/se, the Wald z on the
-    natural scale. With ``signed_roots``, ``r`` is the profile likelihood's signed root at the truth
-    (``signed_root``; NaN for b, which has no profile here): two refits per parameter, one from the estimate,
+    natural scale. With ``signed_roots`` (True: every parameter but b, which has no profile here; or the
+    names), ``r`` is the profile likelihood's signed root at the truth (``signed_root``): two refits per parameter, one from the estimate,
     one from the truth, the higher profile kept (it is a maximum: any start is fair, and more starts only
     find it better).
     """
@@ -944,6 +944,7 @@ def recovery_zscores(
     truth = {k: getattr(params, k) for k in param_names(model)}
     truth["b"] = params.b
     truth["branching_ratio"] = params.K * beta / (beta - params.alpha)
+    rooted = profile_parameters(model) if signed_roots is True else tuple(signed_roots or ())
     rows = []
     for rep in range(replicates):
         if n_windows is None:
@@ -961,7 +962,7 @@ def recovery_zscores(
             else:
                 shift = 1.0 if k in ("p", "q") else 0.0
                 z = math.log((est - shift) / (v - shift)) * (est - shift) / se if est > shift else -math.inf
-            r = signed_root(fit, k, v, also_from=truth) if signed_roots and k != "b" else math.nan
+            r = signed_root(fit, k, v, also_from=truth) if k in rooted else math.nan
             rows.append({"replicate": rep, "parameter": k, "truth": v, "estimate": est, "std_error": se,
                          "z": z, "z_natural": (est - v) / se if se > 0 else math.nan, "r": r,
                          "n_target": fit.n_target, "at_bound": ",".join(fit.at_bound)})
