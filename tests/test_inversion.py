@@ -188,7 +188,8 @@ def _check_zscores(z: pd.DataFrame, parameters):
 # leave out p = 1.1: with ~10^3 events (one 400-day catalog or five 80-day windows alike) the estimates of K
 # and n are biased low by ~0.8 of their reported error (and p sits at a bound in 16 % of 400-day fits), an effect of
 # the sample size that the standard errors do not describe (benchmarks/recovery_invert.py; README "Limits");
-# there the likelihood itself is checked by test_likelihood_has_zero_mean_score_at_the_truth.
+# there the likelihood itself is checked by test_likelihood_has_zero_mean_score_at_the_truth, and the
+# profile likelihood's signed root, which holds there, by test_signed_root_recovery_where_the_wald_z_fails.
 RECOVERY_SETS = [
     ("moderate", _params(), 200.0),
     ("p_near_1", _params(p=1.1, mu=2.0), 400.0),
