@@ -111,7 +111,8 @@ class ETASFit:
     profile_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     profile_level: float = 0.95
     # what profile_loglik needs to refit: the likelihood, the estimate (theta) and the magnitudes' sufficient
-    # statistics (number of targets, sum of m - (Mc - delta_m/2)); not part of the result's value
+    # statistics (number of targets, sum of m - (Mc - delta_m/2)); not part of the result's value. It keeps
+    # the pair arrays alive as long as the fit (callers that hold many fits keep fit.to_dict() instead)
     _state: Any = field(default=None, repr=False, compare=False)
 
     @property
