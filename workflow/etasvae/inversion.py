@@ -139,7 +139,8 @@ class ETASFit:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON (the per-event background probabilities summarised by their sum)."""
+        """Plain values for JSON (the per-event background probabilities summarised by their sum; the profile
+        intervals when the fit has them)."""
         return {
             "model": self.model,
             "estimates": dict(self.estimates),
@@ -153,8 +154,9 @@ class ETASFit:
             "converged": self.converged,
             "at_bound": list(self.at_bound),
             "expected_background_events": float(self.background_probability.sum()),
-            "profile_intervals": {k: list(v) for k, v in self.profile_intervals.items()},
-            "profile_level": self.profile_level,
+            # only when profiled: the invert rules' JSON keeps its keys
+            **({"profile_intervals": {k: list(v) for k, v in self.profile_intervals.items()},
+                "profile_level": self.profile_level} if self.profile_intervals else {}),
         }
 
 
