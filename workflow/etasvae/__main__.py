@@ -1,7 +1,8 @@
 """Command line: ``python -m etasvae fit CATALOG.parquet [--model temporal|space-time] [--mc M] [--aux-days D]``.
 
 Fits ETAS by maximum likelihood (etasvae.inversion) and prints the estimates with standard errors and the
-branching ratio. The target window is [start of the catalog + aux_days, end); the events before it are history.
+branching ratio, and with ``--profile`` the profile-likelihood interval of each beside them. The target window
+is [start of the catalog + aux_days, end); the events before it are history.
 The catalog's metadata gives Mc, the region and the duration when present; otherwise Mc is the smallest
 magnitude, the region the events' bounding box and the end the last event's time. Magnitudes reported in bins
 (0.1 or 0.01, as networks do) are detected, and b gets Utsu's bin correction (``--delta-m`` overrides).
@@ -41,10 +42,11 @@ def _fit(args) -> int:
     t_end = float(meta.get("duration_days", np.nextafter(catalog["time"].max(), np.inf)))
     delta_m = args.delta_m if args.delta_m is not None else magnitude_bin(catalog["magnitude"].to_numpy())
     torch.set_num_threads(args.threads)
+    profile = False if args.profile is None else (tuple(args.profile) or True)
     try:
         fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
                           region=tuple(float(v) for v in region), cut_mass=args.cut_mass, n_starts=args.starts,
-                          delta_m=delta_m)
+                          delta_m=delta_m, profile=profile, profile_level=args.profile_level)
     except InversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -53,8 +55,11 @@ def _fit(args) -> int:
         return 0
     print(f"{args.catalog}: {args.model} ETAS, Mc = {mc:g}, magnitude bin {delta_m:g}, target [{t_begin + args.aux_days:g}, {t_end:g}) days, "
           f"{fit.n_target} target events, {fit.n_history} history events, {fit.n_pairs} pairs")
+    if profile:
+        print(f"  {'':>16}   {'estimate':>12}    {'std error':<9}  profile-likelihood interval ({100 * args.profile_level:g} %)")
     for row in fit.table().itertuples():
-        print(f"  {row.parameter:>16} = {row.estimate:12.6g} +- {row.std_error:.3g}")
+        interval = f"  [{row.profile_lower:.4g}, {row.profile_upper:.4g}]" if row.parameter in fit.profile_intervals else ""
+        print(f"  {row.parameter:>16} = {row.estimate:12.6g} +- {row.std_error:<9.3g}{interval}")
     n, n_se = fit.estimates["branching_ratio"], fit.std_errors["branching_ratio"]
     print(f"branching ratio n = {n:.4f} +- {n_se:.4f}; expected background events "
           f"{fit.background_probability.sum():.1f}; log-likelihood {fit.loglik:.3f}; "
@@ -78,11 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--starts", type=int, default=3, help="optimiser starts (default 3)")
     fit.add_argument("--delta-m", type=float, default=None,
                      help="magnitude bin width for b (default: 0.1 or 0.01 when the magnitudes are on that grid, else 0)")
+    fit.add_argument("--profile", nargs="*", default=None, metavar="PARAMETER",
+                     help="also profile-likelihood intervals of the named parameters (mu K alpha c p D q gamma "
+                          "branching_ratio), of all when none is named (about twenty refits each)")
+    fit.add_argument("--profile-level", type=float, default=0.95, help="their confidence level (default 0.95)")
     fit.add_argument("--threads", type=int, default=1)
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.aux_days < 0:
         parser.error(f"--aux-days = {args.aux_days}: must be >= 0")
+    if not 0 < args.profile_level < 1:
+        parser.error(f"--profile-level = {args.profile_level}: must be in (0, 1)")
     if args.delta_m is not None and not 0 <= args.delta_m < 1:
         parser.error(f"--delta-m = {args.delta_m}: must be in [0, 1)")
     return _fit(args)

@@ -31,6 +31,12 @@ Optimisation: L-BFGS-B on mu, K, c, p - 1, D, q - 1 on a log scale and alpha, ga
 torch autograd (float64), from several starts. Standard errors: the inverse observed information (the
 autograd Hessian at the estimate), mapped to the natural parameters by the delta method. Background
 probability of each target event: (mu u) / lambda at the estimate (Zhuang, Ogata & Vere-Jones 2002).
+
+Profile likelihood (profile_loglik, signed_root, profile_interval; fit_sequences(profile=...)): l_p(v), the
+log-likelihood maximised with one natural parameter fixed at v (b refitted with the magnitudes'
+Gutenberg-Richter likelihood for the branching ratio), its signed root r(v) = sign(est - v) sqrt(2 (l - l_p))
+and the interval where |r| <= z. r is N(0, 1) at the truth to O(1/sqrt(N)) on any scale, and holds at p
+close to 1 where the Wald errors of K and n do not (README "Limits").
 """
 
 from __future__ import annotations
@@ -107,6 +113,13 @@ class ETASFit:
     at_bound: list[str]  # parameters whose estimate sits at an optimiser bound (their errors mean nothing)
     background_probability: np.ndarray = field(repr=False)
     covariance: np.ndarray = field(repr=False)
+    # profile-likelihood intervals {parameter: (lower, upper)} at ``profile_level`` (fit_sequences(profile=...))
+    profile_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    profile_level: float = 0.95
+    # what profile_loglik needs to refit: the likelihood, the estimate (theta) and the magnitudes' sufficient
+    # statistics (number of targets, sum of m - (Mc - delta_m/2)); not part of the result's value. It keeps
+    # the pair arrays alive as long as the fit (callers that hold many fits keep fit.to_dict() instead)
+    _state: Any = field(default=None, repr=False, compare=False)
 
     @property
     def branching_ratio(self) -> float:
@@ -120,11 +133,14 @@ class ETASFit:
                 "parameter": names,
                 "estimate": [self.estimates[k] for k in names],
                 "std_error": [self.std_errors.get(k, math.nan) for k in names],
+                "profile_lower": [self.profile_intervals.get(k, (math.nan, math.nan))[0] for k in names],
+                "profile_upper": [self.profile_intervals.get(k, (math.nan, math.nan))[1] for k in names],
             }
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON (the per-event background probabilities summarised by their sum)."""
+        """Plain values for JSON (the per-event background probabilities summarised by their sum; the profile
+        intervals when the fit has them)."""
         return {
             "model": self.model,
             "estimates": dict(self.estimates),
@@ -138,6 +154,9 @@ class ETASFit:
             "converged": self.converged,
             "at_bound": list(self.at_bound),
             "expected_background_events": float(self.background_probability.sum()),
+            # only when profiled: the invert rules' JSON keeps its keys
+            **({"profile_intervals": {k: list(v) for k, v in self.profile_intervals.items()},
+                "profile_level": self.profile_level} if self.profile_intervals else {}),
         }
 
 
@@ -506,9 +525,13 @@ def fit_sequences(
     cut_mass: float = 0.05,
     seed: int = 0,
     delta_m: float = 0.0,
+    profile: bool | tuple[str, ...] | list[str] = False,
+    profile_level: float = 0.95,
 ) -> ETASFit:
     """Maximum-likelihood ETAS fit, jointly over ``seqs`` (see the module docstring). ``delta_m``: the
-    magnitudes' bin width (0: continuous), for b by Aki-Utsu with Utsu's bin correction."""
+    magnitudes' bin width (0: continuous), for b by Aki-Utsu with Utsu's bin correction. ``profile``: True
+    (every parameter and the branching ratio) or the parameters whose profile-likelihood intervals at
+    ``profile_level`` to add (``profile_interval``; each costs about twenty refits)."""
     names = param_names(model)
     if not 0.0 < cut_mass < 1.0:
         raise InversionError(f"cut_mass = {cut_mass!r}: must be in (0, 1)")
@@ -546,7 +569,12 @@ def fit_sequences(
             break
         cut_params = est
     result, theta, data, lik = best
-    return _summarise(result, theta, data, lik, names, model, seqs, mc, cut_mass, delta_m)
+    fit = _summarise(result, theta, data, lik, names, model, seqs, mc, cut_mass, delta_m)
+    if profile:
+        wanted = profile_parameters(model) if profile is True else tuple(profile)
+        fit.profile_level = profile_level
+        fit.profile_intervals = {k: profile_interval(fit, k, level=profile_level) for k in wanted}
+    return fit
 
 
 def _neglected_mass(data: _Data, est: dict[str, float], model: str) -> float:
@@ -649,7 +677,211 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs,
         n_pairs=int(data.pair_i.size), cut=cut, converged=bool(result.success),
         at_bound=[k for k, v in zip(names, theta) if min(v - _BOUNDS[k][0], _BOUNDS[k][1] - v) < 1e-4],
         background_probability=prob, covariance=cov,
+        _state={"lik": lik, "theta": np.asarray(theta, dtype=float), "names": names, "n_mag": int(mags.size),
+                "mag_excess": float(np.sum(mags - (mc - delta_m / 2))), "beta": beta},
     )
+
+
+# ------------------------------------------------------------------------------ profile likelihood
+
+# The scale on which a profile interval is searched: log for positive parameters, log(v - 1) for p and q.
+_PROFILE_SCALE = {"mu": "log", "K": "log", "c": "log", "D": "log", "branching_ratio": "log", "p": "log1",
+                  "q": "log1", "alpha": "id", "gamma": "id"}
+_LOG_BETA_BOUNDS = (math.log(0.05), math.log(20.0))
+
+
+def profile_parameters(model: str) -> tuple[str, ...]:
+    """The parameters with a profile likelihood: the model's own and the branching ratio."""
+    return param_names(model) + ("branching_ratio",)
+
+
+def _to_scale(name: str, value: float) -> float:
+    kind = _PROFILE_SCALE[name]
+    return math.log(value) if kind == "log" else (math.log(value - 1.0) if kind == "log1" else value)
+
+
+def _from_scale(name: str, u: float) -> float:
+    kind = _PROFILE_SCALE[name]
+    return math.exp(u) if kind == "log" else (1.0 + math.exp(u) if kind == "log1" else u)
+
+
+def _constrained_theta(state, name: str, value: float, free: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(theta, magnitude log-likelihood less its maximum) with ``name`` fixed at ``value`` and the other
+    coordinates ``free`` (for the branching ratio, the optimiser's coordinates but K's, then log beta).
+
+    Fixing a natural parameter fixes one coordinate of theta as a function of the others: alpha, c, p, D, q,
+    gamma directly; K through theta_K = log K + theta_p + (p - 1) theta_c (theta_K is log A, see _natural);
+    mu, the background rate net of the aftershocks beyond the pair cut (_summarise), through
+    theta_mu = log(mu + far_rate), far_rate a function of the kernel parameters; the branching ratio
+    n = K beta / (beta - alpha) through K = n (beta - alpha) / beta, with beta = b ln 10 free and the
+    Gutenberg-Richter log-likelihood of the magnitudes, N log beta - beta sum(m - Mc + delta_m/2) (maximal at
+    the Aki-Utsu estimate), added: b is then profiled out with the rest."""
+    names = state["names"]
+    mag = torch.zeros((), dtype=torch.float64)
+    if name == "branching_ratio":
+        log_beta = free[-1]
+        beta = torch.exp(log_beta)
+        rest = free[:-1]
+        ik = names.index("K")
+        head, tail = rest[:ik], rest[ik:]
+        alpha = rest[names.index("alpha") - 1]
+        log_p1, log_c = rest[names.index("p") - 1], rest[names.index("c") - 1]
+        log_k = math.log(value) + torch.log(beta - alpha) - log_beta
+        theta_k = log_k + log_p1 + torch.exp(log_p1) * log_c
+        theta = torch.cat([head, theta_k.reshape(1), tail])
+        n_mag, excess, beta_hat = state["n_mag"], state["mag_excess"], state["beta"]
+        mag = n_mag * (log_beta - math.log(beta_hat)) - (beta - beta_hat) * excess
+        return theta, mag
+    i = names.index(name)
+    head, tail = free[:i], free[i:]
+    if name == "mu":
+        partial = torch.cat([head, torch.zeros(1, dtype=torch.float64), tail])  # far_rate does not read mu
+        fixed = torch.log(value + state["lik"].far_rate(partial))
+    elif name == "K":
+        log_p1, log_c = free[names.index("p") - 1], free[names.index("c") - 1]
+        fixed = math.log(value) + log_p1 + torch.exp(log_p1) * log_c
+    else:
+        fixed = torch.tensor(_to_scale(name, value) if name not in ("alpha", "gamma") else value,
+                             dtype=torch.float64)
+    return torch.cat([head, fixed.reshape(1), tail]), mag
+
+
+def _free_start(state, name: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The estimate's free coordinates for the profile of ``name``, and their bounds."""
+    names, theta = state["names"], state["theta"]
+    i = names.index("K") if name == "branching_ratio" else names.index(name)
+    free = np.delete(theta, i)
+    bounds = [_BOUNDS[k] for k in names if k != names[i]]
+    if name == "branching_ratio":
+        free = np.append(free, math.log(state["beta"]))
+        bounds.append(_LOG_BETA_BOUNDS)
+    return free, bounds
+
+
+def profile_loglik(fit: ETASFit, parameter: str, value: float, *, start: np.ndarray | None = None,
+                   return_free: bool = False):
+    """Profile log-likelihood: the largest log-likelihood with ``parameter`` fixed at ``value``, the other
+    parameters refitted (L-BFGS-B from the estimate, or from ``start``), on the fit's own data and pair cut.
+    For the branching ratio the magnitudes' log-likelihood enters, relative to its maximum (b refitted too).
+    The value is on the scale of ``fit.loglik`` (equal to it at the estimate)."""
+    state = fit._state
+    if state is None:
+        raise InversionError("this fit carries no likelihood to profile (refit it with fit_sequences)")
+    if parameter not in profile_parameters(fit.model):
+        raise InversionError(f"parameter = {parameter!r}: must be one of {', '.join(profile_parameters(fit.model))}")
+    if _PROFILE_SCALE[parameter] != "id" and not value > (1.0 if _PROFILE_SCALE[parameter] == "log1" else 0.0):
+        raise InversionError(f"{parameter} = {value!r} is outside its range")
+    lik = state["lik"]
+    free0, bounds = _free_start(state, parameter)
+    if start is not None:
+        free0 = np.asarray(start, dtype=float)
+    scale = 1.0 / max(fit.n_target, 1)
+
+    def fun(f):
+        t = torch.tensor(f, dtype=torch.float64, requires_grad=True)
+        theta, mag = _constrained_theta(state, parameter, value, t)
+        val = -(lik(theta) + mag) * scale
+        if not torch.isfinite(val):
+            return 1e10, np.zeros_like(f)
+        val.backward()
+        return float(val.detach()), t.grad.numpy().copy()
+
+    lo, hi = np.array(bounds).T
+    result = optimize.minimize(fun, np.clip(free0, lo, hi), jac=True, method="L-BFGS-B", bounds=bounds,
+                               options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-7})
+    value_out = -float(result.fun) / scale if result.fun < 1e10 else -math.inf
+    return (value_out, result.x) if return_free else value_out
+
+
+def _max_loglik(fit: ETASFit) -> float:
+    with torch.no_grad():
+        return float(fit._state["lik"](torch.as_tensor(fit._state["theta"])))
+
+
+def signed_root(fit: ETASFit, parameter: str, value: float, *, also_from: dict[str, float] | None = None) -> float:
+    """r(value) = sign(estimate - value) sqrt(2 (l(estimate) - l_p(value))): approximately N(0, 1) at the
+    true value, with errors O(1/sqrt(N)) whatever the parametrisation (the Wald z only on the scale where
+    the likelihood is quadratic). The profile can end slightly above l(estimate) by the optimisers'
+    tolerance: r is 0 then. ``also_from``: natural parameters (all of the model's, and b for the branching
+    ratio) to start a second refit from, the better of the two kept (a far-off estimate, e.g. p at its bound,
+    can leave the refit from it in a lesser local maximum)."""
+    lp = profile_loglik(fit, parameter, value)
+    if also_from is not None:
+        names = fit._state["names"]
+        theta = _to_theta(also_from, names)
+        free = np.delete(theta, names.index("K") if parameter == "branching_ratio" else names.index(parameter))
+        if parameter == "branching_ratio":
+            free = np.append(free, math.log(also_from["b"] * LN10))
+        lp = max(lp, profile_loglik(fit, parameter, value, start=free))
+    return _signed_root(_max_loglik(fit), lp, fit.estimates[parameter], value)
+
+
+def _signed_root(l_hat: float, l_profile: float, estimate: float, value: float) -> float:
+    return math.copysign(math.sqrt(max(2.0 * (l_hat - l_profile), 0.0)), estimate - value)
+
+
+def profile_interval(fit: ETASFit, parameter: str, *, level: float = 0.95, xtol: float = 1e-3) -> tuple[float, float]:
+    """Profile-likelihood confidence interval: the values where r = +-z_{(1+level)/2} (1.96 at 95 %), found by
+    bracketing outward from the estimate in steps of the Wald error (on the log scale for positive
+    parameters) and Brent's method, to ``xtol`` of that error. An end that r does not reach within the
+    optimiser's range of the parameter (_BOUNDS; 30 e-folds for mu, K and n) is open: reported as 0 or inf
+    for positive parameters, 1 for p and q, -inf or inf for alpha and gamma."""
+    from scipy import stats
+
+    if not 0.0 < level < 1.0:
+        raise InversionError(f"level = {level!r}: must be in (0, 1)")
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    est, se = fit.estimates[parameter], fit.std_errors.get(parameter, math.nan)
+    if not math.isfinite(est):
+        return (math.nan, math.nan)
+    u_hat = _to_scale(parameter, est)
+    kind = _PROFILE_SCALE[parameter]
+    step = se / (est - (1.0 if kind == "log1" else 0.0)) if kind != "id" else se
+    if not (math.isfinite(step) and step > 0):
+        step = 0.5
+    step = min(step, 2.0)
+    l_hat = _max_loglik(fit)
+    warm = {}
+
+    def r_minus(u, sign):
+        # refit from the estimate and, when there is one, from the last refit on this side: the better of
+        # the two (a start far along the ridge alone can stop short of the profile's maximum)
+        v = _from_scale(parameter, u)
+        lp, free = profile_loglik(fit, parameter, v, return_free=True)
+        if sign in warm:
+            lp2, free2 = profile_loglik(fit, parameter, v, start=warm[sign], return_free=True)
+            if lp2 > lp:
+                lp, free = lp2, free2
+        if math.isfinite(lp):
+            warm[sign] = free
+        return _signed_root(l_hat, lp, est, v) + sign * z
+
+    # search range on the scale u: the optimiser's bounds where the parameter is one of its coordinates
+    u_lo, u_hi = _BOUNDS[parameter] if parameter in _BOUNDS and parameter not in ("mu", "K") else (u_hat - 30.0, u_hat + 30.0)
+    ends = []
+    for sign in (1.0, -1.0):  # sign +1: the upper end (r = -z); -1: the lower end (r = +z)
+        inner, k = u_hat, 1.0
+        limit = u_hi if sign > 0 else u_lo
+        found = None
+        while inner != limit:
+            outer = u_hat + sign * k * z * step
+            outer = min(outer, limit) if sign > 0 else max(outer, limit)
+            if r_minus(outer, sign) * sign < 0:  # past the end
+                found = optimize.brentq(r_minus, min(inner, outer), max(inner, outer), args=(sign,),
+                                        xtol=xtol * step)
+                break
+            inner, k = outer, 2.0 * k
+        if found is None:
+            ends.append(_open_end(kind, sign))
+        else:
+            ends.append(_from_scale(parameter, found))
+    return (ends[1], ends[0])
+
+
+def _open_end(kind: str, sign: float) -> float:
+    if sign > 0:
+        return math.inf
+    return {"log": 0.0, "log1": 1.0}.get(kind, -math.inf)
 
 
 def fit_catalog(
@@ -694,6 +926,7 @@ def recovery_zscores(
     region: tuple[float, float, float, float] = (0.0, 100.0, 0.0, 100.0),
     n_windows: int | None = None,
     seed: int = 0,
+    signed_roots: bool | tuple[str, ...] = False,
     **options,
 ) -> pd.DataFrame:
     """Simulate-and-fit replicates (our simulator, etasvae.simulate): z = (estimate - truth) / std_error.
@@ -707,7 +940,11 @@ def recovery_zscores(
     Positive parameters have skewed estimates (K, c, p - 1 over a factor of several in short catalogs), so
     their z is taken on the log scale with the same reported error (delta method: sd of log(est) = se/est):
     z = (log(est - shift) - log(truth - shift)) (est - shift)/se, shift 1 for p and q, 0 otherwise;
-    alpha, gamma and b are compared as they are.
+    alpha, gamma and b are compared as they are. ``z_natural`` is (est - truth)/se, the Wald z on the
+    natural scale. With ``signed_roots`` (True: every parameter but b, which has no profile here; or the
+    names), ``r`` is the profile likelihood's signed root at the truth (``signed_root``): two refits per parameter, one from the estimate,
+    one from the truth, the higher profile kept (it is a maximum: any start is fair, and more starts only
+    find it better).
     """
     from .simulate import simulate_etas
 
@@ -716,6 +953,7 @@ def recovery_zscores(
     truth = {k: getattr(params, k) for k in param_names(model)}
     truth["b"] = params.b
     truth["branching_ratio"] = params.K * beta / (beta - params.alpha)
+    rooted = profile_parameters(model) if signed_roots is True else tuple(signed_roots or ())
     rows = []
     for rep in range(replicates):
         if n_windows is None:
@@ -733,8 +971,10 @@ def recovery_zscores(
             else:
                 shift = 1.0 if k in ("p", "q") else 0.0
                 z = math.log((est - shift) / (v - shift)) * (est - shift) / se if est > shift else -math.inf
+            r = signed_root(fit, k, v, also_from=truth) if k in rooted else math.nan
             rows.append({"replicate": rep, "parameter": k, "truth": v, "estimate": est, "std_error": se,
-                         "z": z, "n_target": fit.n_target, "at_bound": ",".join(fit.at_bound)})
+                         "z": z, "z_natural": (est - v) / se if se > 0 else math.nan, "r": r,
+                         "n_target": fit.n_target, "at_bound": ",".join(fit.at_bound)})
     return pd.DataFrame(rows)
 
 
