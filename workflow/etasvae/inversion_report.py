@@ -37,7 +37,7 @@ LABELS = {
     "heldout_windows": "held-out windows H (joint fit)",
     "train_windows": "training windows A (joint fit)",
     "synthetic_windows": "synthetic windows S (joint fit)",
-    "heldout_catalog": "whole held-out catalog (space-time)",
+    "heldout_catalog": "held-out catalog (space-time)",
 }
 
 
