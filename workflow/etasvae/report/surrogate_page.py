@@ -14,7 +14,7 @@ from ..plotting import panel_figure, png_data_uri, save_png
 from ..surrogate_eval import LINE_STATISTICS
 from .cells import _cell, _esc, _page, _score_badge, _skill_cell, fmt
 
-CATALOG_SKILLS = ("fano_daily", "count_30d_ks", "cv_catalog")
+CATALOG_SKILLS = ("fano_daily", "count_30d_fano", "count_30d_ks", "cv_catalog")
 LINE_LABEL = {"b_value": "b-value (Aki–Utsu)", "fano_daily": "Fano factor of daily counts",
               "cv_catalog": "CV of inter-event times", "omori_p": "Omori p (stacked, windows)"}
 
