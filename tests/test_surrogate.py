@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from etasvae.conditioning import SurrogateUnavailable, standardise, surrogate_plan
+from etasvae.conditioning import SurrogateUnavailable, set_parameters, standardise, surrogate_plan
 from etasvae.config import ConfigError, etas_configs
 from etasvae.features import build_windows
 from etasvae.surrogate import (ConditionalSequenceVAE, chain_catalog, generate_chains, load_surrogate,
@@ -66,6 +66,9 @@ def test_conditioning_outside_the_trained_range_is_refused_naming_parameter_and_
     assert plan["sets"]["far"]["flags"] == ["K = 0.5 outside the trained range [0.1, 0.3]"]
     inside = plan_of(points=[{"name": "mid", "K": 0.15}])
     assert inside["sets"]["mid"]["flags"] == [] and inside["sets"]["mid"]["kind"] == "point"
+    # the ETAS parameters the point's catalogs are refitted against: its K on the grid's other parameters
+    truth = set_parameters(inside, etas_configs(BASE), "mid")
+    assert truth["K"] == 0.15 and truth["alpha"] == 1.5 and truth["mc"] == 2.5 and "branching_ratio" not in truth
     np.testing.assert_allclose(standardise({"K": 0.15}, ["K"], {"K": [0.1, 0.3]}), [-0.5])
 
 

@@ -6,6 +6,7 @@
 from etasvae.conditioning import (
     SurrogateUnavailable,
     require_surrogate,
+    set_parameters,
     surrogate_plan,
     surrogate_setting,
 )
@@ -119,10 +120,40 @@ rule evaluate_surrogate:
         "../scripts/evaluate_surrogate.py"
 
 
+rule invert_surrogate:
+    input:
+        "results/surrogate/catalogs/{set}.parquet",
+    output:
+        "results/surrogate/inversion/{set}.json",
+    log:
+        "results/logs/surrogate/invert/{set}.log",
+    benchmark:
+        "results/benchmarks/surrogate/invert/{set}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        etas=lambda wildcards: set_parameters(SURROGATE_PLAN, ETAS, wildcards.set),
+        duration_days=config["simulation"]["duration_days"],
+        region_km=config["simulation"]["region_km"],
+        aux_days=config["invert"]["aux_days"],
+        cut_mass=config["invert"]["cut_mass"],
+        starts=config["invert"]["starts"],
+    script:
+        "../scripts/invert_surrogate.py"
+
+
 rule surrogate_report:
     input:
         summaries=expand(
             "results/surrogate/evaluation/{cfg}/summary.json", cfg=SURROGATE_GRID
+        ),
+        refits=expand("results/surrogate/inversion/{set}.json", set=SURROGATE_SETS),
+        heldout_fits=expand(
+            "results/inversion/{cfg}/heldout_catalog.json", cfg=SURROGATE_GRID
         ),
         per_config=lambda wildcards: expand(
             "results/evaluation/{cfg}/{vae}/metrics.json",
