@@ -120,6 +120,51 @@ rule evaluate_surrogate:
         "../scripts/evaluate_surrogate.py"
 
 
+rule chain_config:
+    input:
+        check=lambda wildcards: require_surrogate(SURROGATE_ERROR),
+        windows=f"results/windows/{POOLED}/event.parquet",
+        catalogs=config_catalogs,
+    output:
+        model="results/surrogate/per_config/{cfg}/model.pt",
+        catalogs="results/surrogate/per_config/{cfg}/catalogs.parquet",
+    log:
+        "results/logs/surrogate/per_config/{cfg}/chain.log",
+    benchmark:
+        "results/benchmarks/surrogate/per_config/{cfg}/chain.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        settings=lambda wildcards: VAES[SURROGATE_VAE],
+        catalog_keys=lambda wildcards: [[wildcards.cfg, r] for r in REPLICATES],
+        duration_days=config["simulation"]["duration_days"],
+        chains=config["surrogate"]["chains"],
+        burn_in_windows=config["surrogate"]["burn_in_windows"],
+        seed=config["surrogate"]["seed"],
+    script:
+        "../scripts/chain_config.py"
+
+
+use rule evaluate_surrogate as evaluate_chained with:
+    input:
+        synthetic="results/surrogate/per_config/{cfg}/catalogs.parquet",
+        windows="results/windows/{cfg}/event.parquet",
+        catalogs=config_catalogs,
+    output:
+        windows="results/surrogate/per_config/{cfg}/evaluation/windows.csv",
+        catalogs="results/surrogate/per_config/{cfg}/evaluation/catalogs.csv",
+        summary="results/surrogate/per_config/{cfg}/evaluation/summary.json",
+        figures=directory("results/surrogate/per_config/{cfg}/evaluation/figures"),
+    log:
+        "results/logs/surrogate/per_config/{cfg}/evaluate.log",
+    benchmark:
+        "results/benchmarks/surrogate/per_config/{cfg}/evaluate.tsv"
+
+
 rule invert_surrogate:
     input:
         "results/surrogate/catalogs/{set}.parquet",
@@ -152,6 +197,10 @@ rule surrogate_report:
             "results/surrogate/evaluation/{cfg}/summary.json", cfg=SURROGATE_GRID
         ),
         refits=expand("results/surrogate/inversion/{set}.json", set=SURROGATE_SETS),
+        chained=expand(
+            "results/surrogate/per_config/{cfg}/evaluation/summary.json",
+            cfg=SURROGATE_GRID,
+        ),
         heldout_fits=expand(
             "results/inversion/{cfg}/heldout_catalog.json", cfg=SURROGATE_GRID
         ),

@@ -27,6 +27,7 @@ for name, path in zip(p.sets, smk.input.catalogs):
                  "cv_catalog": float(np.nanmean(v["cv"])), "flags": plan["sets"][name]["flags"]})
 refits = {name: read_json(path) for name, path in zip(p.sets, smk.input.refits)}
 heldout_fits = {s["config_id"]: read_json(path) for s, path in zip(summaries, smk.input.heldout_fits)}
+chained = {s["config_id"]: s for s in map(read_json, smk.input.chained)}
 table = render_surrogate_page(smk.output.html, smk.output.table, smk.output.figure, summaries, per_config,
-                              pd.DataFrame(rows), plan, p.vae_id, refits, heldout_fits)
+                              pd.DataFrame(rows), plan, p.vae_id, refits, heldout_fits, chained)
 log.info("surrogate report: %d grid points, %d off-grid points", len(table), len(rows))

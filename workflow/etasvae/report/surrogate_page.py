@@ -41,9 +41,12 @@ def refit_table(refits: dict[str, dict], heldout_fits: dict[str, dict], plan: di
     return pd.DataFrame(rows)
 
 
-def surrogate_table(summaries: list[dict], per_config: dict[str, float], varied: list[str]) -> pd.DataFrame:
+def surrogate_table(summaries: list[dict], per_config: dict[str, float], varied: list[str],
+                    chained: dict[str, dict] | None = None) -> pd.DataFrame:
     """One row per grid point: kind, varied values, surrogate and per-config window scores and their gap,
-    catalog skills and the catalog score."""
+    catalog skills and the catalog score; with ``chained`` (config id -> summary of the config's own chained
+    model), its window score and catalog skills as columns ``chained_*``."""
+    chained = chained or {}
     rows = []
     for s in summaries:
         row: dict[str, Any] = {"config_id": s["config_id"], "kind": s["kind"]}
@@ -54,6 +57,11 @@ def surrogate_table(summaries: list[dict], per_config: dict[str, float], varied:
         for k in CATALOG_SKILLS:
             row[f"skill_{k}"] = s["catalog_skill"].get(k, np.nan)
         row["catalog_score"] = s["catalog_score"]
+        c = chained.get(s["config_id"])
+        if c is not None:
+            row["chained_score"] = c["overall_score"]
+            for k in CATALOG_SKILLS:
+                row[f"chained_skill_{k}"] = c["catalog_skill"].get(k, np.nan)
         for name in LINE_STATISTICS:
             for k in "SHA":
                 row[f"{name}_{k}"] = s["lines"][name][k]
@@ -110,12 +118,12 @@ def line_figure(table: pd.DataFrame, points: pd.DataFrame, varied: list[str], re
 def render_surrogate_page(html_path: str | os.PathLike, csv_path: str | os.PathLike, figure_path: str | os.PathLike,
                           summaries: list[dict], per_config: dict[str, float], points: pd.DataFrame,
                           plan: dict[str, Any], vae_id: str, refits: dict[str, dict] | None = None,
-                          heldout_fits: dict[str, dict] | None = None) -> pd.DataFrame:
+                          heldout_fits: dict[str, dict] | None = None, chained: dict[str, dict] | None = None) -> pd.DataFrame:
     """Write the page, the table (CSV) and the line figure (PNG); return the table. ``refits``: per parameter
     set, the JSON of ``invert_surrogate`` (truth and fit of the chains); ``heldout_fits``: per grid point,
     the whole held-out catalog's fit. The CSV holds the refits of the grid points as columns etas_*."""
     varied = list(plan["varied"])
-    table = surrogate_table(summaries, per_config, varied)
+    table = surrogate_table(summaries, per_config, varied, chained)
     fits = refit_table(refits or {}, heldout_fits or {}, plan)
     if len(fits):
         cols = [c for c in fits.columns if c.startswith("etas_")]
@@ -147,6 +155,16 @@ def render_surrogate_page(html_path: str | os.PathLike, csv_path: str | os.PathL
         rows.append(f"<tr>{''.join(cells)}</tr>")
     parts.append("<h2>Trained and held-out grid points</h2><div class='scroll'><table><tr>"
                  + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table></div>")
+    if "chained_score" in table:
+        head = ["grid point", *varied, "window score", *[f"skill {k}" for k in CATALOG_SKILLS]]
+        rows = ["<tr>" + "".join([f"<td class='txt'>{_esc(r['config_id'])}</td>", *[_cell(r[k]) for k in varied],
+                                  _skill_cell(r["chained_score"]),
+                                  *[_skill_cell(r[f"chained_skill_{k}"]) for k in CATALOG_SKILLS]]) + "</tr>"
+                for _, r in table.sort_values(varied).iterrows()]
+        parts.append("<h2>Chained catalogs of per-config models</h2><p class='note'>The same model and chaining "
+                     "trained on one grid point's windows alone (no conditioning), evaluated as the surrogate is.</p>"
+                     "<div class='scroll'><table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>"
+                     + "".join(rows) + "</table></div>")
     parts.append(f"<h2>Statistics against the varied parameters</h2><figure><img src='{png_data_uri(fig)}'>"
                  "<figcaption>Whole-catalog statistics of the surrogate's chained catalogs (mean over chains) and of "
                  "the ETAS catalogs at each grid point; Omori p from the stacked fit of the window comparison."
