@@ -208,16 +208,16 @@ REFIT_PARAMETERS = ("alpha", "p", "branching_ratio")
 
 
 def fit_chains(catalog: pd.DataFrame, *, mc: float, duration: float, region, aux_days: float = 0.0,
-               cut_mass: float = 0.05, n_starts: int = 2) -> dict[str, Any]:
+               cut_mass: float = 0.05, n_starts: int = 2, max_chains: int | None = None) -> dict[str, Any]:
     """ETAS parameters refitted from a set's chained catalogs (``window`` = chain): the space-time model,
-    jointly over the chains, each fitted as the whole held-out catalog is (``inversion_report.
-    fit_heldout_catalog``: targets from ``aux_days`` to ``duration``, the earlier events as history, over
-    ``region``). ETASFit.to_dict(), or {"error": why} when the inversion cannot fit."""
+    jointly over the first ``max_chains`` chains (None: all), each fitted as the whole held-out catalog is
+    (``inversion_report.fit_heldout_catalog``: targets from ``aux_days`` to ``duration``, the earlier events
+    as history, over ``region``). ETASFit.to_dict(), or {"error": why} when the inversion cannot fit."""
     from .inversion import InversionError, catalog_sequence, fit_sequences
 
     try:
         seqs = [catalog_sequence(ch, mc=mc, t_start=aux_days, t_end=duration, region=tuple(region))
-                for _, ch in catalog.groupby("window", sort=True)]
+                for _, ch in catalog.groupby("window", sort=True)][:max_chains]
         return fit_sequences(seqs, mc=mc, model="space-time", cut_mass=cut_mass, n_starts=n_starts).to_dict()
     except InversionError as err:
         return {"error": str(err)}

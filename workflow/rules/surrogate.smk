@@ -187,6 +187,8 @@ rule invert_surrogate:
         aux_days=config["invert"]["aux_days"],
         cut_mass=config["invert"]["cut_mass"],
         starts=config["invert"]["starts"],
+        # as many chains as held-out catalogs: S's estimate carries the sampling noise of H's
+        chains_fitted=N_HELDOUT,
     script:
         "../scripts/invert_surrogate.py"
 

@@ -184,7 +184,7 @@ def render_surrogate_page(html_path: str | os.PathLike, csv_path: str | os.PathL
             body.append(f"<tr>{''.join(cells)}</tr>")
         failed = [f"{r['set']}: {r['fit_error']}" for _, r in fits.iterrows() if r["fit_error"]]
         parts.append("<h2>ETAS parameters refitted from the surrogate's catalogs</h2><p class='note'>Space-time "
-                     "maximum-likelihood fit (etasvae.inversion), jointly over a set's chained catalogs, as the whole "
+                     "maximum-likelihood fit (etasvae.inversion), jointly over a set's first chains (as many as held-out catalogs), as the whole "
                      "held-out ETAS catalog of a grid point is fitted (its estimate beside it); ± one standard error."
                      + (f" Not fitted: {_esc('; '.join(failed))}." if failed else "") + "</p><div class='scroll'><table><tr>"
                      + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(body) + "</table></div>")
