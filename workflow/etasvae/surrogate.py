@@ -14,8 +14,14 @@ decoders) with three changes, none inside the decoder:
   features of the history window h (and a flag for "no history"), initialised to N(0, I). The history
   is what carries the state of the sequence (an aftershock sequence under way) from window to window.
 
-Loss per window = -log p(x | u, history) + AUX_WEIGHT * aux NLL + beta_t * free-bits KL(q || p(z | c, h)),
-the KL between two diagonal Gaussians in closed form. With probability ``HISTORY_DROPOUT`` a training
+Loss per window = -log p(x | u, history) + beta_t * free-bits KL(q || p(z | c, h)), the KL between two
+diagonal Gaussians in closed form: unlike the plain sequence VAE, no auxiliary window-level heads
+(``AUX_SCALE`` = 0; their NLL is still logged). They make z predict each window's mean and spread of ln dt,
+sampling noise of 64 events included; chaining then redraws that noise as a real change of rate from window
+to window, on top of the events' own randomness, and the catalogs' rate wanders: on the default grid the
+Fano factor of 30-day counts at K = 0.1 was 3.8 with the heads against 1.5 for ETAS, and 2.1 without them,
+whose validation NLL is also lower (677.9 against 678.9 nats per window). History and conditioning keep z
+from collapsing without them. With probability ``HISTORY_DROPOUT`` a training
 window is shown without its history, so that the model can start a chain from nothing. Sampled inter-event
 times are truncated at the largest of the training windows (a draw above it is drawn again, as magnitudes
 above Mmax are): a rare draw from the far tail of the log-normal mixture would otherwise leave a gap of
@@ -49,6 +55,7 @@ from .seqvae import (CONTEXT, FREE_BITS, RECURRENT, SequenceVAE, _below, _init_f
 
 MODEL_FORMAT = "etasvae-surrogate-1"
 HISTORY_DROPOUT = 0.1
+AUX_SCALE = 0.0   # weight of the auxiliary heads' NLL relative to the sequence VAE's (module docstring)
 MAX_CHAIN_EVENTS = 2_000_000   # per chain: a guard against a runaway chain
 _LN10 = math.log(10.0)
 
@@ -313,7 +320,7 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
         for i in range(0, n, s["batch_size"]):
             idx = perm[i:i + s["batch_size"]]
             nll, aux, kl_term, kl = model.losses(_batch(T, idx, L, drop[idx]))
-            loss = objective(nll, aux, kl_term, beta_t)
+            loss = objective(nll, AUX_SCALE * aux, kl_term, beta_t)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"surrogate training diverged in epoch {epoch}; lower the learning rate")
             optimiser_step(optimizer, loss, params, s["grad_clip"])
@@ -324,7 +331,7 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
         rows.append(history_row(epoch, beta_t, tr[0], tr[2], va[0], va[2]))
         log_epoch(log, epoch, s["epochs"], beta_t, started, n,
                   f"train NLL {tr[0]:.5g} aux {tr[1]:.3g} KL {tr[2]:.3g}  val NLL {va[0]:.5g} aux {va[1]:.3g} KL {va[2]:.3g}")
-        score = objective(va[0], va[1], va[2], beta_t) if V is not None else rows[-1]["train_total"]
+        score = objective(va[0], AUX_SCALE * va[1], va[2], beta_t) if V is not None else rows[-1]["train_total"]
         if not math.isfinite(score):
             raise TrainingDiverged(f"surrogate training diverged: the validation loss is not finite after epoch {epoch}")
         if best.stop_after(epoch, score, model, log):
