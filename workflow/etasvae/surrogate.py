@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from .conditioning import standardise
-from .decoders import History
+from .decoders import ExcitationIntensity, History
 from .features import FeatureTransform, _event_features, check_spec, events_above_mc
 from .fileio import atomic_write, plain
 from .seqvae import (CONTEXT, FREE_BITS, SequenceVAE, _below, _init_from_data, _mlp, objective,
@@ -123,6 +123,8 @@ class ConditionalSequenceVAE(SequenceVAE):
                  n_cond: int):
         super().__init__(length, latent_dim + n_cond, hidden, decoder, spec)
         self.z_dim, self.n_cond = latent_dim, n_cond
+        if self.decoder_kind == "autoregressive":   # the background depends on the conditioning (not on z)
+            self.intensity = ExcitationIntensity(latent_dim + n_cond, n_cond=n_cond)
         self.encoder = nn.Sequential(*_mlp([4 * length + 2 + n_cond, *hidden]))
         self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
         self.prior_net = nn.Sequential(*_mlp([4 * length + 1 + n_cond, *hidden]), nn.Linear(hidden[-1], 2 * latent_dim))
@@ -187,11 +189,14 @@ class ConditionalSequenceVAE(SequenceVAE):
         dt_d, m_d = self.heads.time_and_magnitude(ctx, uu)
         m_win = win.m.clamp_min(0.0)
         if self.decoder_kind == "autoregressive":
-            # The first event's dt (from the last history event) from the log-normal mixture, the others from
-            # the intensity with the history's events as parents; positions by its branching probabilities.
+            # Inter-event times from the intensity with the history's events as parents (the first event's,
+            # after the history's last event, from the log-normal mixture where there is no history);
+            # positions by its branching probabilities.
             history = _history(hist, win.ln_dt[:, 0])
             lp_dt, log_mu, terms = self.intensity.window_log_prob(u, win.ln_dt, m_win, history)
-            lp = torch.cat([dt_d.log_prob(win.ln_dt)[:, :1], lp_dt], dim=1) + m_d.log_prob(m_win)
+            lp0 = torch.where(hist.has > 0, self.intensity.first_interval_log_prob(u, win.ln_dt[:, 0], history),
+                              dt_d.log_prob(win.ln_dt)[:, 0])
+            lp = torch.cat([lp0[:, None], lp_dt], dim=1) + m_d.log_prob(m_win)
             xy_prev = torch.cat([win.xy, hist.xy], dim=1)
             m_prev = torch.cat([m_win, hist.m.clamp_min(0.0)], dim=1)
             mix = self.heads.excited_position(ctx, uu, log_mu[:, None], terms, xy_prev[:, None], m_prev[:, None])
@@ -246,8 +251,16 @@ class ConditionalSequenceVAE(SequenceVAE):
             if excited and i > 0:
                 wait = self.intensity.sample_next(log_mu, tp[:, i - 1], tp, lk, par_ok)
                 ln_dt[:, i] = torch.log(wait).float().clamp(min_ln_dt, float(self.max_ln_dt))
-            elif excited:   # the first event: shift the history's clock so that it sits at 0
-                ln_dt[:, i] = _below(dt_d, float(self.max_ln_dt), 0.0).clamp_min(min_ln_dt)
+            elif excited:   # the first event: from the intensity of the history where there is one (its last
+                # event at 0, no virtual parent), else from the mixture; then the history's clock is shifted
+                # so that the first event sits at 0
+                has_hist = hist.has > 0
+                first_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), hist_ok,
+                                      torch.zeros(n, t_v.shape[1], dtype=torch.bool, device=dev)], dim=1)
+                wait = self.intensity.sample_next(log_mu, torch.zeros(n, dtype=torch.float64, device=dev), tp, lk,
+                                                  first_ok & has_hist[:, None])
+                ln_mix = _below(dt_d, float(self.max_ln_dt), 0.0)
+                ln_dt[:, i] = torch.where(has_hist, torch.log(wait).float(), ln_mix).clamp(min_ln_dt, float(self.max_ln_dt))
                 tp[:, L:L + Lh] = tp[:, L:L + Lh] - torch.exp(ln_dt[:, i].double())[:, None]
             else:
                 ln_dt[:, i] = _below(dt_d, float(self.max_ln_dt), 0.0).clamp_min(min_ln_dt)
