@@ -48,9 +48,10 @@ import torch
 from torch import nn
 
 from .conditioning import standardise
+from .decoders import ExcitationIntensity, History
 from .features import FeatureTransform, _event_features, check_spec, events_above_mc
 from .fileio import atomic_write, plain
-from .seqvae import (CONTEXT, FREE_BITS, RECURRENT, SequenceVAE, _below, _init_from_data, _mlp, objective,
+from .seqvae import (CONTEXT, FREE_BITS, SequenceVAE, _below, _init_from_data, _mlp, objective,
                      optimiser_step)
 
 MODEL_FORMAT = "etasvae-surrogate-1"
@@ -118,18 +119,19 @@ def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
 class ConditionalSequenceVAE(SequenceVAE):
     """SequenceVAE whose decoder reads u = [z, c] and the history, with a learned prior p(z | c, h).
 
-    A recurrent decoder chains with the GRU and the log-normal mixture for every inter-event time
-    (``gru_lognormal``): the ETAS-intensity time channel of ``autoregressive`` does not read a history yet,
-    so a setting with ``decoder: autoregressive`` gives the surrogate a ``gru_lognormal`` decoder.
+    A recurrent decoder reads the history with its GRU. With ``decoder: autoregressive`` the ETAS intensity
+    counts the history's events as parents too (``decoders.History``): an aftershock sequence that starts in
+    one window goes on decaying in the next, and K is a function of u, so of the ETAS parameters.
     """
 
     kind = "conditional-sequence"
 
     def __init__(self, length: int, latent_dim: int, hidden: list[int], decoder: str, spec: dict[str, Any],
                  n_cond: int):
-        decoder = "gru_lognormal" if decoder in RECURRENT else decoder
         super().__init__(length, latent_dim + n_cond, hidden, decoder, spec)
         self.z_dim, self.n_cond = latent_dim, n_cond
+        if self.decoder_kind == "autoregressive":   # the background depends on the conditioning (not on z)
+            self.intensity = ExcitationIntensity(latent_dim + n_cond, n_cond=n_cond)
         self.encoder = nn.Sequential(*_mlp([4 * length + 2 + n_cond, *hidden]))
         self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
         self.prior_net = nn.Sequential(*_mlp([4 * length + 1 + n_cond, *hidden]), nn.Linear(hidden[-1], 2 * latent_dim))
@@ -192,7 +194,21 @@ class ConditionalSequenceVAE(SequenceVAE):
             out, _ = self.rnn(torch.cat([inp, uu], dim=-1), h)
             ctx = self.ctx(torch.cat([out, uu], dim=-1))
         dt_d, m_d = self.heads.time_and_magnitude(ctx, uu)
-        lp = dt_d.log_prob(win.ln_dt) + m_d.log_prob(win.m.clamp_min(0.0))
+        m_win = win.m.clamp_min(0.0)
+        if self.decoder_kind == "autoregressive":
+            # Inter-event times from the intensity with the history's events as parents (the first event's,
+            # after the history's last event, from the log-normal mixture where there is no history);
+            # positions by its branching probabilities.
+            history = _history(hist, win.ln_dt[:, 0])
+            lp_dt, log_mu, terms = self.intensity.window_log_prob(u, win.ln_dt, m_win, history)
+            lp0 = torch.where(hist.has > 0, self.intensity.first_interval_log_prob(u, win.ln_dt[:, 0], history),
+                              dt_d.log_prob(win.ln_dt)[:, 0])
+            lp = torch.cat([lp0[:, None], lp_dt], dim=1) + m_d.log_prob(m_win)
+            xy_prev = torch.cat([win.xy, hist.xy], dim=1)
+            m_prev = torch.cat([m_win, hist.m.clamp_min(0.0)], dim=1)
+            mix = self.heads.excited_position(ctx, uu, log_mu[:, None], terms, xy_prev[:, None], m_prev[:, None])
+            return lp + mix.log_prob(win.xy)
+        lp = dt_d.log_prob(win.ln_dt) + m_d.log_prob(m_win)
         t_all, m_all, xy_all, allowed = _parents(hist, win)
         Lh = hist.m.shape[1]
         mix = self.heads.position(ctx, u[:, None, :], t_all[:, Lh:], t_all[:, None, :], m_all[:, None, :],
@@ -220,6 +236,17 @@ class ConditionalSequenceVAE(SequenceVAE):
             ctx_all = self.ctx_mlp(u).reshape(n, L, CONTEXT)
         else:
             h, inp = self._prime(u, hist)
+        excited = self.decoder_kind == "autoregressive"
+        if excited:   # parents: the window's events (clock from its first event), the history's, the virtual
+            log_mu, log_K, t_v, lk_v = self.intensity.window_terms(u)
+            t_h = _history_times(hist.ln_dt)
+            tp = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev), t_h, t_v], dim=1)
+            lk = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev),
+                            self.intensity.log_productivity(log_K[:, None], hist.m.clamp_min(0.0)), lk_v], dim=1)
+            xy_par = torch.cat([xy, hist.xy], dim=1)
+            m_par = torch.cat([m, hist.m.clamp_min(0.0)], dim=1)
+            par_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), hist_ok,
+                                torch.ones(n, t_v.shape[1], dtype=torch.bool, device=dev)], dim=1)
         last = torch.zeros(n, device=dev)
         for i in range(L):
             if self.decoder_kind == "mlp":
@@ -228,8 +255,35 @@ class ConditionalSequenceVAE(SequenceVAE):
                 out, h = self.rnn(torch.cat([inp, u], dim=-1)[:, None, :], h)
                 ctx = self.ctx(torch.cat([out[:, 0], u], dim=-1))
             dt_d, m_d = self.heads.time_and_magnitude(ctx, u)
-            ln_dt[:, i] = _below(dt_d, float(self.max_ln_dt), 0.0).clamp_min(min_ln_dt)
+            if excited and i > 0:
+                wait = self.intensity.sample_next(log_mu, tp[:, i - 1], tp, lk, par_ok)
+                ln_dt[:, i] = torch.log(wait).float().clamp(min_ln_dt, float(self.max_ln_dt))
+            elif excited:   # the first event: from the intensity of the history where there is one (its last
+                # event at 0, no virtual parent), else from the mixture; then the history's clock is shifted
+                # so that the first event sits at 0
+                has_hist = hist.has > 0
+                first_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), hist_ok,
+                                      torch.zeros(n, t_v.shape[1], dtype=torch.bool, device=dev)], dim=1)
+                wait = self.intensity.sample_next(log_mu, torch.zeros(n, dtype=torch.float64, device=dev), tp, lk,
+                                                  first_ok & has_hist[:, None])
+                ln_mix = _below(dt_d, float(self.max_ln_dt), 0.0)
+                ln_dt[:, i] = torch.where(has_hist, torch.log(wait).float(), ln_mix).clamp(min_ln_dt, float(self.max_ln_dt))
+                tp[:, L:L + Lh] = tp[:, L:L + Lh] - torch.exp(ln_dt[:, i].double())[:, None]
+            else:
+                ln_dt[:, i] = _below(dt_d, float(self.max_ln_dt), 0.0).clamp_min(min_ln_dt)
             m[:, i] = _below(m_d, self.spec.get("mmax"), self.spec["mc"])
+            if excited:
+                if i > 0:   # the clock the likelihood uses: float64 sums of the stored (float32) intervals
+                    tp[:, i] = tp[:, i - 1] + torch.exp(ln_dt[:, i].double())
+                terms = self.intensity.log_terms(tp[:, i, None] - tp, lk, par_ok)
+                m_par[:, i] = m[:, i]
+                mix = self.heads.excited_position(ctx, u, log_mu, terms, xy_par, m_par)
+                xy[:, i] = mix.sample()
+                xy_par[:, i] = xy[:, i]
+                lk[:, i] = self.intensity.log_productivity(log_K, m[:, i])
+                par_ok[:, i] = True
+                inp = self._event_input(ln_dt[:, i], m[:, i], xy[:, i])
+                continue
             last = last + torch.exp(ln_dt[:, i])
             t[:, Lh + i] = last
             m_all[:, Lh + i] = m[:, i]
@@ -254,6 +308,20 @@ class ConditionalSequenceVAE(SequenceVAE):
         aux = self.aux_nll(u, d.win)
         kl = gaussian_kl(mu, logvar, pmu, plogvar)
         return nll.mean(), aux.mean(), torch.clamp(kl.mean(0), min=free_bits).sum(), kl.sum(1).mean()
+
+
+def _history_times(hist_ln_dt: torch.Tensor) -> torch.Tensor:
+    """float64 times (n, H) of the history's events from its last event (which is at 0, the others before)."""
+    dt = torch.exp(hist_ln_dt.double())
+    return -(torch.flip(torch.cumsum(torch.flip(dt, [1]), 1), [1]) - dt)
+
+
+def _history(hist: SimpleNamespace, first_ln_dt: torch.Tensor) -> History:
+    """The history as parents of a window's events: times from the window's first event, which comes
+    exp(first_ln_dt) after the history's last event; events of windows without a history are not parents."""
+    t = _history_times(hist.ln_dt) - torch.exp(first_ln_dt.double())[:, None]
+    ok = (hist.has[:, None] > 0).expand_as(hist.m)
+    return History(t, hist.m.clamp_min(0.0), ok)
 
 
 def _parents(hist: SimpleNamespace, win: SimpleNamespace):
