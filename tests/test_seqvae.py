@@ -219,6 +219,23 @@ def test_intensity_with_a_history_counts_its_events_as_parents():
     assert float(terms[0, 2, L + 2]) == pytest.approx(math.log(par["K"] * math.exp(par["alpha"] * m_h[2]) * g), abs=1e-5)
 
 
+def test_first_interval_after_a_history_is_log_rate_minus_its_integral():
+    """A window's first event after a history: log lambda(0) - integral of lambda over [-dt_0, 0] + ln dt_0,
+    lambda = mu + the present history events (written out, integrated by quadrature), no virtual parent."""
+    from scipy.integrate import quad
+
+    par = {"mu": 0.8, "K": 0.4, "alpha": 1.0, "c": 0.05, "p": 1.3}
+    f = fixed_intensity(**par, kappa_v=5.0, lag_v=0.1)
+    dt0 = 0.37
+    t_h, m_h, ok = np.array([-2.0, -1.1, -dt0]), np.array([2.0, 0.5, 1.0]), np.array([True, False, True])
+    history = History(torch.tensor(t_h[None]), torch.tensor(m_h[None], dtype=torch.float32), torch.tensor(ok[None]))
+    with torch.no_grad():
+        lp = f.first_interval_log_prob(torch.zeros(1, 1), torch.log(torch.tensor([dt0], dtype=torch.float64)), history)
+    rate = lambda s: reference_rate(s, t_h[ok], m_h[ok], **par)  # noqa: E731
+    comp = quad(rate, -dt0, 0.0, points=[-dt0], epsabs=1e-12, epsrel=1e-10, limit=200)[0]
+    assert float(lp[0]) == pytest.approx(math.log(rate(0.0)) - comp + math.log(dt0), abs=1e-5)
+
+
 def thinning_draws(f: ExcitationIntensity, n: int, times, mags, t_last: float) -> np.ndarray:
     """n waiting times from t_last with the same parents (the window's events, then the virtual parent)."""
     with torch.no_grad():

@@ -29,7 +29,7 @@ SLURM = ROOT / "tests" / "slurm"
 RULES = ("simulate_catalog", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "train_vae",
          "embed_windows", "latent_maps", "sample_synthetic", "evaluate_model", "invert_catalog", "invert_windows",
          "invert_model", "report_page", "summary", "train_surrogate", "generate_surrogate",
-         "evaluate_surrogate", "surrogate_report")
+         "evaluate_surrogate", "invert_surrogate", "chain_config", "evaluate_chained", "surrogate_report")
 # Outputs that record when or how long, not what: compared by presence only.
 TIMING = ("logs", "benchmarks")
 
@@ -127,15 +127,16 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
     planned = submissions(text)
     assert {rule for _, members in planned for rule, *_ in members} == set(RULES)
     assert sorted(jobs) == sorted({name for name, _ in planned}), (set(jobs), planned)
-    # The tiny DAG's 50 jobs less `all` (a local rule) in 16 submissions: one "config" group (2 configs x (3
+    # The tiny DAG's 57 jobs less `all` (a local rule) in 23 submissions: one "config" group (2 configs x (3
     # simulations, windows, held-out catalog's inversion, held-out and training windows' inversion) and the
     # dataset's windows' inversion; group-components packs up to 5 components), the dataset's import and
     # windows, the pooled windows, 4 trainings, two "model" groups (embedding, sampling, latent maps,
     # evaluation, page and, for a config's or the dataset's model, its inversion; 2 models each), the summary and
-    # the surrogate's 5 jobs (train, generate, 2 evaluations, report), each its own submission.
-    assert sum(len(v) for v in jobs.values()) == len(planned) == 16, {r: len(v) for r, v in jobs.items()}
+    # the surrogate's 12 jobs (train, generate, 2 evaluations, 3 ETAS refits, 2 per-config chained models and
+    # their 2 evaluations, report), each its own submission.
+    assert sum(len(v) for v in jobs.values()) == len(planned) == 23, {r: len(v) for r, v in jobs.items()}
     assert {g: len(jobs[g]) for g in GROUPS} == {"config": 1, "model": 2}
-    assert sum(len(members) for _, members in planned) == 49
+    assert sum(len(members) for _, members in planned) == 56
     assert all(j["JobState"] == "COMPLETED" for v in jobs.values() for j in v)
 
     # Each job got the cpus, memory and time limit Snakemake asked for (the profile's values where it sets

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from etasvae.conditioning import SurrogateUnavailable, standardise, surrogate_plan
+from etasvae.conditioning import SurrogateUnavailable, set_parameters, standardise, surrogate_plan
 from etasvae.config import ConfigError, etas_configs
 from etasvae.features import build_windows
 from etasvae.surrogate import (ConditionalSequenceVAE, chain_catalog, generate_chains, load_surrogate,
@@ -66,6 +66,9 @@ def test_conditioning_outside_the_trained_range_is_refused_naming_parameter_and_
     assert plan["sets"]["far"]["flags"] == ["K = 0.5 outside the trained range [0.1, 0.3]"]
     inside = plan_of(points=[{"name": "mid", "K": 0.15}])
     assert inside["sets"]["mid"]["flags"] == [] and inside["sets"]["mid"]["kind"] == "point"
+    # the ETAS parameters the point's catalogs are refitted against: its K on the grid's other parameters
+    truth = set_parameters(inside, etas_configs(BASE), "mid")
+    assert truth["K"] == 0.15 and truth["alpha"] == 1.5 and truth["mc"] == 2.5 and "branching_ratio" not in truth
     np.testing.assert_allclose(standardise({"K": 0.15}, ["K"], {"K": [0.1, 0.3]}), [-0.5])
 
 
@@ -179,7 +182,7 @@ def test_chains_cut_into_windows_and_compared_as_catalogs(trained):
     assert first["x"].iloc[0] == 0.0 and first["y"].iloc[0] == 0.0 and (np.diff(first["time"]) >= 0).all()
     table = catalog_comparison(chains, [catalogs[("high", 2)]], [catalogs[("high", r)] for r in range(2)],
                                duration=60.0, mc=MC, rng=np.random.default_rng(0))
-    assert list(table["statistic"]) == ["fano_daily", "count_30d_ks", "cv_catalog", "b_value"]
+    assert list(table["statistic"]) == ["fano_daily", "count_30d_fano", "count_30d_ks", "cv_catalog", "b_value"]
     # the Poisson baseline has a Fano factor near 1 (its sampling error for 60 daily counts is about 0.18)
     assert abs(table.set_index("statistic").loc["fano_daily", "value_P"] - 1.0) < 0.5
     assert not table.set_index("statistic").loc["b_value", "informative"]
@@ -190,3 +193,33 @@ def test_conditional_model_is_a_sequence_vae_with_a_learned_prior():
     Xh = torch.zeros(4, 64)
     mu, logvar = model.prior(Xh, torch.zeros(4), torch.zeros(4, 2))
     assert torch.equal(mu, torch.zeros(4, 3)) and torch.equal(logvar, torch.zeros(4, 3))   # starts as N(0, I)
+
+
+def test_a_poisson_catalog_fails_the_30_day_count_dispersion():
+    """The 30-day count statistic stays strict: against clustered ETAS catalogs (n about 0.8), independent
+    ETAS catalogs of the same parameters score skill >= 0.5 (the Done-when bar), while catalogs of the real
+    simulator with K = 0 (Poisson in time) and the ETAS catalogs with their times shuffled uniformly do not.
+    Sizes: H one catalog, A three, S four, as in the default grid; 360 days give 331 windows of 30 days per
+    catalog. Expected skills are 1 and 0; the sampling error of a 4-catalog mean of log10 F30 (about 0.05,
+    from the chain-to-chain scatter) is a tenth of d_P - d_A here, so the 0.5 bar sits five errors from each."""
+    duration, K = 360.0, 0.45
+    etas = [clustered_catalog(seed=500 + r, duration=duration, K=K, mu=2.0) for r in range(8)]
+    H, A, S = etas[:1], etas[1:4], etas[4:]
+    mu_poisson = float(np.mean([len(a) for a in A])) / duration
+    poisson = [clustered_catalog(seed=600 + r, duration=duration, K=0.0, mu=mu_poisson) for r in range(4)]
+    rng = np.random.default_rng(7)
+    shuffled = [s.assign(time=np.sort(rng.uniform(0.0, duration, len(s)))) for s in S]
+
+    def row(candidate):
+        t = catalog_comparison(candidate, H, A, duration=duration, mc=MC, rng=np.random.default_rng(0))
+        return t.set_index("statistic").loc["count_30d_fano"]
+
+    good = row(S)
+    assert good["informative"] and good["skill"] >= 0.5, good
+    assert good["value_H"] > 3.0 and abs(good["value_P"] - 1.0) < 0.2   # overdispersed truth, Poisson floor near 1
+    for name, cats in (("K = 0", poisson), ("shuffled", shuffled)):
+        r = row(cats)
+        assert r["informative"] and r["skill"] < 0.5, (name, r)
+    # the KS distance of the counts, which the shuffled catalog passes, is reported without a skill
+    t = catalog_comparison(shuffled, H, A, duration=duration, mc=MC, rng=np.random.default_rng(0)).set_index("statistic")
+    assert not t.loc["count_30d_ks", "informative"] and np.isnan(t.loc["count_30d_ks", "skill"])

@@ -333,10 +333,20 @@ def test_the_surrogate_target_chains_catalogs_and_reports_every_point(finished_r
     for cfg in ("mu1_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", "mu4_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1"):
         summary = json.loads((out / "surrogate" / "evaluation" / cfg / "summary.json").read_text())
         assert summary["kind"] == "trained" and set(summary["lines"]) == {"b_value", "fano_daily", "cv_catalog", "omori_p"}
+    for name, mu in (("mu1_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1", 1.0), ("mid", 2.5)):
+        refit = json.loads((out / "surrogate" / "inversion" / f"{name}.json").read_text())
+        assert refit["truth"]["mu"] == mu and refit["truth"]["branching_ratio"] > 0
+        assert "estimates" in refit["fit"] or "error" in refit["fit"]
     table = pd.read_csv(out / "reports" / "surrogate.csv")
-    assert len(table) == 2 and {"surrogate_score", "per_config_score", "gap", "skill_fano_daily"} <= set(table.columns)
+    assert len(table) == 2 and {"surrogate_score", "per_config_score", "gap", "skill_fano_daily", "skill_count_30d_fano",
+                                "etas_branching_ratio_truth", "etas_branching_ratio_S", "etas_branching_ratio_H", "chained_score",
+                                "chained_skill_count_30d_fano"} <= set(table.columns)
+    # the chaining for a per-config model: that config's own chained catalogs
+    chained, meta = read_catalog(out / "surrogate" / "per_config" / "mu4_K0.25_alpha1.5_c0.01_p1.2_D0.5_q1.5_gamma1_b1" / "catalogs.parquet")
+    assert meta["set_kind"] == "per-config" and sorted(chained["window"].unique()) == [0, 1]
+    assert chained["time"].between(0, 200).all()
     html = (out / "reports" / "surrogate.html").read_text()
-    assert "Off-grid points" in html and "data:image/png;base64" in html
+    assert "Off-grid points" in html and "data:image/png;base64" in html and "refitted from the surrogate" in html
 
 
 def test_a_surrogate_point_outside_the_trained_range_stops_before_any_job(tmp_path):

@@ -160,3 +160,13 @@ def require_surrogate(error: str | None) -> list:
     if error:
         raise SurrogateUnavailable(error)
     return []
+
+
+def set_parameters(plan: dict[str, Any], etas: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """Every ETAS parameter of a parameter set of ``plan``: a grid config's own, or an off-grid point's varied
+    values on the other parameters of the first trained config (the values ``surrogate_plan`` checked a
+    point's other keys against)."""
+    if name in etas:
+        return dict(etas[name])
+    base = {k: v for k, v in etas[plan["trained"][0]].items() if k != "branching_ratio"}   # not the point's
+    return {**base, **plan["sets"][name]["values"]}

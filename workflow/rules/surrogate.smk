@@ -6,6 +6,7 @@
 from etasvae.conditioning import (
     SurrogateUnavailable,
     require_surrogate,
+    set_parameters,
     surrogate_plan,
     surrogate_setting,
 )
@@ -119,10 +120,91 @@ rule evaluate_surrogate:
         "../scripts/evaluate_surrogate.py"
 
 
+rule chain_config:
+    input:
+        check=lambda wildcards: require_surrogate(SURROGATE_ERROR),
+        windows=f"results/windows/{POOLED}/event.parquet",
+        catalogs=config_catalogs,
+    output:
+        model="results/surrogate/per_config/{cfg}/model.pt",
+        catalogs="results/surrogate/per_config/{cfg}/catalogs.parquet",
+    log:
+        "results/logs/surrogate/per_config/{cfg}/chain.log",
+    benchmark:
+        "results/benchmarks/surrogate/per_config/{cfg}/chain.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        settings=lambda wildcards: VAES[SURROGATE_VAE],
+        catalog_keys=lambda wildcards: [[wildcards.cfg, r] for r in REPLICATES],
+        duration_days=config["simulation"]["duration_days"],
+        chains=config["surrogate"]["chains"],
+        burn_in_windows=config["surrogate"]["burn_in_windows"],
+        seed=config["surrogate"]["seed"],
+    script:
+        "../scripts/chain_config.py"
+
+
+use rule evaluate_surrogate as evaluate_chained with:
+    input:
+        synthetic="results/surrogate/per_config/{cfg}/catalogs.parquet",
+        windows="results/windows/{cfg}/event.parquet",
+        catalogs=config_catalogs,
+    output:
+        windows="results/surrogate/per_config/{cfg}/evaluation/windows.csv",
+        catalogs="results/surrogate/per_config/{cfg}/evaluation/catalogs.csv",
+        summary="results/surrogate/per_config/{cfg}/evaluation/summary.json",
+        figures=directory("results/surrogate/per_config/{cfg}/evaluation/figures"),
+    log:
+        "results/logs/surrogate/per_config/{cfg}/evaluate.log",
+    benchmark:
+        "results/benchmarks/surrogate/per_config/{cfg}/evaluate.tsv"
+
+
+rule invert_surrogate:
+    input:
+        "results/surrogate/catalogs/{set}.parquet",
+    output:
+        "results/surrogate/inversion/{set}.json",
+    log:
+        "results/logs/surrogate/invert/{set}.log",
+    benchmark:
+        "results/benchmarks/surrogate/invert/{set}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        etas=lambda wildcards: set_parameters(SURROGATE_PLAN, ETAS, wildcards.set),
+        duration_days=config["simulation"]["duration_days"],
+        region_km=config["simulation"]["region_km"],
+        aux_days=config["invert"]["aux_days"],
+        cut_mass=config["invert"]["cut_mass"],
+        starts=config["invert"]["starts"],
+        # as many chains as held-out catalogs: S's estimate carries the sampling noise of H's
+        chains_fitted=N_HELDOUT,
+    script:
+        "../scripts/invert_surrogate.py"
+
+
 rule surrogate_report:
     input:
         summaries=expand(
             "results/surrogate/evaluation/{cfg}/summary.json", cfg=SURROGATE_GRID
+        ),
+        refits=expand("results/surrogate/inversion/{set}.json", set=SURROGATE_SETS),
+        chained=expand(
+            "results/surrogate/per_config/{cfg}/evaluation/summary.json",
+            cfg=SURROGATE_GRID,
+        ),
+        heldout_fits=expand(
+            "results/inversion/{cfg}/heldout_catalog.json", cfg=SURROGATE_GRID
         ),
         per_config=lambda wildcards: expand(
             "results/evaluation/{cfg}/{vae}/metrics.json",

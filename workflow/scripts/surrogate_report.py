@@ -25,6 +25,9 @@ for name, path in zip(p.sets, smk.input.catalogs):
     rows.append({"name": name, **plan["sets"][name]["values"], "events_per_chain": float(np.mean(v["n_events"])),
                  "b_value": v["b"], "fano_daily": float(10 ** np.nanmean(v["log10_fano"])),
                  "cv_catalog": float(np.nanmean(v["cv"])), "flags": plan["sets"][name]["flags"]})
+refits = {name: read_json(path) for name, path in zip(p.sets, smk.input.refits)}
+heldout_fits = {s["config_id"]: read_json(path) for s, path in zip(summaries, smk.input.heldout_fits)}
+chained = {s["config_id"]: s for s in map(read_json, smk.input.chained)}
 table = render_surrogate_page(smk.output.html, smk.output.table, smk.output.figure, summaries, per_config,
-                              pd.DataFrame(rows), plan, p.vae_id)
+                              pd.DataFrame(rows), plan, p.vae_id, refits, heldout_fits, chained)
 log.info("surrogate report: %d grid points, %d off-grid points", len(table), len(rows))
