@@ -66,14 +66,14 @@ def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: floa
     ``max_events`` bounds the fit's time and memory on large catalogs: with more target events above Mc, the
     target window ends midway between the ``max_events``-th such event and the next one (a catalog's first
     part: ETAS is stationary, so the estimate stays unbiased and only its errors grow)."""
-    from .inversion import fit_catalog, magnitude_bin
+    from .inversion import catalog_sequence, fit_catalog, magnitude_bin
 
     region = tuple(float(v) for v in meta["region_km"])
     delta_m = magnitude_bin(catalog["magnitude"].to_numpy())
     t_end = float(meta["duration_days"])
-    times = catalog["time"].to_numpy(dtype=float)
-    above = catalog["magnitude"].to_numpy(dtype=float) >= mc - 0.5 * delta_m - 1e-9
-    target = np.sort(times[above & (times >= aux_days) & (times < t_end)])
+    # the target events as the fit selects them (above Mc, in the region), time-ordered
+    times = catalog_sequence(catalog, mc=mc, t_start=aux_days, t_end=t_end, region=region, delta_m=delta_m).time
+    target = times[times >= aux_days]
     cut = max_events is not None and len(target) > max_events
     if cut:
         t_end = 0.5 * (float(target[max_events - 1]) + float(target[max_events]))

@@ -226,9 +226,7 @@ class ConditionalSequenceVAE(SequenceVAE):
         m = torch.zeros(n, L, device=dev)
         xy = torch.zeros(n, L, 2, device=dev)
         # times relative to the last history event; history times from their inter-event times
-        dt_h = torch.exp(hist.ln_dt)
-        t_hist = -(torch.flip(torch.cumsum(torch.flip(dt_h, [1]), 1), [1]) - dt_h)
-        t = torch.cat([t_hist, torch.zeros(n, L, device=dev)], dim=1)
+        t = torch.cat([_history_times(hist.ln_dt), torch.zeros(n, L, device=dev)], dim=1)
         m_all = torch.cat([hist.m, m], dim=1)
         xy_all = torch.cat([hist.xy, xy], dim=1)
         hist_ok = (hist.has[:, None] > 0).expand(n, Lh)
@@ -239,7 +237,7 @@ class ConditionalSequenceVAE(SequenceVAE):
         excited = self.decoder_kind == "autoregressive"
         if excited:   # parents: the window's events (clock from its first event), the history's, the virtual
             log_mu, log_K, t_v, lk_v = self.intensity.window_terms(u)
-            t_h = _history_times(hist.ln_dt)
+            t_h = _history_times(hist.ln_dt.double())
             tp = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev), t_h, t_v], dim=1)
             lk = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev),
                             self.intensity.log_productivity(log_K[:, None], hist.m.clamp_min(0.0)), lk_v], dim=1)
@@ -311,15 +309,16 @@ class ConditionalSequenceVAE(SequenceVAE):
 
 
 def _history_times(hist_ln_dt: torch.Tensor) -> torch.Tensor:
-    """float64 times (n, H) of the history's events from its last event (which is at 0, the others before)."""
-    dt = torch.exp(hist_ln_dt.double())
+    """Times (n, H) of the history's events from its last event (which is at 0, the others before), in the
+    dtype of the log intervals (float64 for the intensity's clock)."""
+    dt = torch.exp(hist_ln_dt)
     return -(torch.flip(torch.cumsum(torch.flip(dt, [1]), 1), [1]) - dt)
 
 
 def _history(hist: SimpleNamespace, first_ln_dt: torch.Tensor) -> History:
     """The history as parents of a window's events: times from the window's first event, which comes
     exp(first_ln_dt) after the history's last event; events of windows without a history are not parents."""
-    t = _history_times(hist.ln_dt) - torch.exp(first_ln_dt.double())[:, None]
+    t = _history_times(hist.ln_dt.double()) - torch.exp(first_ln_dt.double())[:, None]
     ok = (hist.has[:, None] > 0).expand_as(hist.m)
     return History(t, hist.m.clamp_min(0.0), ok)
 
