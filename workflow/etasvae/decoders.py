@@ -284,11 +284,10 @@ class ExcitationIntensity(nn.Module):
     z, and so does a factor on K (log K = global + a linear function of z, zero at the start: the configs of
     a pooled model differ in productivity). The background mu (a linear function of the conditioning values
     alone in a conditional model, ``n_cond`` > 0: the last n_cond entries of its z), alpha and the Omori c
-    and p are global: in
-    ETAS the background is one number per config, and a per-window mu(z) let z carry each window's count
-    fluctuation, so that windows drawn from the prior were over-dispersed (on the default K = 0.1 config
-    a Fano factor 1.8-2.1 against ETAS's 1.2-1.3, and 7 % too many events per day). mu is constant over the
-    window, so lambda never increases between events: the intensity just after the last event bounds it
+    and p are global: in ETAS the background is one number per config, and a per-window mu(z) let z carry
+    each window's count fluctuation, so that windows drawn from the prior were over-dispersed (on the
+    default K = 0.1 config a Fano factor 1.8-2.1 against ETAS's 1.2-1.3, and 7 % too many events per day).
+    mu is constant over the window, so lambda never increases between events: the intensity just after the last event bounds it
     until the next (thinning).
     """
 
