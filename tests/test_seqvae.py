@@ -11,8 +11,8 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from etasvae.decoders import (N_DT, N_MAG, ExcitationIntensity, History, PositionMixture, PowerLawKernel,
-                              dt_distribution, magnitude_distribution)
+from etasvae.decoders import (N_DT, N_MAG, ROW_BLOCK, ExcitationIntensity, History, PositionMixture,
+                              PowerLawKernel, dt_distribution, magnitude_distribution)
 from etasvae.features import build_windows, windows_to_catalog
 from etasvae.seqvae import Batch, SequenceVAE, window_origins
 from etasvae.vae import encode_windows, load_model, sample_windows, save_model, train_vae
@@ -169,15 +169,19 @@ def reference_rate(t, times, mags, mu, K, alpha, c, p, t_v=None, kappa_v=0.0):
 
 def test_intensity_log_prob_is_log_rate_minus_numerical_compensator():
     """Each interval's term equals log lambda(t_i) - int_{t_{i-1}}^{t_i} lambda + ln dt_i with lambda written
-    out and integrated by adaptive quadrature (scipy.integrate.quad, error far below the 1e-6 tolerance)."""
+    out and integrated by adaptive quadrature (scipy.integrate.quad, error far below the 1e-6 tolerance); and
+    the position terms are log kappa_j g(t_i - t_j) for every earlier event and the virtual parent, and no
+    parent (-inf) for the event itself and later ones. The window is longer than ROW_BLOCK, so that the pairs
+    computed block by block are all checked, across block edges too."""
     from scipy.integrate import quad
 
     par = {"mu": 3.0, "K": 0.3, "alpha": 1.4, "c": 0.02, "p": 1.3}
     f = fixed_intensity(**par, kappa_v=2.0, lag_v=0.5)
-    dt = np.array([0.7, 0.001, 0.05, 0.3, 2e-5, 1.2, 0.01, 0.4])
-    m = np.array([0.2, 2.5, 0.0, 1.1, 0.4, 0.0, 3.0, 0.7])
+    rng = np.random.default_rng(3)
+    dt = np.concatenate([[0.7, 0.001, 0.05, 0.3, 2e-5, 1.2, 0.01, 0.4], 10.0 ** rng.uniform(-5, 0.3, 2 * ROW_BLOCK)])
+    m = np.concatenate([[0.2, 2.5, 0.0, 1.1, 0.4, 0.0, 3.0, 0.7], rng.exponential(0.43, 2 * ROW_BLOCK)])
     with torch.no_grad():
-        lp, _, _ = f.window_log_prob(torch.zeros(1, 1), torch.log(torch.tensor(dt[None], dtype=torch.float32)),
+        lp, _, terms = f.window_log_prob(torch.zeros(1, 1), torch.log(torch.tensor(dt[None], dtype=torch.float32)),
                                      torch.tensor(m[None], dtype=torch.float32))
     ln_dt32 = np.log(dt.astype(np.float32)).astype(np.float64)   # the intervals as the model stores them
     d = np.exp(ln_dt32)
@@ -187,6 +191,17 @@ def test_intensity_log_prob_is_log_rate_minus_numerical_compensator():
         comp = quad(rate, t[i - 1], t[i], points=[t[i - 1]], epsabs=1e-12, epsrel=1e-10, limit=200)[0]
         want = math.log(rate(t[i])) - comp + ln_dt32[i]
         assert float(lp[0, i - 1]) == pytest.approx(want, abs=1e-5), i
+    L = len(t)
+    g = lambda s: (par["p"] - 1) / par["c"] * (1 + s / par["c"]) ** -par["p"]  # noqa: E731
+    m32 = m.astype(np.float32).astype(np.float64)
+    for i in range(L):
+        for j in range(L):
+            if j < i:
+                want = math.log(par["K"] * math.exp(par["alpha"] * m32[j]) * g(t[i] - t[j]))
+                assert float(terms[0, i, j]) == pytest.approx(want, abs=1e-6), (i, j)
+            else:
+                assert float(terms[0, i, j]) < -1e29, (i, j)
+        assert float(terms[0, i, L]) == pytest.approx(math.log(2.0 * g(t[i] + 0.5)), abs=1e-6), i
 
 
 def test_intensity_with_a_history_counts_its_events_as_parents():

@@ -251,6 +251,7 @@ class EventHeads(nn.Module):
 N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
 INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
 INIT_WINDOWS = 256     # at most this many training windows (evenly spaced) in that fit
+ROW_BLOCK = 16         # events per block of the pairwise terms in ExcitationIntensity.window_log_prob
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 
 
@@ -392,18 +393,38 @@ class ExcitationIntensity(nn.Module):
         dt = torch.exp(ln_dt.double())
         t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
         log_mu, tp, lk = self.parents(z, t, m, history)
-        V = tp.shape[1] - L - (0 if history is None else history.t.shape[1])
-        in_window = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)[None].expand(B, L, L)
-        before = [in_window]
+        _, c, p = self.globals()
+        log_norm = torch.log(p - 1.0) - torch.log(c)
+        # Parents outside the window (history, then virtual) come before every event; ``rest_ok`` says which
+        # are parents at all (absent history events are not).
+        rest_ok = torch.ones(B, tp.shape[1] - L, dtype=torch.bool, device=t.device)
         if history is not None:
-            before.append(history.ok[:, None, :].expand(B, L, -1))
-        before.append(torch.ones(B, L, V, dtype=torch.bool, device=t.device))
-        allowed = torch.cat(before, dim=2)                                                   # [b, i, j]: j before i
-        terms = self.log_terms(t[:, :, None] - tp[:, None, :], lk[:, None, :], allowed)
-        log_lam = torch.logaddexp(log_mu[:, None], torch.logsumexp(terms, dim=-1))         # (B, L)
-        lag_prev = t[:, :-1, None] - tp[:, None, :]                                          # from t_{i-1}
-        comp = torch.exp(log_mu)[:, None] * dt[:, 1:] + self.interval_mass(
-            lag_prev, dt[:, 1:], lk[:, None, :], allowed[:, 1:])
+            rest_ok[:, :history.t.shape[1]] = history.ok
+        tri = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)                 # [i, j]: j before i
+        terms_rows, log_sum_rows, mass_rows = [], [], []
+        # Rows (events) in blocks of ROW_BLOCK: a block's events have no parent among the window's later events,
+        # so only the columns before its end are computed (about 40 % fewer pairs than the full square).
+        for r0 in range(0, L, ROW_BLOCK):
+            r1, a0 = min(r0 + ROW_BLOCK, L), max(r0 - 1, 0)        # rows a0..r1-1: the block and the row before it
+            cols = torch.cat([tp[:, :r1], tp[:, L:]], dim=1)
+            lk_cols = torch.cat([lk[:, :r1], lk[:, L:]], dim=1)
+            allowed = torch.cat([tri[a0:r1, :r1][None].expand(B, -1, -1),
+                                 rest_ok[:, None, :].expand(-1, r1 - a0, -1)], dim=2)
+            # log(1 + lag / c) of every pair, once: the Omori density at t_i and the mass since t_{i-1} share it.
+            A = torch.log1p((t[:, a0:r1, None] - cols[:, None, :]).clamp_min(0.0) / c)
+            out = lk_cols[:, None, :] + log_norm - p * A
+            terms = torch.where(allowed, out, torch.full_like(out, NEG_INF))[:, r0 - a0:]
+            log_sum_rows.append(torch.logsumexp(terms, dim=-1))
+            pad = torch.full((B, r1 - r0, L - r1), NEG_INF, dtype=terms.dtype, device=t.device)
+            terms_rows.append(torch.cat([terms[:, :, :r1], pad, terms[:, :, r1:]], dim=2))
+            # kappa_j times the Omori mass of [t_{i-1}, t_i]: (1 + lag_{i-1}/c)^(1-p) (1 - ((c + lag_i) /
+            # (c + lag_{i-1}))^(1-p)) (``omori_mass``, with log1p(width / (start + c)) = A_i - A_{i-1}).
+            A_prev, A_cur = A[:, :-1], A[:, 1:]
+            mass = torch.exp(lk_cols[:, None, :] + (1.0 - p) * A_prev) * -torch.expm1((1.0 - p) * (A_cur - A_prev))
+            mass_rows.append(torch.where(allowed[:, 1:], mass, torch.zeros_like(mass)).sum(-1))
+        terms = torch.cat(terms_rows, dim=1)                                                  # (B, L, L + H + V)
+        log_lam = torch.logaddexp(log_mu[:, None], torch.cat(log_sum_rows, dim=1))           # (B, L)
+        comp = torch.exp(log_mu)[:, None] * dt[:, 1:] + torch.cat(mass_rows, dim=1)
         lp = log_lam[:, 1:] - comp + ln_dt[:, 1:].double()
         return lp.float(), log_mu, terms
 
