@@ -5,6 +5,9 @@ rule simulate_catalog:
         "results/logs/simulate/{cfg}/rep{rep}.log",
     benchmark:
         "results/benchmarks/simulate/{cfg}/rep{rep}.tsv"
+    # Scheduling: simulation and windows first, then training (the longest jobs), so that the
+    # inversions of held-out data fill the gaps instead of delaying training.
+    priority: 20
     conda:
         "../../envs/sim.yaml"
     threads: 1

@@ -15,6 +15,8 @@ rule train_vae:
         "results/logs/train/{model_cfg}/{vae}.log",
     benchmark:
         "results/benchmarks/train/{model_cfg}/{vae}.tsv"
+    # See simulate_catalog's priority.
+    priority: 10
     conda:
         "../../envs/torch.yaml"
     threads: 1

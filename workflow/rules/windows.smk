@@ -7,6 +7,8 @@ rule build_windows:
         "results/logs/windows/{cfg}/{representation}.log",
     benchmark:
         "results/benchmarks/windows/{cfg}/{representation}.tsv"
+    # See simulate_catalog's priority.
+    priority: 20
     conda:
         "../../envs/sim.yaml"
     threads: 1
@@ -32,6 +34,8 @@ rule pool_windows:
         "results/logs/windows/pooled/{representation}.log",
     benchmark:
         "results/benchmarks/pool_windows/{representation}.tsv"
+    # See simulate_catalog's priority.
+    priority: 20
     conda:
         "../../envs/sim.yaml"
     threads: 1

@@ -1,29 +1,3 @@
-rule embed_windows:
-    input:
-        model=model_files,
-        windows=model_windows,
-    output:
-        embedding="results/latent/{model_cfg}/{vae}/embedding.parquet",
-        metrics="results/latent/{model_cfg}/{vae}/metrics.json",
-        health="results/latent/{model_cfg}/{vae}/health.json",
-    log:
-        "results/logs/embed/{model_cfg}/{vae}.log",
-    benchmark:
-        "results/benchmarks/embed/{model_cfg}/{vae}.tsv"
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    params:
-        etas=model_etas,
-        knn_neighbors=config["latent"]["knn_neighbors"],
-        seed=config["evaluate"]["seed"],
-    script:
-        "../scripts/embed_windows.py"
-
-
 rule latent_maps:
     input:
         model=model_files,

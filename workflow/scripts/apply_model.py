@@ -1,0 +1,36 @@
+"""Apply a trained model once: encode every window of its table to the latent posterior (embedding, latent
+metrics, the model's health on its held-out windows), then draw synthetic windows from its sampling prior and
+write them as a catalog in the catalog schema. Both parts are seeded on their own, so neither depends on the
+other having run."""
+
+from etasvae.catalog import write_catalog
+from etasvae.features import read_windows
+from etasvae.fileio import atomic_write, write_json
+from etasvae.latent import embed_windows, latent_metrics, model_health
+from etasvae.sample import latent_table, n_synthetic_windows, sample_catalog, synthetic_metadata
+from etasvae.scripting import setup_log
+from etasvae.seqvae import window_origins
+from etasvae.vae import load_model
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+log = setup_log(smk)
+p = smk.params
+bundle = load_model(smk.input.model)
+
+table, X, spec, meta = read_windows(smk.input.windows)
+embedding = embed_windows(bundle, table, X, etas=dict(p.etas))
+metrics = latent_metrics(embedding, knn_neighbors=p.knn_neighbors, seed=p.latent_seed)
+atomic_write(smk.output.embedding, lambda tmp: embedding.to_parquet(tmp, index=False))
+write_json(smk.output.metrics, metrics)
+heldout = table["role"].to_numpy() == "heldout"
+origin = window_origins(table)
+write_json(smk.output.health, model_health(bundle, X[heldout], None if origin is None else origin[heldout]))
+log.info("embedded %d windows; %s active latent units", len(embedding), metrics.get("n_active"))
+
+n = n_synthetic_windows(p.n_windows, smk.input.windows)
+catalog, info, z = sample_catalog(bundle, n, mode=p.mode, seed=p.sample_seed, return_latent=True)
+metadata = synthetic_metadata(smk.input.model, bundle.spec, mode=p.mode, seed=p.sample_seed, n_windows=n)
+write_catalog(catalog, smk.output.catalog, metadata, mc=bundle.spec["mc"])
+write_json(smk.output.clipping, info)
+atomic_write(smk.output.latent, lambda tmp: latent_table(z).to_parquet(tmp, index=False))
+log.info("sampled %d windows, %d events (%s); physical-range mapping: %s", n, len(catalog), p.mode, info)
