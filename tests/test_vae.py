@@ -15,6 +15,7 @@ from etasvae.vae import (
     VAE,
     ModelBundle,
     TrainingDiverged,
+    device_settings,
     encode_windows,
     kl_divergence,
     load_model,
@@ -185,6 +186,24 @@ def test_same_seed_same_history_other_seed_differs(event_windows):
     assert not np.allclose(h1.train_total, h3.train_total)
     assert list(h1.columns) == ["epoch", "train_recon", "train_kl", "train_total", "val_recon", "val_kl",
                                 "val_total", "beta"]
+
+
+def test_cuda_batch_scale_changes_cuda_training_only(event_windows):
+    """cuda_batch_scale k: on CUDA the batch is k times larger and the learning rate sqrt(k) (Adam) or k (SGD)
+    times; on the CPU the settings, and so the history, are those of k = 1 (no GPU is needed to check
+    either: the settings are a function of the device type)."""
+    s = {**SMALL, "cuda_batch_scale": 16}
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert device_settings(s, cpu) == s
+    assert device_settings({**s, "cuda_batch_scale": 1}, cuda) == {**s, "cuda_batch_scale": 1}
+    on_gpu = device_settings(s, cuda)
+    assert (on_gpu["batch_size"], on_gpu["lr"]) == (64 * 16, pytest.approx(1e-3 * 4))
+    sgd = device_settings({**s, "optimizer": "sgd"}, cuda)
+    assert (sgd["batch_size"], sgd["lr"]) == (64 * 16, pytest.approx(1e-3 * 16))
+    X_train, X_val = event_windows
+    h1 = train_vae(X_train, X_val, s, log=quiet, device="cpu").history
+    h2 = train_vae(X_train, X_val, {**s, "cuda_batch_scale": 1}, log=quiet, device="cpu").history
+    pd.testing.assert_frame_equal(h1, h2, check_exact=True)
 
 
 def test_kl_warmup_and_total(event_windows):

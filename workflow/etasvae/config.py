@@ -40,7 +40,7 @@ SED_OPTIONAL = ("log10_tau",)
 
 VAE_KEYS = ("representation", "decoder", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-SHARED_TRAINING_KEYS = ("kl_warmup_epochs", "patience", "grad_clip")
+SHARED_TRAINING_KEYS = ("kl_warmup_epochs", "patience", "grad_clip", "cuda_batch_scale")
 
 
 @functools.cache

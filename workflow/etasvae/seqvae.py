@@ -449,7 +449,7 @@ def _log_training_start(log: Callable[[str], None], dev: torch.device, s: dict[s
     """Log the line that opens a training run: decoder, device, window counts and settings."""
     log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {n_train} "
         f"training / {n_val} validation windows of {L} events, latent {s['latent_dim']}, encoder "
-        f"{s['hidden']}, {s['optimizer']} lr {s['lr']:g}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
+        f"{s['hidden']}, {s['optimizer']} lr {s['lr']:g}, batch {s['batch_size']}, beta {s['beta']:g}, free bits {FREE_BITS:g}, aux weight {AUX_WEIGHT:g}")
 
 
 def _train_epoch(model: SequenceVAE, Xt: torch.Tensor, Ot: torch.Tensor, spec: dict[str, Any],
