@@ -113,6 +113,26 @@ def test_power_law_kernel_integrates_to_one_and_samples_match():
     assert sps.kstest(angle, sps.uniform(-math.pi, 2 * math.pi).cdf).pvalue > 1e-3
 
 
+def test_position_log_prob_in_blocks_is_that_of_every_earlier_event_as_parent():
+    """The heads' position log densities of a window longer than ROW_BLOCK, computed block by block, equal
+    each event's PositionMixture with all its earlier events as parent candidates, built one event at a time
+    (float32 rounding only)."""
+    from etasvae.decoders import EventHeads
+
+    torch.manual_seed(0)
+    heads = EventHeads(8, 3, [0.0, 100.0, 0.0, 100.0])
+    L = 2 * ROW_BLOCK + 5
+    ctx, z = torch.randn(2, L, 8), torch.randn(2, 3)
+    t = torch.cumsum(torch.rand(2, L), dim=1)
+    m, xy = torch.rand(2, L) * 2, 100 * torch.rand(2, L, 2)
+    with torch.no_grad():
+        got = heads.position_log_prob(ctx, z, t, m, xy)
+        for i in range(L):
+            allowed = torch.arange(L) < i
+            mix = heads.position(ctx[:, i], z, t[:, i], t, m, xy, allowed)
+            assert torch.allclose(got[:, i], mix.log_prob(xy[:, i]), atol=1e-5), i
+
+
 def test_position_mixture_samples_follow_its_density_inside_the_region():
     """Counts of 40 000 draws in a 5 x 5 grid of the region against the density integrated over each cell
     (truncated to the region, as the sampler redraws outside): chi-square p > 1e-3."""

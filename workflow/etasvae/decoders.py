@@ -239,11 +239,16 @@ class EventHeads(nn.Module):
                           xy: torch.Tensor) -> torch.Tensor:
         """log density of every event's position (B, L) given the earlier events of its window, at once:
         ctx (B, L, C), t (B, L) days from the first event, m (B, L) above Mc, xy (B, L, 2) km."""
-        B, L = t.shape
+        L = t.shape[1]
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
-        # Parents broadcast over events i (dim 1): per-parent terms are computed once per window.
-        mix = self.position(ctx, z[:, None, :], t, t[:, None, :], m[:, None, :], xy[:, None, :, :], allowed)
-        return mix.log_prob(xy)
+        # Parents broadcast over events i (dim 1): per-parent terms are computed once per window. Events in
+        # blocks of ROW_BLOCK, each block with the parents before its end only (the later ones are none).
+        out = []
+        for r0, r1 in row_blocks(L):
+            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t[:, None, :r1], m[:, None, :r1],
+                                xy[:, None, :r1, :], allowed[r0:r1, :r1])
+            out.append(mix.log_prob(xy[:, r0:r1]))
+        return torch.cat(out, dim=1)
 
 
 # ------------------------------------------------------------------------------ ETAS-intensity time channel
@@ -251,7 +256,7 @@ class EventHeads(nn.Module):
 N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
 INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
 INIT_WINDOWS = 256     # at most this many training windows (evenly spaced) in that fit
-ROW_BLOCK = 16         # events per block of the pairwise terms in ExcitationIntensity.window_log_prob
+ROW_BLOCK = 16         # events per block of the pairwise (event, parent) terms of a window's likelihood
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 
 
@@ -262,6 +267,12 @@ class History(NamedTuple):
     t: torch.Tensor
     m: torch.Tensor
     ok: torch.Tensor
+
+
+def row_blocks(L: int) -> list[tuple[int, int]]:
+    """(start, stop) of the blocks of ROW_BLOCK events that the pairwise terms are computed in: the events of
+    a block have no parent among the window's events after the block, so only earlier columns are needed."""
+    return [(r0, min(r0 + ROW_BLOCK, L)) for r0 in range(0, L, ROW_BLOCK)]
 
 
 def omori_log_density(lag: torch.Tensor, c: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -404,8 +415,8 @@ class ExcitationIntensity(nn.Module):
         terms_rows, log_sum_rows, mass_rows = [], [], []
         # Rows (events) in blocks of ROW_BLOCK: a block's events have no parent among the window's later events,
         # so only the columns before its end are computed (about 40 % fewer pairs than the full square).
-        for r0 in range(0, L, ROW_BLOCK):
-            r1, a0 = min(r0 + ROW_BLOCK, L), max(r0 - 1, 0)        # rows a0..r1-1: the block and the row before it
+        for r0, r1 in row_blocks(L):
+            a0 = max(r0 - 1, 0)                                   # rows a0..r1-1: the block and the row before it
             cols = torch.cat([tp[:, :r1], tp[:, L:]], dim=1)
             lk_cols = torch.cat([lk[:, :r1], lk[:, L:]], dim=1)
             allowed = torch.cat([tri[a0:r1, :r1][None].expand(B, -1, -1),
