@@ -394,6 +394,13 @@ def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):
         assert chunked.estimates[k] == pytest.approx(whole.estimates[k], rel=1e-6)
         # checkpointed gradients, Hessian by differences of the gradient: agrees to ~1e-6
         assert chunked.std_errors[k] == pytest.approx(whole.std_errors[k], rel=1e-4)
+    # Pairs evaluated at once, but more than the exact Hessian takes: differences of the gradient again.
+    monkeypatch.setattr(inversion, "_EVAL_CHUNK", 4_000_000)
+    monkeypatch.setattr(inversion, "_EXACT_HESSIAN_MAX_PAIRS", whole.n_pairs - 1)
+    many = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
+    for k in whole.estimates:
+        assert many.estimates[k] == pytest.approx(whole.estimates[k], rel=1e-6)
+        assert many.std_errors[k] == pytest.approx(whole.std_errors[k], rel=1e-4)
 
 
 def test_pair_cut_near_p_and_q_of_one_neither_overflows_nor_cuts_what_it_must_keep():
