@@ -255,7 +255,7 @@ class EventHeads(nn.Module):
 
 N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
 INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
-INIT_WINDOWS = 256     # at most this many training windows (evenly spaced) in that fit
+INIT_WINDOWS = 128     # at most this many training windows (evenly spaced) in that fit (8,192 events)
 ROW_BLOCK = 16         # events per block of the pairwise (event, parent) terms of a window's likelihood
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 

@@ -13,7 +13,7 @@ from ..plotting import panel_figure, save_png
 from ..vae import ModelBundle, encode_windows
 from .embedding import ETAS_COLUMNS, latent_columns
 
-TSNE_MAX_POINTS = 3000         # real windows fitted by t-SNE at most (seeded subsample)
+TSNE_MAX_POINTS = 1000         # real windows fitted by t-SNE at most (seeded subsample; a figure, no statistic)
 TSNE_MAP_MAX_POINTS = 20000    # real windows on a t-SNE map at most: those not fitted are placed by transform
 SYNTHETIC_MAX_POINTS = 1000    # synthetic windows placed on a map at most
 
