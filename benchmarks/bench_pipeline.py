@@ -115,7 +115,8 @@ def critical_chain(jobs: list[Job], slack: float = 1.0) -> list[Job]:
         return []
     chain = [max(jobs, key=lambda j: j.end)]
     while True:
-        before = [j for j in jobs if j.end <= chain[-1].start + slack and j is not chain[-1]]
+        # ending before this one ends, too: two short jobs within ``slack`` of each other must not alternate
+        before = [j for j in jobs if j.end <= chain[-1].start + slack and j.end < chain[-1].end]
         if not before:
             return chain[::-1]
         chain.append(max(before, key=lambda j: j.end))
