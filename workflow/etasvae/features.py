@@ -425,13 +425,18 @@ def write_windows(path: str | os.PathLike, table: pd.DataFrame, X: np.ndarray, s
     atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
 
 
-def read_windows(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """Read a windows file: (table, X float32 (n, n_features), spec, metadata)."""
-    arrow = pq.read_table(path)
-    raw = (arrow.schema.metadata or {}).get(WINDOWS_METADATA_KEY)
+def read_windows(path: str | os.PathLike, features: bool = True) -> tuple[pd.DataFrame, np.ndarray | None, dict[str, Any], dict[str, Any]]:
+    """Read a windows file: (table, X float32 (n, n_features), spec, metadata); ``features=False`` reads
+    the table alone (X is None), for a stage that needs no feature vectors."""
+    schema = pq.read_schema(path)
+    raw = (schema.metadata or {}).get(WINDOWS_METADATA_KEY)
     if raw is None:
         raise ValueError(f"{path}: not a windows file (no '{WINDOWS_METADATA_KEY.decode()}' metadata)")
     meta = json.loads(raw)
+    if not features:
+        columns = [name for name in schema.names if name != FEATURES_COLUMN]
+        return pq.read_table(path, columns=columns).to_pandas(), None, meta["spec"], meta["metadata"]
+    arrow = pq.read_table(path)
     width = int(meta["n_features"])
     column = arrow.column(FEATURES_COLUMN).combine_chunks()
     values = column.flatten().to_numpy(zero_copy_only=False)
