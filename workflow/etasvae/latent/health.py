@@ -14,11 +14,13 @@ from ..vae import ModelBundle, is_sequence, kl_divergence, reconstruction_loss
 from .metrics import ACTIVE_THRESHOLD, activity_and_kl
 
 
-HEALTH_MAX_WINDOWS = 10_000
+HEALTH_MAX_WINDOWS = 5_000
 """Held-out windows the health is computed on at most: above it a seeded uniform subsample of that many, so
-that its time stays bounded (three decoder passes per window for a sequence VAE); the figures are means per
-window, whose subsampling error is about their spread over windows / sqrt(HEALTH_MAX_WINDOWS). The default
-run is far below it."""
+that its time and memory stay bounded (three decoder passes per window for a sequence VAE; the
+autoregressive decoder's embed job peaked at 1.0 GiB with 10,000 windows on the 10x data, 0.9 GiB with
+5,000). The figures are means per window, whose subsampling error is about their spread over windows /
+sqrt(HEALTH_MAX_WINDOWS) (``benchmarks/health_subsample.py``). The default run (at most ~600 held-out
+windows per model) is far below it."""
 
 
 @torch.no_grad()
