@@ -145,7 +145,11 @@ def test_sets_from_catalog_files_are_those_from_the_catalogs(cap, tmp_path):
         write_catalog(cat, files[(c, r)], {})
     write_catalog(synthetic, tmp_path / "synthetic.parquet", {})
     # rows of the replicates interleaved: each catalog file is still read once, the windows keep their order
-    table = table.iloc[np.random.default_rng(2).permutation(len(table))].reset_index(drop=True)
+    order = np.random.default_rng(2).permutation(len(table))
+    in_order = catalog_windows(table, files, EVENT, config_id="c")
+    table = table.iloc[order].reset_index(drop=True)
+    shuffled = catalog_windows(table, files, EVENT, config_id="c")
+    assert all(shuffled[i].equals(in_order[k]) for i, k in enumerate(order))
     kwargs = dict(n_synthetic=len(held), config_id="c", max_windows=cap)
     frames = evaluation_sets(table, catalogs, EVENT, synthetic, rng=np.random.default_rng(0), **kwargs)
     read = evaluation_sets(table, files, EVENT, tmp_path / "synthetic.parquet", rng=np.random.default_rng(0), **kwargs)
