@@ -1,6 +1,7 @@
 """Evaluation, embedding and latent maps of one model at about 10^5 windows: time and peak memory per stage.
 
     python benchmarks/bench_scale.py [--config benchmarks/config_10x.yaml] [--workdir DIR] [--uncapped]
+                                     [--replicates R --heldout-replicates H]
 
 Data: the config's first ETAS config simulated and windowed by the pipeline itself (snakemake in DIR, a
 copy of the workflow as benchmarks/bench_pipeline.py makes; files already there are reused). Model: the
@@ -16,6 +17,11 @@ memory (ru_maxrss) are printed:
 With --uncapped, evaluate runs again with every window, and each statistic's distances d_S, d_A, d_P of
 the two runs are printed side by side with 1/sqrt(n) of the capped run (the scale of a KS distance's
 sampling error at n windows per set): the cap changes a distance by its sampling noise, not more.
+
+--replicates and --heldout-replicates override the config's simulation.replicates and
+windows.heldout_replicates (in the working copy's config.yaml only): with the 10x config, 10 replicates of
+which 8 are held out give about 10^5 held-out windows, the scale at which evaluation and latent maps must stay
+within 1 GiB and 2 CPU minutes per model.
 """
 
 from __future__ import annotations
@@ -118,18 +124,17 @@ def stage_maps(p: dict) -> str:
 
 def stage_evaluate(p: dict, uncapped: bool = False) -> str:
     import etasvae.evaluate.sets as sets
-    from etasvae.catalog import read_catalog, read_catalogs
+    from etasvae.catalog import read_metadata
     from etasvae.evaluate import evaluate_model
     from etasvae.features import read_windows
 
     if uncapped:  # every window: the cap lifted for this process only
         sets.evaluation_sets.__kwdefaults__["max_windows"] = 10**12
-    table, X, spec, meta = read_windows(p["windows"])
-    synthetic, synthetic_meta = read_catalog(p["synthetic"])
-    reps = [int(c.stem.removeprefix("rep")) for c in p["catalogs"]]
-    catalogs = read_catalogs([[p["cfg"], r] for r in reps], p["catalogs"])
+    table, _, spec, meta = read_windows(p["windows"], features=False)    # as the evaluate_model script
+    synthetic_meta = read_metadata(p["synthetic"])
+    catalogs = {(p["cfg"], int(c.stem.removeprefix("rep"))): c for c in p["catalogs"]}
     name = "evaluate_uncapped" if uncapped else "evaluate"
-    metrics, n_windows, _ = evaluate_model(table, catalogs, spec, synthetic, synthetic_meta, config_id=p["cfg"],
+    metrics, n_windows, _ = evaluate_model(table, catalogs, spec, p["synthetic"], synthetic_meta, config_id=p["cfg"],
                                            seed=0, permutations=200, cv_folds=5,
                                            figures_dir=p["out"] / f"{name}_figures", title="scale")
     metrics.to_csv(p["out"] / f"{name}.csv", index=False)
@@ -154,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "config_10x.yaml")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "scale")
     parser.add_argument("--uncapped", action="store_true", help="also evaluate every window, and compare")
+    parser.add_argument("--replicates", type=int, help="simulation.replicates of the working copy's config")
+    parser.add_argument("--heldout-replicates", type=int, help="windows.heldout_replicates of the working copy's config")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     workdir = args.workdir.resolve()
@@ -163,6 +170,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (workdir / "results" / "windows").exists():
         prepare(workdir, args.config.resolve())
+        if args.replicates or args.heldout_replicates:
+            import yaml
+
+            config = yaml.safe_load((workdir / "config.yaml").read_text())
+            if args.replicates:
+                config["simulation"]["replicates"] = args.replicates
+            if args.heldout_replicates:
+                config["windows"]["heldout_replicates"] = args.heldout_replicates
+            (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     p = _paths(workdir)
     snakemake = Path(sys.executable).with_name("snakemake")
     subprocess.run([str(snakemake), str(p["windows"].relative_to(workdir)), "--cores", "2", "--quiet", "all"],

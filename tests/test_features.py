@@ -178,6 +178,21 @@ def test_write_read_windows_round_trip(tmp_path, catalogs):
     assert spec2 == EVENT_SPEC and meta2 == {"config_id": "abc", "mc": MC}
 
 
+def test_windows_read_a_few_rows_at_a_time_or_without_features_are_the_same(tmp_path, catalogs, monkeypatch):
+    import etasvae.features as features
+
+    table, X = build_windows(catalogs, EVENT_SPEC, heldout_replicates=[2], validation_fraction=0.2)
+    path = tmp_path / "windows.parquet"
+    write_windows(path, table, X, EVENT_SPEC)
+    monkeypatch.setattr(features, "READ_BATCH_ROWS", 7)  # many batches, the last one partial
+    assert len(X) > 3 * 7 and len(X) % 7
+    _, X2, _, _ = read_windows(path)
+    assert X2.flags.writeable and X2.flags.c_contiguous and np.array_equal(X2, X)
+    table3, X3, spec3, _ = read_windows(path, features=False)
+    assert X3 is None and spec3 == EVENT_SPEC
+    pd.testing.assert_frame_equal(table3, table)
+
+
 def test_pool_windows_adds_config_and_parameters(catalogs):
     t1, X1 = build_windows(catalogs[:1], EVENT_SPEC, heldout_replicates=[], validation_fraction=0.2)
     t2, X2 = build_windows(catalogs[1:2], EVENT_SPEC, heldout_replicates=[], validation_fraction=0.2)

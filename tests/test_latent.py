@@ -201,6 +201,18 @@ def test_model_health_on_heldout_windows(pooled):
     assert len(h["activity"]) == bundle.model.latent_dim and 0 <= h["n_active"] <= bundle.model.latent_dim
 
 
+def test_model_health_above_its_cap_is_that_of_a_seeded_subsample(pooled):
+    bundle, table, X, _, _ = pooled
+    held = X[(table["role"] == "heldout").to_numpy()]
+    cap = len(held) // 3
+    h = latent.model_health(bundle, held, max_windows=cap, seed=5)
+    keep = np.sort(np.random.default_rng(5).choice(len(held), cap, replace=False))
+    assert h["n_windows"] == cap and h["n_windows_heldout"] == len(held)
+    # the same numbers as the health of exactly those windows (same seed, same draw)
+    assert {k: v for k, v in h.items() if k != "n_windows_heldout"} == latent.model_health(bundle, held[keep])
+    assert latent.model_health(bundle, held, max_windows=len(held)) == latent.model_health(bundle, held)
+
+
 # --------------------------------------------------------------------------------------------- sampling
 
 

@@ -130,3 +130,30 @@ def test_sets_above_the_cap_are_stratified_subsamples_of_the_whole_sets():
     same = evaluation_sets(table, catalogs, EVENT, synthetic, rng=np.random.default_rng(0), n_synthetic=len(held),
                            config_id="c", max_windows=10**6)
     assert all(len(same[k]) == len(full[k]) and all(a.equals(b) for a, b in zip(same[k], full[k])) for k in full)
+
+
+@pytest.mark.parametrize("cap", [7, 10**6], ids=["capped", "uncapped"])
+def test_sets_from_catalog_files_are_those_from_the_catalogs(cap, tmp_path):
+    from etasvae.catalog import write_catalog
+
+    table, X, catalogs = _windows(EVENT)
+    held = X[table["role"].to_numpy() == "heldout"]
+    synthetic = windows_to_catalog(held, EVENT, rng=np.random.default_rng(1))
+    files = {}
+    for (c, r), cat in catalogs.items():
+        files[(c, r)] = tmp_path / f"rep{r}.parquet"
+        write_catalog(cat, files[(c, r)], {})
+    write_catalog(synthetic, tmp_path / "synthetic.parquet", {})
+    # rows of the replicates interleaved: each catalog file is still read once, the windows keep their order
+    order = np.random.default_rng(2).permutation(len(table))
+    in_order = catalog_windows(table, files, EVENT, config_id="c")
+    table = table.iloc[order].reset_index(drop=True)
+    shuffled = catalog_windows(table, files, EVENT, config_id="c")
+    assert all(shuffled[i].equals(in_order[k]) for i, k in enumerate(order))
+    kwargs = dict(n_synthetic=len(held), config_id="c", max_windows=cap)
+    frames = evaluation_sets(table, catalogs, EVENT, synthetic, rng=np.random.default_rng(0), **kwargs)
+    read = evaluation_sets(table, files, EVENT, tmp_path / "synthetic.parquet", rng=np.random.default_rng(0), **kwargs)
+    assert {k: len(v) for k, v in read.items()} == {k: len(v) for k, v in frames.items()}
+    for key in frames:
+        for a, b in zip(read[key], frames[key]):
+            pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)

@@ -408,6 +408,9 @@ def windows_to_catalog(X: np.ndarray, spec: dict[str, Any], *, t0: float | np.nd
 # ------------------------------------------------------------------------------------------ files
 
 
+READ_BATCH_ROWS = 8192  # windows whose feature vectors read_windows decodes at a time
+
+
 def write_windows(path: str | os.PathLike, table: pd.DataFrame, X: np.ndarray, spec: dict[str, Any],
                   extra_metadata: dict[str, Any] | None = None) -> None:
     """Write windows atomically as one Parquet file: the table's columns plus ``features``, a
@@ -425,18 +428,29 @@ def write_windows(path: str | os.PathLike, table: pd.DataFrame, X: np.ndarray, s
     atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
 
 
-def read_windows(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """Read a windows file: (table, X float32 (n, n_features), spec, metadata)."""
-    arrow = pq.read_table(path)
-    raw = (arrow.schema.metadata or {}).get(WINDOWS_METADATA_KEY)
+def read_windows(path: str | os.PathLike, features: bool = True) -> tuple[pd.DataFrame, np.ndarray | None, dict[str, Any], dict[str, Any]]:
+    """Read a windows file: (table, X float32 (n, n_features), spec, metadata); ``features=False`` reads
+    the table alone (X is None), for a stage that needs no feature vectors."""
+    schema = pq.read_schema(path)
+    raw = (schema.metadata or {}).get(WINDOWS_METADATA_KEY)
     if raw is None:
         raise ValueError(f"{path}: not a windows file (no '{WINDOWS_METADATA_KEY.decode()}' metadata)")
     meta = json.loads(raw)
+    table = pq.read_table(path, columns=[name for name in schema.names if name != FEATURES_COLUMN]).to_pandas()
+    if not features:
+        return table, None, meta["spec"], meta["metadata"]
+    # the feature vectors batch by batch into one float32 array: memory holds X and one batch, not the
+    # decoded column, its flattened copy and X at once
     width = int(meta["n_features"])
-    column = arrow.column(FEATURES_COLUMN).combine_chunks()
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    X = np.ascontiguousarray(values, dtype=np.float32).reshape(len(arrow), width)
-    table = arrow.drop_columns([FEATURES_COLUMN]).to_pandas()
+    X = np.empty((len(table), width), dtype=np.float32)
+    row = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS, columns=[FEATURES_COLUMN]):
+        values = batch.column(0).flatten().to_numpy(zero_copy_only=False)
+        X[row:row + batch.num_rows] = values.reshape(batch.num_rows, width)
+        row += batch.num_rows
+    if row != len(table):
+        raise ValueError(f"{path}: {row} feature vectors for {len(table)} windows")
+    pa.default_memory_pool().release_unused()  # Arrow's pool keeps the decoded batches' memory otherwise
     return table, X, meta["spec"], meta["metadata"]
 
 

@@ -1,6 +1,6 @@
 """Compare a model's synthetic windows with held-out ETAS windows, next to the ETAS floor and a Poisson baseline."""
 
-from etasvae.catalog import read_catalog, read_catalogs
+from etasvae.catalog import read_metadata
 from etasvae.evaluate import evaluate_model, evaluation_summary
 from etasvae.features import read_windows
 from etasvae.fileio import atomic_write, read_json, write_json
@@ -10,13 +10,15 @@ from etasvae.scripting import setup_log
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 p = smk.params
-table, X, spec, meta = read_windows(smk.input.windows)
-synthetic, synthetic_meta = read_catalog(smk.input.synthetic)
-catalogs = read_catalogs(p.catalog_keys, smk.input.catalogs)
+# the windows table without feature vectors; the catalogs and the synthetic catalog as files, read when
+# their windows are cut (one catalog at a time, only the synthetic windows evaluated): bounded memory
+table, _, spec, _ = read_windows(smk.input.windows, features=False)
+synthetic_meta = read_metadata(smk.input.synthetic)
+catalogs = {(str(c), int(r)): path for (c, r), path in zip(p.catalog_keys, smk.input.catalogs)}
 # the joint ETAS fits of S, H and A (the ETAS-parameter rows); none for the pooled model (no single truth)
 etas_fits = read_json(smk.input.inversion)["fits"] if smk.input.inversion else None
 metrics, n_windows, figures = evaluate_model(
-    table, catalogs, spec, synthetic, synthetic_meta, config_id=p.config_id, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
+    table, catalogs, spec, smk.input.synthetic, synthetic_meta, config_id=p.config_id, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
     figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}", etas_fits=etas_fits,
 )
 log.info("window sets: %s", n_windows)

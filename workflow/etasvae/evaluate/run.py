@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,9 @@ from .verdict import group_scores, overall_score, verdict
 
 def evaluate_model(
     table: pd.DataFrame,
-    catalogs: dict[tuple[str, int], pd.DataFrame],
+    catalogs: Mapping[tuple[str, int], pd.DataFrame | str | os.PathLike],
     spec: dict[str, Any],
-    synthetic: pd.DataFrame,
+    synthetic: pd.DataFrame | str | os.PathLike,
     synthetic_meta: dict[str, Any],
     *,
     config_id: str,
@@ -31,8 +32,9 @@ def evaluate_model(
 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
     """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
 
-    ``catalogs`` maps (config id, replicate) to the catalogs the windows were cut from (H and A are their
-    events, see :func:`~etasvae.evaluate.sets.catalog_windows`); ``config_id`` names the config of a
+    ``catalogs`` maps (config id, replicate) to the catalogs the windows were cut from, or to their files
+    (H and A are their events, see :func:`~etasvae.evaluate.sets.catalog_windows`; files are read one at a
+    time); ``synthetic`` is the synthetic catalog or its file; ``config_id`` names the config of a
     table without a ``config_id`` column. One generator seeded with ``seed`` builds the sets and then runs
     every randomised statistic, in that order. ``etas_fits`` (the "fits" of the model's ``estimates.json``;
     None for the pooled model) adds the ETAS-parameter rows. Returns (comparison table, windows per set, {figure name: path}).

@@ -11,9 +11,13 @@ Each set is a list of per-window event tables: time (days from the window's cloc
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
+from ..catalog import read_catalog
 from .baseline import poisson_baseline
 
 EVENT_COLUMNS = ["time", "magnitude", "x", "y"]
@@ -63,46 +67,51 @@ def split_windows(catalog: pd.DataFrame, duration: float | None = None, n_window
     return out
 
 
-def catalog_windows(table: pd.DataFrame, catalogs: dict[tuple[str, int], pd.DataFrame], spec: dict,
-                    config_id: str = "") -> list[pd.DataFrame]:
+def catalog_windows(table: pd.DataFrame, catalogs: Mapping[tuple[str, int], pd.DataFrame | str | os.PathLike],
+                    spec: dict, config_id: str = "") -> list[pd.DataFrame]:
     """The events of each window of a windows ``table`` (in its order), taken from the catalogs themselves.
 
-    ``catalogs`` maps (config id, replicate) to a catalog; the config id is the table's ``config_id``
-    column (pooled windows) or ``config_id``. A window holds the events with start_event <= event_id <
-    end_event that the representation counts (magnitude >= Mc for event windows, inside a magnitude band
-    for binned windows; the event range of a binned window is its span [t_start, t_end)). Times are days from the window's ``t_ref`` (event windows:
+    ``catalogs`` maps (config id, replicate) to a catalog, or to a catalog file, which is read (and
+    validated) when its windows are cut and let go before the next one is read, so that memory holds one
+    catalog at a time; the config id is the table's ``config_id`` column (pooled windows) or ``config_id``.
+    A window holds the events with start_event <= event_id < end_event that the representation counts
+    (magnitude >= Mc for event windows, inside a magnitude band for binned windows; the event range of a
+    binned window is its span [t_start, t_end)). Times are days from the window's ``t_ref`` (event windows:
     the previous event, as the features measure the first inter-event time; binned: the window start);
     positions are km from the window's first event. Binned windows carry ``attrs["duration"]``.
     """
     binned = spec["representation"] == "binned"
     m_min = spec["magnitude_bands"][0] if binned else spec["mc"]
     cfgs = table["config_id"].to_numpy() if "config_id" in table else np.full(len(table), config_id)
-    arrays: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-    out = []
-    columns = (table[c].to_numpy() for c in ("replicate", "start_event", "end_event", "t_ref"))
-    for cfg, rep, lo, hi, t_ref in zip(cfgs, *columns):
-        key = (str(cfg), int(rep))
-        if key not in arrays:
-            if key not in catalogs:
-                raise KeyError(f"catalog_windows: no catalog for config {key[0]!r}, replicate {key[1]}")
-            arrays[key] = {c: catalogs[key][c].to_numpy() for c in ("event_id", *EVENT_COLUMNS)}
-        a = arrays[key]
-        i, j = np.searchsorted(a["event_id"], [lo, hi])
-        keep = a["magnitude"][i:j] >= m_min - 1e-9
-        t, m, x, y = (a[c][i:j][keep] for c in EVENT_COLUMNS)
-        x0, y0 = (x[0], y[0]) if len(x) else (0.0, 0.0)
-        df = pd.DataFrame({"time": t - t_ref, "magnitude": m, "x": x - x0, "y": y - y0})
-        if binned:
-            df.attrs["duration"] = float(spec["duration_days"])
-        out.append(df)
+    reps, los, his, t_refs = (table[c].to_numpy() for c in ("replicate", "start_event", "end_event", "t_ref"))
+    rows: dict[tuple[str, int], list[int]] = {}
+    for k, key in enumerate(zip(cfgs, reps)):
+        rows.setdefault((str(key[0]), int(key[1])), []).append(k)
+    out: list[pd.DataFrame] = [pd.DataFrame()] * len(table)
+    for key, ks in rows.items():  # each catalog once, in order of first use
+        if key not in catalogs:
+            raise KeyError(f"catalog_windows: no catalog for config {key[0]!r}, replicate {key[1]}")
+        source = catalogs[key]
+        events = source if isinstance(source, pd.DataFrame) else read_catalog(source)[0]
+        a = {c: events[c].to_numpy() for c in ("event_id", *EVENT_COLUMNS)}
+        del events
+        for k in ks:
+            i, j = np.searchsorted(a["event_id"], [los[k], his[k]])
+            keep = a["magnitude"][i:j] >= m_min - 1e-9
+            t, m, x, y = (a[c][i:j][keep] for c in EVENT_COLUMNS)
+            x0, y0 = (x[0], y[0]) if len(x) else (0.0, 0.0)
+            df = pd.DataFrame({"time": t - t_refs[k], "magnitude": m, "x": x - x0, "y": y - y0})
+            if binned:
+                df.attrs["duration"] = float(spec["duration_days"])
+            out[k] = df
     return out
 
 
 def evaluation_sets(
     table: pd.DataFrame,
-    catalogs: dict[tuple[str, int], pd.DataFrame],
+    catalogs: Mapping[tuple[str, int], pd.DataFrame | str | os.PathLike],
     spec: dict,
-    synthetic: pd.DataFrame,
+    synthetic: pd.DataFrame | str | os.PathLike,
     *,
     rng: np.random.Generator,
     n_synthetic: int | None = None,
@@ -112,18 +121,30 @@ def evaluation_sets(
     """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role, both
     cut from the ``catalogs`` (see :func:`catalog_windows`); P is :func:`poisson_baseline` of A.
 
-    ``n_synthetic`` is the number of synthetic windows drawn (windows without events are kept as empty).
-    A set of more than ``max_windows`` windows is subsampled to that many (:func:`stratified_subsample`:
-    H and A by (config, replicate), S uniformly), before any window is cut, so memory stays bounded.
+    ``synthetic`` is the synthetic catalog or its file; ``n_synthetic`` the number of synthetic windows
+    drawn (windows without events are kept as empty). A set of more than ``max_windows`` windows is
+    subsampled to that many (:func:`stratified_subsample`: H and A by (config, replicate), S uniformly),
+    before any window is cut and, for a synthetic catalog file, before its events are read (only the chosen
+    windows' events and columns are), so memory stays bounded.
     """
     role = table["role"].to_numpy()
     duration = spec.get("duration_days") if spec["representation"] == "binned" else None
-    ids = np.arange(n_synthetic) if n_synthetic is not None else np.unique(synthetic["window"].to_numpy())
-    if len(ids) > max_windows:  # keep the chosen windows' events, renumbered 0..max_windows-1
+    frame = isinstance(synthetic, pd.DataFrame)
+    if n_synthetic is not None:
+        ids = np.arange(n_synthetic)
+    else:
+        ids = np.unique((synthetic if frame else pd.read_parquet(synthetic, columns=["window"]))["window"].to_numpy())
+    subsampled = len(ids) > max_windows
+    if subsampled:  # keep the chosen windows' events, renumbered 0..max_windows-1
         ids = ids[stratified_subsample(np.zeros(len(ids)), max_windows, rng)]
+        n_synthetic = len(ids)
+        if not frame:
+            synthetic = pd.read_parquet(synthetic, columns=["window", *EVENT_COLUMNS],
+                                        filters=[("window", "in", ids.tolist())])
         window = synthetic["window"].to_numpy()
         synthetic = synthetic[np.isin(window, ids)].assign(window=lambda c: np.searchsorted(ids, c["window"]))
-        n_synthetic = len(ids)
+    elif not frame:
+        synthetic = read_catalog(synthetic)[0]
     sets = {"S": split_windows(synthetic, duration, n_synthetic)}
     for key, name in (("H", "heldout"), ("A", "train")):
         rows = table[role == name]

@@ -14,13 +14,37 @@ from ..vae import ModelBundle, is_sequence, kl_divergence, reconstruction_loss
 from .metrics import ACTIVE_THRESHOLD, activity_and_kl
 
 
+HEALTH_MAX_WINDOWS = 5_000
+"""Held-out windows the health is computed on at most: above it a seeded uniform subsample of that many, so
+that its time and memory stay bounded (three decoder passes per window for a sequence VAE; the
+autoregressive decoder's embed job peaked at 1.0 GiB with 10,000 windows on the 10x data, 0.9 GiB with
+5,000). The figures are means per window, whose subsampling error is about their spread over windows /
+sqrt(HEALTH_MAX_WINDOWS) (``benchmarks/health_subsample.py``). The default run (at most ~600 held-out
+windows per model) is far below it."""
+
+
 @torch.no_grad()
-def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None = None) -> dict[str, Any]:
+def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None = None, *,
+                 max_windows: int = HEALTH_MAX_WINDOWS, seed: int = 0) -> dict[str, Any]:
     """VAE health on held-out windows, at z = posterior mean (deterministic): mean reconstruction loss per
     window in the model's own loss units (summed over features), mean squared error per feature in the
     model's scaled feature space (standardised for mse / gaussian_nll), mean KL per window, activity and
     active units (as latent_metrics, over the held-out windows). Sequence VAEs: ``seqvae.health`` (NLL with
-    encoded z against z from the prior; ``origin`` = first-event positions of the windows)."""
+    encoded z against z from the prior; ``origin`` = first-event positions of the windows).
+
+    More than ``max_windows`` windows: a uniform subsample of that many (generator seeded with ``seed``);
+    ``n_windows`` counts the windows used and ``n_windows_heldout`` all of them."""
+    n_all = len(X_heldout)
+    if n_all > max_windows:
+        keep = np.sort(np.random.default_rng(seed).choice(n_all, max_windows, replace=False))
+        X_heldout, origin = X_heldout[keep], None if origin is None else origin[keep]
+    out = _health(bundle, X_heldout, origin)
+    if n_all > max_windows:
+        out["n_windows_heldout"] = int(n_all)
+    return out
+
+
+def _health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None) -> dict[str, Any]:
     model = bundle.model.eval()
     if is_sequence(model):
         return to_jsonable(seqvae_health(model, X_heldout, origin))
