@@ -510,3 +510,8 @@ def test_the_whole_catalog_fit_stops_after_max_events():
     assert target[149] < cut["t_end"] < target[150]
     whole = fit_heldout_catalog(catalog, meta, mc=2.5, aux_days=aux, n_starts=1, max_events=len(target))
     assert not whole["cut_at_max_events"] and whole["t_end"] == 120.0 and whole["n_target"] == len(target)
+    # the history days hold more events than a small cap: the history keeps the cap's number of last events
+    n_history = int((catalog["time"].to_numpy() < aux).sum())
+    assert whole["n_history"] == n_history > 20
+    small = fit_heldout_catalog(catalog, meta, mc=2.5, aux_days=aux, n_starts=1, max_events=20)
+    assert small["n_target"] == 20 and small["n_history"] == 20

@@ -65,7 +65,10 @@ def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: floa
 
     ``max_events`` bounds the fit's time and memory on large catalogs: with more target events above Mc, the
     target window ends midway between the ``max_events``-th such event and the next one (a catalog's first
-    part: ETAS is stationary, so the estimate stays unbiased and only its errors grow)."""
+    part: ETAS is stationary, so the estimate stays unbiased and only its errors grow); and with more history
+    events than that in the first ``aux_days`` (a high rate), the history starts midway between the
+    ``max_events``-th last of them and the one before, so that the parent-offspring pairs, which the fit
+    holds in memory, stay bounded too (at 50 events/day a 30-day history alone has ~10,000 events)."""
     from .inversion import catalog_sequence, fit_catalog, magnitude_bin
 
     region = tuple(float(v) for v in meta["region_km"])
@@ -73,10 +76,13 @@ def fit_heldout_catalog(catalog: pd.DataFrame, meta: dict[str, Any], *, mc: floa
     t_end = float(meta["duration_days"])
     # the target events as the fit selects them (above Mc, in the region), time-ordered
     times = catalog_sequence(catalog, mc=mc, t_start=aux_days, t_end=t_end, region=region, delta_m=delta_m).time
-    target = times[times >= aux_days]
+    target, history = times[times >= aux_days], times[times < aux_days]
     cut = max_events is not None and len(target) > max_events
     if cut:
         t_end = 0.5 * (float(target[max_events - 1]) + float(target[max_events]))
+    if max_events is not None and len(history) > max_events:
+        t_history = 0.5 * (float(history[-max_events - 1]) + float(history[-max_events]))
+        catalog = catalog[catalog["time"].to_numpy() >= t_history]
     fit = _fit_dict(lambda: fit_catalog(catalog, mc=mc, model="space-time", t_start=aux_days, t_end=t_end,
                                         region=region, cut_mass=cut_mass, n_starts=n_starts, delta_m=delta_m))
     if "error" not in fit:
