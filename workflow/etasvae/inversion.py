@@ -65,6 +65,8 @@ _PAIR_CHUNK = 4_000_000
 # (torch.utils.checkpoint), so memory stays ~50 bytes per pair, and the Hessian is taken by differences of
 # the gradient.
 _EVAL_CHUNK = 4_000_000
+# Length of those chunks: each holds its per-pair intermediates during its backward pass (~15 float64 arrays).
+_CHUNK_PAIRS = 1_000_000
 # Beyond this many pairs the Hessian is taken by differences of the gradient even when the pairs are evaluated
 # at once: the exact double-backward Hessian holds a second graph over the pairs (a 5,000-event space-time
 # catalog with 2.4 million pairs: 1.3 GB peak with it, 0.96 GB without; standard errors equal to 1e-8).
@@ -482,8 +484,9 @@ class _Likelihood:
             rate = self._pair_rate(theta, 0, n_pairs)
         else:  # memory: keep no per-pair intermediates for the backward pass, recompute them chunk by chunk
             rate = torch.zeros(self.n_target, dtype=torch.float64)
-            for start in range(0, n_pairs, _EVAL_CHUNK):
-                stop = min(start + _EVAL_CHUNK, n_pairs)
+            step = min(_EVAL_CHUNK, _CHUNK_PAIRS)
+            for start in range(0, n_pairs, step):
+                stop = min(start + step, n_pairs)
                 rate = rate + checkpoint(self._pair_rate, theta, start, stop, use_reentrant=False)
         return background, background + rate, v
 
