@@ -89,9 +89,10 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
 
 def _ranks(table: pd.DataFrame) -> pd.Series:
     """Rank within config by (overall score, weakest group score), both descending, missing last; settings
-    equal in both share the lower rank."""
+    equal in both share the lower rank. Overall scores count as equal at the two decimals the page shows:
+    near the median's ceiling (1.00) their differences are training noise, and the weakest group decides."""
     key = pd.DataFrame({"config_id": table["config_id"],
-                        "o": table["overall_score"].fillna(-np.inf),
+                        "o": table["overall_score"].round(2).fillna(-np.inf),
                         "w": pd.to_numeric(table["weakest_group_score"], errors="coerce").fillna(-np.inf)})
     ranks = pd.Series(0, index=table.index, dtype=int)
     for _, g in key.groupby("config_id", sort=False):
