@@ -135,7 +135,7 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
     # evaluation, page and, for a config's or the dataset's model, its inversion; 2 models each) and the summary.
     assert sum(len(v) for v in jobs.values()) == len(planned) == 11, {r: len(v) for r, v in jobs.items()}
     assert {g: len(jobs[g]) for g in GROUPS} == {"config": 1, "model": 2}
-    assert sum(len(members) for _, members in planned) == 44
+    assert sum(len(members) for _, members in planned) == 36
     assert all(j["JobState"] == "COMPLETED" for v in jobs.values() for j in v)
 
     # Each job got the cpus, memory and time limit Snakemake asked for (the profile's values where it sets
