@@ -189,7 +189,12 @@ def read_catalog(path: str | os.PathLike, validate: bool = True) -> tuple[pd.Dat
     return df, metadata
 
 
+def catalog_files(keys: list, paths: list) -> dict[tuple[str, int], Any]:
+    """{(config id, replicate): path} of the catalog files ``paths``, keyed by ``keys`` ([config id, replicate]
+    pairs in the same order): the form ``evaluate.catalog_windows`` takes, which then reads one file at a time."""
+    return {(str(c), int(r)): path for (c, r), path in zip(keys, paths)}
+
+
 def read_catalogs(keys: list, paths: list) -> dict[tuple[str, int], pd.DataFrame]:
-    """{(config id, replicate): events} of the catalog files ``paths``, keyed by ``keys`` ([config id,
-    replicate] pairs in the same order): the form ``evaluate.catalog_windows`` takes."""
-    return {(str(c), int(r)): read_catalog(path)[0] for (c, r), path in zip(keys, paths)}
+    """{(config id, replicate): events} of the catalog files (``catalog_files``), all read at once."""
+    return {key: read_catalog(path)[0] for key, path in catalog_files(keys, paths).items()}

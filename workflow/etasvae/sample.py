@@ -57,12 +57,12 @@ def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str | None = No
     return (catalog, info, z) if return_latent else (catalog, info)
 
 
-def n_synthetic_windows(n_windows: int | None, windows_path: str | os.PathLike) -> int:
-    """Synthetic windows to draw: ``n_windows``, or (None) as many as the model's held-out windows."""
+def n_synthetic_windows(n_windows: int | None, table: pd.DataFrame) -> int:
+    """Synthetic windows to draw: ``n_windows``, or (None) as many as the held-out windows of the model's
+    windows ``table``."""
     if n_windows:
         return int(n_windows)
-    roles = pd.read_parquet(windows_path, columns=["role"])["role"]
-    return int((roles == "heldout").sum())
+    return int((table["role"] == "heldout").sum())
 
 
 def synthetic_metadata(model_path: str | os.PathLike, spec: dict[str, Any], *, mode: str, seed: int,

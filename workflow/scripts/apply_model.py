@@ -29,7 +29,7 @@ origin = window_origins(table)
 write_json(smk.output.health, model_health(bundle, X[heldout], None if origin is None else origin[heldout]))
 log.info("embedded %d windows; %s active latent units", len(embedding), metrics.get("n_active"))
 
-n = n_synthetic_windows(p.n_windows, smk.input.windows)
+n = n_synthetic_windows(p.n_windows, table)
 catalog, info, z = sample_catalog(bundle, n, mode=p.mode, seed=p.sample_seed, return_latent=True)
 metadata = synthetic_metadata(smk.input.model, bundle.spec, mode=p.mode, seed=p.sample_seed, n_windows=n)
 write_catalog(catalog, smk.output.catalog, metadata, mc=bundle.spec["mc"])

@@ -1,6 +1,6 @@
 """Compare a model's synthetic windows with held-out ETAS windows, next to the ETAS floor and a Poisson baseline."""
 
-from etasvae.catalog import read_metadata
+from etasvae.catalog import catalog_files, read_metadata
 from etasvae.evaluate import evaluate_model, evaluation_summary
 from etasvae.features import read_windows
 from etasvae.fileio import atomic_write, read_json, write_json
@@ -14,7 +14,7 @@ p = smk.params
 # their windows are cut (one catalog at a time, only the synthetic windows evaluated): bounded memory
 table, _, spec, _ = read_windows(smk.input.windows, features=False)
 synthetic_meta = read_metadata(smk.input.synthetic)
-catalogs = {(str(c), int(r)): path for (c, r), path in zip(p.catalog_keys, smk.input.catalogs)}
+catalogs = catalog_files(p.catalog_keys, smk.input.catalogs)
 # the joint ETAS fits of S, H and A (the ETAS-parameter rows); none for the pooled model (no single truth)
 etas_fits = read_json(smk.input.inversion)["fits"] if smk.input.inversion else None
 metrics, n_windows, figures = evaluate_model(

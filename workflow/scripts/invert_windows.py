@@ -3,6 +3,7 @@ and the noise floor of the evaluation's ETAS-parameter statistics, fitted once p
 
 import torch
 
+from etasvae.catalog import catalog_files
 from etasvae.evaluate import catalog_windows
 from etasvae.features import read_windows
 from etasvae.fileio import write_json
@@ -15,7 +16,7 @@ p = smk.params
 torch.set_num_threads(smk.threads)
 # the table without feature vectors; catalogs as files, read one at a time when their windows are cut
 table, _, spec, _ = read_windows(smk.input.windows, features=False)
-catalogs = {(str(c), int(r)): path for (c, r), path in zip(p.catalog_keys, smk.input.catalogs)}
+catalogs = catalog_files(p.catalog_keys, smk.input.catalogs)
 result = fit_reference_windows(table, lambda sub: catalog_windows(sub, catalogs, spec, p.config_id), mc=spec["mc"],
                                max_windows=p.max_windows, cut_mass=p.cut_mass, n_starts=p.starts)
 write_json(smk.output[0], result)

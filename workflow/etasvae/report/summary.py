@@ -45,8 +45,8 @@ def _varied(vaes: dict[str, dict], ids: list[str]) -> list[str]:
 
 def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[str, dict]) -> pd.DataFrame:
     """One row per config x VAE setting: config params, VAE settings, statistics' values and skills,
-    overall score and rank within config (1 = best; missing scores rank last; equal overall scores are
-    ordered by the weakest group's score, so that of two settings at the median's ceiling the one without a
+    overall score and rank within config (1 = best; missing scores rank last; overall scores equal at two
+    decimals are ordered by the weakest group's score, so that of two settings at the median's ceiling the one without a
     failing mechanism ranks first)."""
     stat_names: list[str] = []
     for s in summaries:
@@ -162,7 +162,7 @@ SUMMARY_HELP = (
     "Poisson. The <b>overall score</b> (<code>etasvae.evaluate.overall_score</code>) is the median skill over "
     "the informative statistics (those on which the Poisson baseline is farther from H than the floor), each "
     "clipped to [−1, 1] so that one catastrophic statistic cannot dominate. Settings are ranked by it within "
-    "each config (equal scores by their weakest group), the best highlighted (★). The median can hide one "
+    "each config (scores equal at two decimals by their weakest group), the best highlighted (★). The median can hide one "
     "failing mechanism, so the <b>weakest group</b> (the statistic group, e.g. the ETAS fit, with the lowest median skill) stands beside it.</p>"
     "<p class='note'><b>Fine-tuning.</b> Compare rows that differ in one setting. If a higher β raises the "
     "score, the model was overfitting or its latent space was disorganised; if it lowers it (and the model "
