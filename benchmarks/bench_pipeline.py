@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     snakemake = Path(sys.executable).with_name("snakemake")
+    if not snakemake.exists():  # e.g. snakemake installed apart from this Python's environment
+        snakemake = Path(shutil.which("snakemake") or snakemake)
     workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="etasvae-bench-"))
     prepare(workdir, args.config.resolve())
     cmd = [str(snakemake), *args.snakemake_args.split(), "--cores", str(args.cores), "--quiet", "rules",

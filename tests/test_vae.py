@@ -12,6 +12,7 @@ import torch
 from etasvae.config import schema_default
 from etasvae.features import FeatureTransform, build_windows, windows_to_catalog
 from etasvae.vae import (
+    MIN_STEPS_PER_EPOCH,
     VAE,
     ModelBundle,
     TrainingDiverged,
@@ -147,7 +148,7 @@ def test_training_sets_the_draw_variance_to_the_residual_variance(event_windows)
     result = train_vae(X_train, None, {**SMALL, "epochs": 5}, log=quiet)
     model = result.model
     with torch.no_grad():
-        x = torch.from_numpy(result.transform.transform(X_train))
+        x = torch.from_numpy(result.transform.transform(X_train)).to(model.residual_var.device)  # CUDA too
         residual = (model.decode(model.encode(x)[0]) - x).pow(2).mean(0).clamp_min(1e-6)
     torch.testing.assert_close(model.residual_var, residual, rtol=1e-4, atol=1e-6)
     assert not torch.allclose(residual, torch.ones_like(residual), rtol=0.05)
@@ -190,16 +191,23 @@ def test_same_seed_same_history_other_seed_differs(event_windows):
 
 def test_cuda_batch_scale_changes_cuda_training_only(event_windows):
     """cuda_batch_scale k: on CUDA the batch is k times larger and the learning rate sqrt(k) (Adam) or k (SGD)
-    times; on the CPU the settings, and so the history, are those of k = 1 (no GPU is needed to check
-    either: the settings are a function of the device type)."""
+    times, with k lowered so that an epoch keeps MIN_STEPS_PER_EPOCH steps; on the CPU the settings, and so
+    the history, are those of k = 1 (no GPU is needed to check either: the settings are a function of the
+    device type and the number of training windows)."""
     s = {**SMALL, "cuda_batch_scale": 16}
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert device_settings(s, cpu) == s
-    assert device_settings({**s, "cuda_batch_scale": 1}, cuda) == {**s, "cuda_batch_scale": 1}
-    on_gpu = device_settings(s, cuda)
+    big = 64 * 16 * MIN_STEPS_PER_EPOCH  # windows for which the whole k = 16 keeps 64 steps per epoch
+    assert device_settings(s, cpu, big) == s
+    assert device_settings({**s, "cuda_batch_scale": 1}, cuda, big) == {**s, "cuda_batch_scale": 1}
+    on_gpu = device_settings(s, cuda, big)
     assert (on_gpu["batch_size"], on_gpu["lr"]) == (64 * 16, pytest.approx(1e-3 * 4))
-    sgd = device_settings({**s, "optimizer": "sgd"}, cuda)
+    sgd = device_settings({**s, "optimizer": "sgd"}, cuda, big)
     assert (sgd["batch_size"], sgd["lr"]) == (64 * 16, pytest.approx(1e-3 * 16))
+    # a quarter of the windows: k = 4 keeps 64 steps per epoch; the default run's 1,372 windows keep batch 64
+    quarter = device_settings(s, cuda, big // 4)
+    assert (quarter["batch_size"], quarter["lr"]) == (64 * 4, pytest.approx(1e-3 * 2))
+    assert device_settings(s, cuda, big // 4 - 1)["batch_size"] == 64 * 3
+    assert device_settings(s, cuda, 1372) == s
     X_train, X_val = event_windows
     h1 = train_vae(X_train, X_val, s, log=quiet, device="cpu").history
     h2 = train_vae(X_train, X_val, {**s, "cuda_batch_scale": 1}, log=quiet, device="cpu").history

@@ -109,14 +109,25 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-def device_settings(settings: dict[str, Any], dev: torch.device) -> dict[str, Any]:
-    """The settings training uses on ``dev``: on CUDA the batch is ``cuda_batch_scale`` (k) times larger, so that
-    a step is not bound by kernel launches (at batch 256 a GPU trains about as fast as the host's CPU), and
-    the learning rate grows with it: by sqrt(k) for Adam (the square-root rule for adaptive methods, Malladi
-    et al. 2022), by k for SGD (the linear rule, Goyal et al. 2017). On the CPU the settings are returned
-    unchanged, so CPU training and its reproducible history do not depend on k."""
+# Scaling the batch on CUDA keeps at least this many optimiser steps per epoch: with fewer, a few thousand
+# windows train in a handful of steps and the latent goes unused (1,372 windows at batch 1,024 gave two steps per
+# epoch and a pooled autoregressive model whose classifier accuracy rose from 0.61 to 0.67 on an H200).
+MIN_STEPS_PER_EPOCH = 64
+
+
+def device_settings(settings: dict[str, Any], dev: torch.device, n_train: int) -> dict[str, Any]:
+    """The settings training uses on ``dev`` for ``n_train`` training windows: on CUDA the batch is k times
+    larger, so that a step is not bound by kernel launches (at batch 256 a GPU trains about as fast as the
+    host's CPU), and the learning rate grows with it: by sqrt(k) for Adam (the square-root rule for adaptive
+    methods, Malladi et al. 2022), by k for SGD (the linear rule, Goyal et al. 2017). k is ``cuda_batch_scale``,
+    lowered (to 1 at the least) so that an epoch keeps ``MIN_STEPS_PER_EPOCH`` steps: small training sets, the
+    default run's included, train on a GPU with the CPU's batch and learning rate. On the CPU the settings are
+    returned unchanged, so CPU training and its reproducible history do not depend on k."""
     k = int(settings.get("cuda_batch_scale") or 1)
     if dev.type != "cuda" or k == 1:
+        return settings
+    k = max(1, min(k, int(n_train) // (int(settings["batch_size"]) * MIN_STEPS_PER_EPOCH)))
+    if k == 1:
         return settings
     factor = math.sqrt(k) if settings["optimizer"] == "adam" else float(k)
     return {**settings, "batch_size": int(settings["batch_size"]) * k, "lr": float(settings["lr"]) * factor}
@@ -347,7 +358,7 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
     if threads:
         torch.set_num_threads(int(threads))
     dev = pick_device(device)
-    s = device_settings(s, dev)
+    s = device_settings(s, dev, len(X_train))
     if s["loss"] == "channels":
         return _train_channels(X_train, X_val, s, spec, origin_train, origin_val, log=log, dev=dev)
     transform, Xt, Xv = _training_tensors(X_train, X_val, s, dev)
