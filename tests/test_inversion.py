@@ -117,7 +117,12 @@ def _direct_loglik(t, m, x, y, t0, t1, mc, v):
     return total - integral
 
 
-def test_loglik_matches_direct_computation():
+@pytest.mark.parametrize("chunk", [65_536, 7])
+def test_loglik_matches_direct_computation(chunk, monkeypatch):
+    # chunk 7: the pairs taken a few targets at a time (whole runs of a target's pairs per chunk)
+    import etasvae.inversion as inversion
+
+    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", chunk)
     rng = np.random.default_rng(3)
     n = 25
     t = np.sort(rng.uniform(0.0, 10.0, n))
@@ -129,8 +134,11 @@ def test_loglik_matches_direct_computation():
     seq = Sequence(t, m, x, y, 3.0, 10.0, REGION)
     names = param_names("space-time")
     data = _build([seq], "space-time", 2.5, math.inf, 1e9, v)  # radius 1e9 sqrt(sigma): no pair is cut
-    value = _Likelihood(data, names)(_to_theta(v, names))
+    lik = _Likelihood(data, names)
+    assert len(lik._chunks()) > (1 if chunk < 100 else 0)
+    value = lik(_to_theta(v, names))
     assert value == pytest.approx(_direct_loglik(t, m, x, y, 3.0, 10.0, 2.5, v), rel=1e-9, abs=1e-6)
+    assert lik.value_and_grad(_to_theta(v, names))[0] == pytest.approx(value, rel=1e-13)
 
 
 def test_standard_errors_are_the_inverse_observed_information_in_natural_parameters():
