@@ -546,3 +546,28 @@ def test_the_whole_catalog_fit_stops_after_max_events():
     assert whole["n_history"] == n_history > 20
     small = fit_heldout_catalog(catalog, meta, mc=2.5, aux_days=aux, n_starts=1, max_events=20)
     assert small["n_target"] == 20 and small["n_history"] == 20
+
+
+def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
+    """Many candidate pairs are found with k-d trees, sources in blocks (_tree_pairs): the same pairs, lags and
+    distances as the sweep over time, in the order of their targets."""
+    import etasvae.inversion as inversion
+
+    params = _params(K=0.4, D=2.0)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(9))
+    seqs = [catalog_sequence(cat, mc=2.5, t_start=10.0, t_end=60.0, region=REGION),
+            catalog_sequence(cat, mc=2.5, t_start=40.0, t_end=60.0, aux_days=5.0, region=REGION)]
+    v = {"mu": 1.0, "K": 0.4, "alpha": 1.0, "c": 0.01, "p": 1.3, "D": 2.0, "q": 2.0, "gamma": 0.5}
+    sweep = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
+    monkeypatch.setattr(inversion, "_PAIR_CHUNK", 10)  # more than 4 chunks of candidates: the trees
+    monkeypatch.setattr(inversion, "_TREE_BLOCK", 7)
+    tree = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
+    assert 100 < sweep.pair_i.size == tree.pair_i.size
+    assert np.all(np.diff(tree.pair_i) >= 0)
+
+    def keyed(d):
+        order = np.lexsort((d.pair_j, d.pair_i))
+        return d.pair_i[order], d.pair_j[order], d.lag[order], d.r2[order]
+
+    for a, b in zip(keyed(sweep), keyed(tree)):
+        np.testing.assert_array_equal(a, b)

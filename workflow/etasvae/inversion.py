@@ -60,6 +60,8 @@ LN10 = math.log(10.0)
 _SECTOR_NODES = 16
 # Candidate pairs handled at once when the pair list is built (bounds the temporary memory, ~40 bytes each).
 _PAIR_CHUNK = 4_000_000
+# Source events per k-d tree query when the pairs come from trees (_tree_pairs): bounds the candidates held.
+_TREE_BLOCK = 1024
 # Pairs evaluated at once: the likelihood's temporaries (~10 float64 arrays of this length) then stay in the
 # processor's cache, which makes an evaluation about twice as fast as with chunks of a million.
 _CHUNK_PAIRS = 65_536
@@ -357,14 +359,17 @@ def _tree_pairs(t, x, y, a, b, target, t_cut, radius2):
     level = np.floor(np.log2(np.maximum(r, 1e-300))).astype(np.int64)
     out = []
     for lv in np.unique(level):
-        src = np.flatnonzero(level == lv)
-        found = cKDTree(xy[src]).sparse_distance_matrix(tree, float(r[src].max()), output_type="ndarray")
-        j = src[found["i"]]
-        i = found["j"].astype(np.int64)
-        gi, gj = i + a, j + a
-        keep = (found["v"] < r[j]) & (t[gi] > t[gj]) & (t[gi] - t[gj] < t_cut) & target[gi]
-        gi, gj = gi[keep], gj[keep]
-        out.append((gi, gj, (x[gi] - x[gj]) ** 2 + (y[gi] - y[gj]) ** 2))
+        # the sources of a level in blocks of _TREE_BLOCK: each block's candidates (both time orders, before
+        # the filter) are held at once, not the level's
+        for src in np.array_split(np.flatnonzero(level == lv), -(-int(np.sum(level == lv)) // _TREE_BLOCK)):
+            found = cKDTree(xy[src]).sparse_distance_matrix(tree, float(r[src].max()), output_type="ndarray")
+            j = src[found["i"]]
+            i = found["j"].astype(np.int64)
+            gi, gj = i + a, j + a
+            keep = (found["v"] < r[j]) & (t[gi] > t[gj]) & (t[gi] - t[gj] < t_cut) & target[gi]
+            del found
+            gi, gj = gi[keep], gj[keep]
+            out.append((gi, gj, (x[gi] - x[gj]) ** 2 + (y[gi] - y[gj]) ** 2))
     ii = np.concatenate([o[0] for o in out])
     order = np.argsort(ii, kind="stable")
     return ii[order], np.concatenate([o[1] for o in out])[order], np.concatenate([o[2] for o in out])[order]
@@ -451,7 +456,9 @@ class _Likelihood:
         self.n_target = int(self.target.sum())
         self.t_hi, self.t_lo = data.t_hi, data.t_lo
         self.span = data.span
-        order = np.argsort(data.pair_i, kind="stable")  # _pairs gives them in this order already
+        # pairs ordered by target (_pairs gives them so: then they are not copied)
+        ordered = bool(np.all(np.diff(data.pair_i) >= 0))
+        order = slice(None) if ordered else np.argsort(data.pair_i, kind="stable")
         self.pi = np.asarray(data.pair_i, dtype=np.int64)[order]
         self.pj = np.asarray(data.pair_j, dtype=np.int64)[order]
         self.lag = np.asarray(data.lag, dtype=float)[order]
