@@ -135,7 +135,7 @@ def test_loglik_matches_direct_computation(chunk, monkeypatch):
     names = param_names("space-time")
     data = _build([seq], "space-time", 2.5, math.inf, 1e9, v)  # radius 1e9 sqrt(sigma): no pair is cut
     lik = _Likelihood(data, names)
-    assert len(lik._chunks()) > (1 if chunk < 100 else 0)
+    assert len(lik.chunks) > (1 if chunk < 100 else 0)
     value = lik(_to_theta(v, names))
     assert value == pytest.approx(_direct_loglik(t, m, x, y, 3.0, 10.0, 2.5, v), rel=1e-9, abs=1e-6)
     assert lik.value_and_grad(_to_theta(v, names))[0] == pytest.approx(value, rel=1e-13)

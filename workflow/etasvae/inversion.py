@@ -451,9 +451,7 @@ class _Likelihood:
         self.names = names
         self.space = "D" in names
         self.dm = np.asarray(data.dm, dtype=float)
-        self.target = np.asarray(data.target, dtype=bool)
-        self.dm_t = self.dm[self.target]
-        self.n_target = int(self.target.sum())
+        self.n_target = int(np.sum(data.target))
         self.t_hi, self.t_lo = data.t_hi, data.t_lo
         self.span = data.span
         # pairs ordered by target (_pairs gives them so: then they are not copied)
@@ -465,6 +463,7 @@ class _Likelihood:
         self.dm_pair = self.dm[self.pj]
         self.per_target = np.bincount(self.pi, minlength=self.n_target)
         self.run_start = (np.cumsum(self.per_target) - self.per_target)[self.per_target > 0]
+        self.chunks = self._chunks()
         if self.space:
             self.r2 = np.asarray(data.r2, dtype=float)[order]
             self.inv_area = np.asarray(data.inv_area, dtype=float)
@@ -502,7 +501,7 @@ class _Likelihood:
             const = t_a + math.log(q - 1.0) - math.log(math.pi) - log_d
         else:
             const = t_a
-        for a, b, r0, r1 in self._chunks():
+        for a, b, r0, r1 in self.chunks:
             dm, lag = self.dm_pair[a:b], self.lag[a:b] + c
             log_lag = np.log(lag)
             if self.space:
