@@ -1,7 +1,7 @@
 """ETAS inversion speed and memory: space-time (or temporal) fit time and peak memory for 1e3, 1e4, 1e5 events.
 
     PYTHONPATH=workflow python benchmarks/bench_invert.py [--sizes 1000 10000 100000] [--model space-time]
-        [--threads 1] [--cut-mass 0.05] [--starts 1]
+        [--cut-mass 0.05] [--starts 1]
 
 Each size is one catalog of the default config's ETAS point (K = 0.2, alpha = 1.5, c = 0.01 d, p = 1.1,
 D = 0.5 km^2, q = 1.5, gamma = 1, b = 1, Mc = 2.5, Mmax = 7.5; n = 0.57) over 365 days after a 100-day
@@ -9,7 +9,7 @@ burn-in, with the region's area and mu scaled with the size, so that the density
 per day is that of the default experiment: the number of pairs per event is then the same at every size.
 Each fit runs in a fresh process; fit time is the process's CPU time of the fit (time.process_time: on a
 shared machine wall time measures the neighbours), wall time beside it; peak memory is that process's maximum resident set size (ru_maxrss),
-which includes the catalog and the Python/torch runtime (about 0.3 GB by itself).
+which includes the catalog and the Python runtime.
 """
 
 from __future__ import annotations
@@ -42,12 +42,8 @@ def default_catalog(n_events: int):
     return catalog, params, region
 
 
-def one(n_events: int, model: str, threads: int, cut_mass: float, starts: int) -> dict:
-    import torch
-
+def one(n_events: int, model: str, cut_mass: float, starts: int) -> dict:
     from etasvae.inversion import fit_catalog
-
-    torch.set_num_threads(threads)
     catalog, params, region = default_catalog(n_events)
     side, mu = region[1], params.mu
     start, cpu = time.perf_counter(), time.process_time()
@@ -64,18 +60,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--model", default="space-time")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cut-mass", type=float, default=0.05)
     parser.add_argument("--starts", type=int, default=1)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(one(args.one, args.model, args.threads, args.cut_mass, args.starts)))
+        print(json.dumps(one(args.one, args.model, args.cut_mass, args.starts)))
         return
     print(f"{'target':>8} {'events':>8} {'region km':>10} {'pairs':>11} {'fit CPU s':>9} {'wall s':>7} {'peak GiB':>9} "
           f"{'neglected':>9} {'n':>6} {'p':>6} {'q':>6}")
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--one", str(size), "--model", args.model, "--threads", str(args.threads),
+        cmd = [sys.executable, __file__, "--one", str(size), "--model", args.model,
                "--cut-mass", str(args.cut_mass), "--starts", str(args.starts)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:

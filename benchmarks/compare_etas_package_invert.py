@@ -86,15 +86,12 @@ def exact_loglik(catalog: pd.DataFrame, region, mc: float, aux_days: float, para
     """Our exact space-time log-likelihood (no pair cut, targets in [aux_days, 365)) at ``params``: the one
     yardstick for both fits (the package's EM maximises an approximation of it: the spatial integral over the
     whole plane, pairs beyond 100 Coppersmith rupture lengths left out)."""
-    import torch
-
     from etasvae.inversion import _build, _Likelihood, _to_theta, catalog_sequence, param_names
 
     names = param_names("space-time")
     seq = catalog_sequence(catalog, mc=mc, t_start=aux_days, t_end=365.0, region=region)
     lik = _Likelihood(_build([seq], "space-time", mc, math.inf, math.inf, params), names)
-    with torch.no_grad():
-        return float(lik(torch.as_tensor(_to_theta(params, names))))
+    return lik(_to_theta(params, names))
 
 
 def run_package(catalog: pd.DataFrame, region, mc: float, aux_days: float, tau: str, python: str, timeout: float, workdir: Path):
@@ -139,11 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds the package's fit may take")
     args = parser.parse_args(argv)
 
-    import torch
-
     from etasvae.inversion import fit_catalog
 
-    torch.set_num_threads(1)
     catalog, params, region = default_catalog(args.events)
     start, cpu = time.perf_counter(), time.process_time()
     ours = fit_catalog(catalog, mc=params.mc, model="space-time", t_start=args.aux_days, t_end=365.0, region=region)

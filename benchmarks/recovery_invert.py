@@ -31,10 +31,9 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
-from etasvae.inversion import _build, _Likelihood, _to_theta, param_names, recovery_zscores, window_sequences
+from etasvae.inversion import _build, _hessian, _Likelihood, _to_theta, param_names, recovery_zscores, window_sequences
 from etasvae.params import ETASParams
 from etasvae.simulate import simulate_etas
 
@@ -57,10 +56,9 @@ def score_check(params: ETASParams, n_windows: int, duration: float, replicates:
         wins = [simulate_etas(params, duration=duration, region=REGION, rng=rng) for _ in range(n_windows)]
         lik = _Likelihood(_build(window_sequences(wins, [duration] * n_windows, mc=params.mc), "temporal",
                                  params.mc, math.inf, math.inf, truth), names)
-        theta = torch.tensor(_to_theta(truth, names), requires_grad=True)
-        lik(theta).backward()
-        scores.append(theta.grad.numpy().copy())
-        info.append(-torch.autograd.functional.hessian(lik, theta.detach()).numpy())
+        theta = _to_theta(truth, names)
+        scores.append(lik.value_and_grad(theta)[1])
+        info.append(_hessian(lik, theta))  # of -l: the observed information
     s = np.array(scores)
     r, d = s.shape
     mean = s.mean(axis=0)
@@ -82,7 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--signed-roots", action="store_true", help="also the profile likelihood's signed root")
     parser.add_argument("--score-replicates", type=int, default=0, help="replicates of the score check (0: none)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     r = args.replicates
     lo, hi = stats.chi2.ppf([5e-4, 1 - 5e-4], r) / r
     print(f"R = {r} replicates; if the errors are right: |mean z| < {3.29 / math.sqrt(r):.2f}, "

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import integrate, stats
 
 from comcat_files import dataset_config, write_comcat_csv
@@ -46,15 +45,6 @@ from etasvae.simulate import simulate_etas
 from etasvae.stats import b_value_aki_utsu
 
 REGION = (0.0, 100.0, 0.0, 50.0)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Fits here are small: one thread avoids oversubscribing a busy CI machine (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _polar_fraction(x, y, sigma, q, radius, region=REGION):
@@ -127,7 +117,12 @@ def _direct_loglik(t, m, x, y, t0, t1, mc, v):
     return total - integral
 
 
-def test_loglik_matches_direct_computation():
+@pytest.mark.parametrize("chunk", [65_536, 7])
+def test_loglik_matches_direct_computation(chunk, monkeypatch):
+    # chunk 7: the pairs taken a few targets at a time (whole runs of a target's pairs per chunk)
+    import etasvae.inversion as inversion
+
+    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", chunk)
     rng = np.random.default_rng(3)
     n = 25
     t = np.sort(rng.uniform(0.0, 10.0, n))
@@ -139,13 +134,17 @@ def test_loglik_matches_direct_computation():
     seq = Sequence(t, m, x, y, 3.0, 10.0, REGION)
     names = param_names("space-time")
     data = _build([seq], "space-time", 2.5, math.inf, 1e9, v)  # radius 1e9 sqrt(sigma): no pair is cut
-    value = float(_Likelihood(data, names)(torch.as_tensor(_to_theta(v, names))))
+    lik = _Likelihood(data, names)
+    assert len(lik.chunks) > (1 if chunk < 100 else 0)
+    value = lik(_to_theta(v, names))
     assert value == pytest.approx(_direct_loglik(t, m, x, y, 3.0, 10.0, 2.5, v), rel=1e-9, abs=1e-6)
+    assert lik.value_and_grad(_to_theta(v, names))[0] == pytest.approx(value, rel=1e-13)
 
 
 def test_standard_errors_are_the_inverse_observed_information_in_natural_parameters():
     # Central finite differences of the log-likelihood in (mu, K, alpha, c, p) directly: a check of the
-    # autograd Hessian, its inverse and the delta-method map, independent of the sampling error.
+    # Hessian (differences of the closed-form gradient), its inverse and the delta-method map, independent of
+    # the sampling error.
     params = _params(K=0.4, p=1.3)
     cat = simulate_etas(params, duration=80.0, region=REGION, rng=np.random.default_rng(4))
     fit = fit_catalog(cat, mc=2.5, model="temporal", t_start=0.0, t_end=80.0, n_starts=1)
@@ -154,7 +153,7 @@ def test_standard_errors_are_the_inverse_observed_information_in_natural_paramet
     lik = _Likelihood(_build([seq], "temporal", 2.5, math.inf, math.inf, fit.estimates), names)
 
     def loglik(v):
-        return float(lik(torch.as_tensor(_to_theta(dict(zip(names, v)), names))))
+        return lik(_to_theta(dict(zip(names, v)), names))
 
     x0 = np.array([fit.estimates[k] for k in names])
     h = 1e-4 * np.maximum(np.abs(x0), 1e-2)
@@ -240,11 +239,10 @@ def test_profile_likelihood_signed_root_and_interval():
     state = fit._state
     for name, value in (("K", 0.2), ("mu", 0.9), ("branching_ratio", 0.8)):
         lp, free = profile_loglik(fit, name, value, return_free=True)
-        theta, mag = _constrained_theta(state, name, value, torch.as_tensor(free))
-        nat = {k: float(v) for k, v in _natural(theta, state["names"]).items()}
-        with torch.no_grad():
-            assert lp == pytest.approx(float(state["lik"](theta) + mag), rel=1e-12)
-            far = float(state["lik"].far_rate(theta))
+        theta, mag, _, _ = _constrained_theta(state, name, value, free)
+        nat = _natural(theta, state["names"])
+        assert lp == pytest.approx(state["lik"](theta) + mag, rel=1e-12)
+        far = state["lik"].far_rate(theta)
         far_hat = fit.cut["far_rate"]  # at the estimate, whose other coordinates the moved point keeps
         beta = math.exp(free[-1])
         if name == "branching_ratio":  # b is refitted under the magnitudes' likelihood: it stays near its estimate
@@ -252,8 +250,7 @@ def test_profile_likelihood_signed_root_and_interval():
         got = {"K": nat["K"], "mu": nat["mu"] - far, "branching_ratio": nat["K"] * beta / (beta - nat["alpha"])}[name]
         assert got == pytest.approx(value, rel=1e-9), name
         moved = dict(fit.estimates, **({name: value} if name != "branching_ratio" else {"K": 0.8 * fit.estimates["K"] / fit.estimates["branching_ratio"]}))
-        with torch.no_grad():
-            at_moved = float(state["lik"](torch.as_tensor(_to_theta({**moved, "mu": moved["mu"] + far_hat}, state["names"]))))
+        at_moved = state["lik"](_to_theta({**moved, "mu": moved["mu"] + far_hat}, state["names"]))
         assert at_moved - 1e-6 <= lp <= l_hat + 1e-6, name
     lo, hi = profile_interval(fit, "alpha", level=0.95)
     assert lo < fit.estimates["alpha"] < hi
@@ -290,9 +287,7 @@ def _scores_at_truth(params, *, n_windows, duration, replicates, seed, history=0
         else:
             seqs = window_sequences(wins, [duration] * n_windows, mc=params.mc)
         lik = _Likelihood(_build(seqs, "temporal", params.mc, math.inf, math.inf, truth), names)
-        theta = torch.tensor(_to_theta(truth, names), requires_grad=True)
-        lik(theta).backward()
-        scores.append(theta.grad.numpy().copy())
+        scores.append(lik.value_and_grad(_to_theta(truth, names))[1])
     return np.array(scores)
 
 
@@ -388,19 +383,55 @@ def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):
     params = _params(K=0.4)
     cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(6))
     whole = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
-    monkeypatch.setattr(inversion, "_EVAL_CHUNK", max(whole.n_pairs // 5, 1))
+    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", max(whole.n_pairs // 5, 1))
     chunked = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
     for k in whole.estimates:
+        # the same sums in another order: equal to rounding, which the optimiser's steps may amplify to ~1e-9
         assert chunked.estimates[k] == pytest.approx(whole.estimates[k], rel=1e-6)
-        # checkpointed gradients, Hessian by differences of the gradient: agrees to ~1e-6
         assert chunked.std_errors[k] == pytest.approx(whole.std_errors[k], rel=1e-4)
-    # Pairs evaluated at once, but more than the exact Hessian takes: differences of the gradient again.
-    monkeypatch.setattr(inversion, "_EVAL_CHUNK", 4_000_000)
-    monkeypatch.setattr(inversion, "_EXACT_HESSIAN_MAX_PAIRS", whole.n_pairs - 1)
-    many = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
-    for k in whole.estimates:
-        assert many.estimates[k] == pytest.approx(whole.estimates[k], rel=1e-6)
-        assert many.std_errors[k] == pytest.approx(whole.std_errors[k], rel=1e-4)
+
+
+def _gradient_by_differences(fn, theta, h=1e-6):
+    return np.array([(fn(theta + h * e) - fn(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
+
+
+@pytest.mark.parametrize("model", ["space-time", "temporal"])
+def test_closed_form_gradients_match_differences_of_the_likelihood(model):
+    """The likelihood's gradient, the far rate's and the profile's constrained coordinates' (chain rule
+    through the fixed parameter) against central differences of the values (step 1e-6: truncation error
+    ~1e-12 relative, rounding ~1e-16 * |l| / 1e-6 ~ 1e-7 absolute for |l| ~ 10^3). The pair cut is active
+    (T_cut and R finite) so that every term of the cut integral enters."""
+    params = _params(K=0.4, p=1.3)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(8))
+    seq = catalog_sequence(cat, mc=2.5, t_start=10.0, t_end=60.0, region=REGION)
+    names = param_names(model)
+    v = {"mu": 0.8, "K": 0.35, "alpha": 1.1, "c": 0.02, "p": 1.25, "D": 0.15, "q": 1.8, "gamma": 0.6}
+    t_cut, k_cut = 2.0, 3.0
+    data = _build([seq], model, 2.5, t_cut, k_cut if model == "space-time" else math.inf, v)
+    assert data.pair_i.size > 100
+    lik = _Likelihood(data, names)
+    theta = _to_theta(v, names)
+    value, grad = lik.value_and_grad(theta)
+    assert value == pytest.approx(lik(theta), rel=1e-13)
+    np.testing.assert_allclose(grad, _gradient_by_differences(lik, theta), rtol=1e-6, atol=1e-5)
+    far, far_grad = lik.far_rate(theta, grad=True)
+    assert far > 0.0
+    np.testing.assert_allclose(far_grad, _gradient_by_differences(lik.far_rate, theta), rtol=1e-6, atol=1e-9)
+    state = {"names": names, "lik": lik, "n_mag": 200, "mag_excess": 90.0, "beta": 2.2}
+    for name, value in (("mu", 0.6), ("K", 0.3), ("c", 0.03), ("branching_ratio", 0.7)):
+        free = np.delete(theta, names.index("K" if name == "branching_ratio" else name))
+        if name == "branching_ratio":
+            free = np.append(free, math.log(2.3))
+
+        def constrained(f):
+            th, mag, _, _ = _constrained_theta(state, name, value, f)
+            return lik(th) + mag
+
+        th, mag, jac, d_mag = _constrained_theta(state, name, value, free)
+        got = jac.T @ lik.value_and_grad(th)[1] + d_mag
+        np.testing.assert_allclose(got, _gradient_by_differences(constrained, free), rtol=1e-6, atol=1e-5,
+                                   err_msg=name)
+
 
 
 def test_pair_cut_near_p_and_q_of_one_neither_overflows_nor_cuts_what_it_must_keep():
@@ -515,3 +546,28 @@ def test_the_whole_catalog_fit_stops_after_max_events():
     assert whole["n_history"] == n_history > 20
     small = fit_heldout_catalog(catalog, meta, mc=2.5, aux_days=aux, n_starts=1, max_events=20)
     assert small["n_target"] == 20 and small["n_history"] == 20
+
+
+def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
+    """Many candidate pairs are found with k-d trees, sources in blocks (_tree_pairs): the same pairs, lags and
+    distances as the sweep over time, in the order of their targets."""
+    import etasvae.inversion as inversion
+
+    params = _params(K=0.4, D=2.0)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(9))
+    seqs = [catalog_sequence(cat, mc=2.5, t_start=10.0, t_end=60.0, region=REGION),
+            catalog_sequence(cat, mc=2.5, t_start=40.0, t_end=60.0, aux_days=5.0, region=REGION)]
+    v = {"mu": 1.0, "K": 0.4, "alpha": 1.0, "c": 0.01, "p": 1.3, "D": 2.0, "q": 2.0, "gamma": 0.5}
+    sweep = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
+    monkeypatch.setattr(inversion, "_PAIR_CHUNK", 10)  # more than 4 chunks of candidates: the trees
+    monkeypatch.setattr(inversion, "_TREE_BLOCK", 7)
+    tree = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
+    assert 100 < sweep.pair_i.size == tree.pair_i.size
+    assert np.all(np.diff(tree.pair_i) >= 0)
+
+    def keyed(d):
+        order = np.lexsort((d.pair_j, d.pair_i))
+        return d.pair_i[order], d.pair_j[order], d.lag[order], d.r2[order]
+
+    for a, b in zip(keyed(sweep), keyed(tree)):
+        np.testing.assert_array_equal(a, b)

@@ -15,7 +15,6 @@ import json
 import sys
 
 import numpy as np
-import torch
 
 from .catalog import CatalogError, read_catalog
 from .inversion import MODELS, InversionError, fit_catalog, magnitude_bin
@@ -41,7 +40,6 @@ def _fit(args) -> int:
     t_begin = 0.0 if "duration_days" in meta else float(catalog["time"].min())
     t_end = float(meta.get("duration_days", np.nextafter(catalog["time"].max(), np.inf)))
     delta_m = args.delta_m if args.delta_m is not None else magnitude_bin(catalog["magnitude"].to_numpy())
-    torch.set_num_threads(args.threads)
     profile = False if args.profile is None else (tuple(args.profile) or True)
     try:
         fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
@@ -87,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
                      help="also profile-likelihood intervals of the named parameters (mu K alpha c p D q gamma "
                           "branching_ratio), of all when none is named (about twenty refits each)")
     fit.add_argument("--profile-level", type=float, default=0.95, help="their confidence level (default 0.95)")
-    fit.add_argument("--threads", type=int, default=1)
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.aux_days < 0:

@@ -27,9 +27,10 @@ aftershocks beyond the cut (fraction ``neglected_mass`` of every kernel) are not
 are absorbed by mu, which is biased up by about n * neglected_mass * N / duration events per day (reported).
 The cut is chosen from starting values, then once more from the estimate (and the fit redone) when it moved.
 
-Optimisation: L-BFGS-B on mu, K, c, p - 1, D, q - 1 on a log scale and alpha, gamma as they are, gradients by
-torch autograd (float64), from several starts. Standard errors: the inverse observed information (the
-autograd Hessian at the estimate), mapped to the natural parameters by the delta method. Background
+Optimisation: L-BFGS-B on mu, K, c, p - 1, D, q - 1 on a log scale and alpha, gamma as they are, with the
+gradient in closed form (numpy, float64; _Likelihood), from several starts. Standard errors: the inverse
+observed information (central differences of that gradient at the estimate), mapped to the natural parameters
+by the delta method. Background
 probability of each target event: (mu u) / lambda at the estimate (Zhuang, Ogata & Vere-Jones 2002).
 
 Profile likelihood (profile_loglik, signed_root, profile_interval; fit_sequences(profile=...)): l_p(v), the
@@ -47,9 +48,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import optimize
-from torch.utils.checkpoint import checkpoint
 
 from .stats import b_value_aki_utsu, b_value_shi_bolt_error
 
@@ -61,16 +60,11 @@ LN10 = math.log(10.0)
 _SECTOR_NODES = 16
 # Candidate pairs handled at once when the pair list is built (bounds the temporary memory, ~40 bytes each).
 _PAIR_CHUNK = 4_000_000
-# Pairs evaluated at once; beyond this the per-pair intermediates are recomputed in the backward pass
-# (torch.utils.checkpoint), so memory stays ~50 bytes per pair, and the Hessian is taken by differences of
-# the gradient.
-_EVAL_CHUNK = 4_000_000
-# Length of those chunks: each holds its per-pair intermediates during its backward pass (~15 float64 arrays).
-_CHUNK_PAIRS = 1_000_000
-# Beyond this many pairs the Hessian is taken by differences of the gradient even when the pairs are evaluated
-# at once: the exact double-backward Hessian holds a second graph over the pairs (a 5,000-event space-time
-# catalog with 2.4 million pairs: 1.3 GB peak with it, 0.96 GB without; standard errors equal to 1e-8).
-_EXACT_HESSIAN_MAX_PAIRS = 1_000_000
+# Source events per k-d tree query when the pairs come from trees (_tree_pairs): bounds the candidates held.
+_TREE_BLOCK = 1024
+# Pairs evaluated at once: the likelihood's temporaries (~10 float64 arrays of this length) then stay in the
+# processor's cache, which makes an evaluation about twice as fast as with chunks of a million.
+_CHUNK_PAIRS = 65_536
 # Bounds of the optimised (transformed) parameters: wide, they only keep the optimiser in finite arithmetic.
 _BOUNDS = {
     "mu": (-20.0, 20.0),  # log
@@ -365,14 +359,17 @@ def _tree_pairs(t, x, y, a, b, target, t_cut, radius2):
     level = np.floor(np.log2(np.maximum(r, 1e-300))).astype(np.int64)
     out = []
     for lv in np.unique(level):
-        src = np.flatnonzero(level == lv)
-        found = cKDTree(xy[src]).sparse_distance_matrix(tree, float(r[src].max()), output_type="ndarray")
-        j = src[found["i"]]
-        i = found["j"].astype(np.int64)
-        gi, gj = i + a, j + a
-        keep = (found["v"] < r[j]) & (t[gi] > t[gj]) & (t[gi] - t[gj] < t_cut) & target[gi]
-        gi, gj = gi[keep], gj[keep]
-        out.append((gi, gj, (x[gi] - x[gj]) ** 2 + (y[gi] - y[gj]) ** 2))
+        # the sources of a level in blocks of _TREE_BLOCK: each block's candidates (both time orders, before
+        # the filter) are held at once, not the level's
+        for src in np.array_split(np.flatnonzero(level == lv), -(-int(np.sum(level == lv)) // _TREE_BLOCK)):
+            found = cKDTree(xy[src]).sparse_distance_matrix(tree, float(r[src].max()), output_type="ndarray")
+            j = src[found["i"]]
+            i = found["j"].astype(np.int64)
+            gi, gj = i + a, j + a
+            keep = (found["v"] < r[j]) & (t[gi] > t[gj]) & (t[gi] - t[gj] < t_cut) & target[gi]
+            del found
+            gi, gj = gi[keep], gj[keep]
+            out.append((gi, gj, (x[gi] - x[gj]) ** 2 + (y[gi] - y[gj]) ** 2))
     ii = np.concatenate([o[0] for o in out])
     order = np.argsort(ii, kind="stable")
     return ii[order], np.concatenate([o[1] for o in out])[order], np.concatenate([o[2] for o in out])[order]
@@ -416,14 +413,15 @@ def _region_quadrature(x, y, reg, radius2):
 # ------------------------------------------------------------------------------------ likelihood
 
 
-def _natural(theta: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    v = dict(zip(names, theta))
+def _natural(theta, names: tuple[str, ...]) -> dict[str, float]:
+    v = dict(zip(names, (float(x) for x in theta)))
     # theta_K is log A, A = K (p-1) c^(p-1) the amplitude of the unnormalised Omori law A/(t+c)^p: with p near 1
     # K and p - 1 trade off along a ridge that A removes (the etas package fits its k0 for the same reason)
-    log_k = v["K"] - v["p"] - v["p"].exp() * v["c"]
-    out = {"mu": v["mu"].exp(), "K": log_k.exp(), "alpha": v["alpha"], "c": v["c"].exp(), "p": 1.0 + v["p"].exp()}
+    log_k = v["K"] - v["p"] - math.exp(v["p"]) * v["c"]
+    out = {"mu": math.exp(v["mu"]), "K": math.exp(log_k), "alpha": v["alpha"], "c": math.exp(v["c"]),
+           "p": 1.0 + math.exp(v["p"])}
     if "D" in v:
-        out.update(D=v["D"].exp(), q=1.0 + v["q"].exp(), gamma=v["gamma"])
+        out.update(D=math.exp(v["D"]), q=1.0 + math.exp(v["q"]), gamma=v["gamma"])
     return out
 
 
@@ -437,86 +435,192 @@ def _to_theta(params: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
 
 
 class _Likelihood:
-    """Log-likelihood of the (cut) ETAS model as a torch function of the transformed parameters."""
+    """Log-likelihood of the (cut) ETAS model as a function of the transformed parameters theta (the
+    optimiser's coordinates: log mu, log A, alpha, log c, log(p - 1), log D, log(q - 1), gamma), with its
+    gradient in closed form.
+
+    Per pair, a_ij = A e^(alpha dm_j) (lag + c)^-p [(q-1)/(pi sigma_j) (1 + r^2/sigma_j)^-q], so that
+    d log a_ij / d theta is a few per-pair terms (1, dm, -p c/(lag + c), -(p-1) log(lag + c), and for the
+    space-time model -1 + q v/(1+v), dm (-1 + q v/(1+v)), 1 - (q-1) log(1+v) with v = r^2/sigma_j); the
+    gradient of sum_i log lambda_i is the sum of those terms weighted by a_ij / lambda_i. The pairs are
+    taken in chunks of about _CHUNK_PAIRS (whole runs of a target's pairs), so the temporaries stay bounded:
+    the pairs are ordered by target, and each term times a_ij is summed over each target's run (reduceat)
+    before it is weighted by 1/lambda_i, so nothing per pair outlives its chunk."""
 
     def __init__(self, data: _Data, names: tuple[str, ...]):
         self.names = names
         self.space = "D" in names
-        as_t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-        self.dm = as_t(data.dm)
-        self.dm_t = self.dm[torch.as_tensor(data.target)]
-        self.n_target = int(data.target.sum())
-        self.t_hi, self.t_lo = as_t(data.t_hi), as_t(data.t_lo)
+        self.dm = np.asarray(data.dm, dtype=float)
+        self.n_target = int(np.sum(data.target))
+        self.t_hi, self.t_lo = data.t_hi, data.t_lo
         self.span = data.span
-        self.pi = torch.as_tensor(data.pair_i)
-        self.pj = torch.as_tensor(data.pair_j)
-        self.lag = as_t(data.lag)
+        # pairs ordered by target (_pairs gives them so: then they are not copied)
+        ordered = bool(np.all(np.diff(data.pair_i) >= 0))
+        order = slice(None) if ordered else np.argsort(data.pair_i, kind="stable")
+        self.pi = np.asarray(data.pair_i, dtype=np.int64)[order]
+        self.pj = np.asarray(data.pair_j, dtype=np.int64)[order]
+        self.lag = np.asarray(data.lag, dtype=float)[order]
         self.dm_pair = self.dm[self.pj]
+        self.per_target = np.bincount(self.pi, minlength=self.n_target)
+        self.run_start = (np.cumsum(self.per_target) - self.per_target)[self.per_target > 0]
+        self.chunks = self._chunks()
         if self.space:
-            self.r2 = as_t(data.r2)
-            self.inv_area = as_t(data.inv_area)
-            self.rho2, self.w = as_t(data.quad[0]), as_t(data.quad[1])
-            self.const_w, self.R2 = as_t(data.const[0]), as_t(data.const[1])
-            self.rho2_full, self.w_full = as_t(data.full_quad[0]), as_t(data.full_quad[1])
-        self.t_hi_full, self.t_lo_full = as_t(data.t_hi_full), as_t(data.t_lo_full)
-
-    def _pair_rate(self, theta: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Triggered rate at the targets from the pairs start..stop-1."""
-        v = _natural(theta, self.names)
-        K, alpha, c, p = v["K"], v["alpha"], v["c"], v["p"]
-        dm, lag = self.dm_pair[start:stop], self.lag[start:stop]
-        log_a = torch.log(K) + alpha * dm + torch.log(p - 1.0) + (p - 1.0) * torch.log(c) - p * torch.log(lag + c)
-        if self.space:
-            log_sigma = torch.log(v["D"]) + v["gamma"] * dm
-            log_a = log_a + torch.log(v["q"] - 1.0) - math.log(math.pi) - log_sigma
-            log_a = log_a - v["q"] * torch.log1p(self.r2[start:stop] * torch.exp(-log_sigma))
-        return torch.zeros(self.n_target, dtype=torch.float64).index_add(0, self.pi[start:stop], torch.exp(log_a))
+            self.r2 = np.asarray(data.r2, dtype=float)[order]
+            self.inv_area = np.asarray(data.inv_area, dtype=float)
+            self.rho2, self.w = data.quad
+            self.const_w, self.R2 = data.const
+            self.rho2_full, self.w_full = data.full_quad
+        self.t_hi_full, self.t_lo_full = data.t_hi_full, data.t_lo_full
 
     @property
-    def chunked(self) -> bool:
-        return self.pi.numel() > _EVAL_CHUNK
+    def n_pairs(self) -> int:
+        return int(self.pi.size)
 
-    def background_and_rate(self, theta: torch.Tensor):
+    def _chunks(self):
+        """(first pair, end pair, first run, end run) of each chunk: about _CHUNK_PAIRS pairs, whole runs."""
+        if not self.n_pairs:
+            return []
+        firsts = np.unique(np.searchsorted(self.run_start, np.arange(0, self.n_pairs, _CHUNK_PAIRS), side="right") - 1)
+        ends = np.append(firsts[1:], self.run_start.size)
+        pair_end = np.append(self.run_start[1:], self.n_pairs)
+        return [(int(self.run_start[r0]), int(pair_end[r1 - 1]), int(r0), int(r1)) for r0, r1 in zip(firsts, ends)]
+
+    def _sums(self, theta, grad: bool):
+        """(background, lambda at the targets, sums over each target's pairs of a_ij times each of the terms
+        of d log a_ij / d theta (rows: 1, dm, 1/(lag + c), log(lag + c), and for the space-time model
+        f = v/(1+v), dm f, log(1+v); None without ``grad``), natural parameters)."""
         v = _natural(theta, self.names)
-        background = v["mu"] * self.inv_area if self.space else v["mu"].expand(self.n_target)
-        n_pairs = self.pi.numel()
-        if not self.chunked:
-            rate = self._pair_rate(theta, 0, n_pairs)
-        else:  # memory: keep no per-pair intermediates for the backward pass, recompute them chunk by chunk
-            rate = torch.zeros(self.n_target, dtype=torch.float64)
-            step = min(_EVAL_CHUNK, _CHUNK_PAIRS)
-            for start in range(0, n_pairs, step):
-                stop = min(start + step, n_pairs)
-                rate = rate + checkpoint(self._pair_rate, theta, start, stop, use_reentrant=False)
-        return background, background + rate, v
+        t_a, alpha, c, p = float(theta[self.names.index("K")]), v["alpha"], v["c"], v["p"]
+        background = v["mu"] * self.inv_area if self.space else np.full(self.n_target, v["mu"])
+        rows = (7 if self.space else 4) if grad else 1
+        sums = np.zeros((rows, self.run_start.size))
+        if self.space:
+            gamma, q = v["gamma"], v["q"]
+            log_d = float(theta[self.names.index("D")])
+            inv_sigma = np.exp(-(log_d + gamma * self.dm))  # per event
+            const = t_a + math.log(q - 1.0) - math.log(math.pi) - log_d
+        else:
+            const = t_a
+        for a, b, r0, r1 in self.chunks:
+            dm, lag = self.dm_pair[a:b], self.lag[a:b] + c
+            log_lag = np.log(lag)
+            if self.space:
+                ratio = self.r2[a:b] * inv_sigma[self.pj[a:b]]
+                log_r = np.log1p(ratio)
+                log_a = (const + (alpha - gamma) * dm) - p * log_lag - q * log_r
+            else:
+                log_a = (const + alpha * dm) - p * log_lag
+            pair = np.exp(log_a, out=log_a)
+            terms = np.empty((rows, b - a))
+            terms[0] = pair
+            if grad:
+                np.multiply(pair, dm, out=terms[1])
+                np.divide(pair, lag, out=terms[2])
+                np.multiply(pair, log_lag, out=terms[3])
+                if self.space:
+                    np.multiply(pair, ratio / (1.0 + ratio), out=terms[4])
+                    np.multiply(terms[4], dm, out=terms[5])
+                    np.multiply(pair, log_r, out=terms[6])
+            sums[:, r0:r1] = np.add.reduceat(terms, self.run_start[r0:r1] - a, axis=1)
+        rate = np.zeros(self.n_target)
+        rate[self.per_target > 0] = sums[0]
+        return background, background + rate, (sums if grad else None), v
 
-    def triggered(self, v: dict[str, torch.Tensor], cut: bool = True) -> torch.Tensor:
-        """Expected number of triggered events in the observed windows and regions, kernels cut or not."""
+    def background_and_rate(self, theta):
+        background, lam, _, _ = self._sums(theta, grad=False)
+        return background, lam
+
+    def __call__(self, theta) -> float:
+        """The log-likelihood at theta."""
+        _, lam, _, v = self._sums(theta, grad=False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.log(lam).sum() - v["mu"] * self.span - self.triggered(theta))
+
+    def value_and_grad(self, theta) -> tuple[float, np.ndarray]:
+        """The log-likelihood at theta and its gradient in theta."""
+        background, lam, sums, v = self._sums(theta, grad=True)
+        names, c, p = self.names, v["c"], v["p"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = float(np.log(lam).sum() - v["mu"] * self.span)
+            inv_lam = 1.0 / lam
+        grad = np.zeros(len(names))
+        grad[names.index("mu")] = float(background @ inv_lam) - v["mu"] * self.span
+        # each term summed over the pairs with weight a_ij / lambda_i
+        s = sums @ inv_lam[self.per_target > 0]
+        grad[names.index("K")] += s[0]
+        grad[names.index("alpha")] += s[1]
+        grad[names.index("c")] += -p * c * s[2]
+        grad[names.index("p")] += -(p - 1.0) * s[3]
+        if self.space:
+            q = v["q"]
+            grad[names.index("D")] += -s[0] + q * s[4]
+            grad[names.index("gamma")] += -s[1] + q * s[5]
+            grad[names.index("q")] += s[0] - (q - 1.0) * s[6]
+        trig, trig_grad = self.triggered(theta, grad=True)
+        return value - trig, grad - trig_grad
+
+    def triggered(self, theta, cut: bool = True, grad: bool = False):
+        """Expected number of triggered events in the observed windows and regions, kernels cut or not (with
+        its gradient in theta when ``grad``)."""
+        names = self.names
+        v = _natural(theta, names)
         K, alpha, c, p = v["K"], v["alpha"], v["c"], v["p"]
         t_lo, t_hi = (self.t_lo, self.t_hi) if cut else (self.t_lo_full, self.t_hi_full)
-        omori = torch.exp((1.0 - p) * torch.log1p(t_lo / c)) - torch.exp((1.0 - p) * torch.log1p(t_hi / c))
-        weight = K * torch.exp(alpha * self.dm) * omori
+        x_lo, x_hi = t_lo / c, t_hi / c
+        l_lo, l_hi = np.log1p(x_lo), np.log1p(x_hi)
+        e_lo, e_hi = np.exp((1.0 - p) * l_lo), np.exp((1.0 - p) * l_hi)
+        omori = e_lo - e_hi
+        base = K * np.exp(alpha * self.dm)
+        inside = 1.0
         if self.space:
-            sigma = v["D"] * torch.exp(v["gamma"] * self.dm)
-            one_minus_q = 1.0 - v["q"]
+            sigma = v["D"] * np.exp(v["gamma"] * self.dm)
+            q = v["q"]
             rho2, w = (self.rho2, self.w) if cut else (self.rho2_full, self.w_full)
-            inside = (w * -torch.expm1(one_minus_q * torch.log1p(rho2 / sigma[:, None]))).sum(dim=1)
+            ratio = rho2 / sigma[:, None]
+            log_r = np.log1p(ratio)
+            tail = np.exp((1.0 - q) * log_r)
+            inside = (w * (1.0 - tail)).sum(axis=1)
+            if grad:
+                d_sigma = (1.0 - q) * (w * tail * (ratio / (1.0 + ratio))).sum(axis=1)  # d inside / d log sigma
+                d_q = (q - 1.0) * (w * tail * log_r).sum(axis=1)  # d inside / d log(q - 1)
             if cut:
-                finite = torch.isfinite(self.R2)
-                ratio = torch.where(finite, self.R2, torch.zeros_like(self.R2)) / sigma
-                tail_r = torch.where(finite, torch.exp(one_minus_q * torch.log1p(ratio)), torch.zeros_like(ratio))
+                finite = np.isfinite(self.R2)
+                ratio_r = np.where(finite, self.R2, 0.0) / sigma
+                log_rr = np.log1p(ratio_r)
+                tail_r = np.where(finite, np.exp((1.0 - q) * log_rr), 0.0)
                 inside = inside + self.const_w * (1.0 - tail_r)
-            weight = weight * inside
-        return weight.sum()
+                if grad:
+                    d_sigma = d_sigma + (1.0 - q) * self.const_w * tail_r * (ratio_r / (1.0 + ratio_r))
+                    d_q = d_q + (q - 1.0) * self.const_w * tail_r * log_rr
+        weight = base * omori * inside
+        total = float(weight.sum())
+        if not grad:
+            return total
+        g = np.zeros(len(names))
+        g[names.index("K")] = total
+        g[names.index("alpha")] = float(weight @ self.dm)
+        # log K = theta_K - theta_p - (p - 1) theta_c; the Omori integral's derivatives in log c and log(p - 1)
+        d_omori_c = (p - 1.0) * (e_lo * x_lo / (1.0 + x_lo) - e_hi * x_hi / (1.0 + x_hi))
+        d_omori_p = (p - 1.0) * (e_hi * l_hi - e_lo * l_lo)
+        bi = base * inside
+        g[names.index("c")] = float(bi @ (d_omori_c - (p - 1.0) * omori))
+        log_c = math.log(c)
+        g[names.index("p")] = float(bi @ (d_omori_p - (1.0 + (p - 1.0) * log_c) * omori))
+        if self.space:
+            bo = base * omori
+            g[names.index("D")] = float(bo @ d_sigma)
+            g[names.index("gamma")] = float(bo @ (d_sigma * self.dm))
+            g[names.index("q")] = float(bo @ d_q)
+        return total, g
 
-    def far_rate(self, theta: torch.Tensor) -> torch.Tensor:
-        """Events per day that the cut kernels leave to the background term (beyond the cut, inside)."""
-        v = _natural(theta, self.names)
-        return (self.triggered(v, cut=False) - self.triggered(v, cut=True)) / self.span
-
-    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
-        _, lam, v = self.background_and_rate(theta)
-        return torch.log(lam).sum() - v["mu"] * self.span - self.triggered(v)
+    def far_rate(self, theta, grad: bool = False):
+        """Events per day that the cut kernels leave to the background term (beyond the cut, inside), with its
+        gradient in theta when ``grad``."""
+        if not grad:
+            return (self.triggered(theta, cut=False) - self.triggered(theta, cut=True)) / self.span
+        full, g_full = self.triggered(theta, cut=False, grad=True)
+        kept, g_kept = self.triggered(theta, cut=True, grad=True)
+        return (full - kept) / self.span, (g_full - g_kept) / self.span
 
 
 # ------------------------------------------------------------------------------------------ fit
@@ -569,8 +673,7 @@ def fit_sequences(
             r = _minimise(lik, theta0, names, n_target)
             if result is None or r.fun < result.fun:
                 result = r
-        estimate = _natural(torch.as_tensor(result.x), names)
-        est = {k: float(v) for k, v in estimate.items()}
+        est = _natural(result.x, names)
         best = (result, result.x, data, lik)
         if _neglected_mass(data, est, model) <= 1.5 * (1.0 - (1.0 - cut_mass) ** 2):
             break
@@ -602,38 +705,29 @@ def _minimise(lik: _Likelihood, theta0: np.ndarray, names, n_target: int):
     scale = 1.0 / max(n_target, 1)
 
     def fun(th):
-        t = torch.tensor(th, dtype=torch.float64, requires_grad=True)
-        val = -lik(t) * scale
-        if not torch.isfinite(val):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            value, grad = lik.value_and_grad(th)
+        if not (math.isfinite(value) and np.isfinite(grad).all()):
             return 1e10, np.zeros_like(th)
-        val.backward()
-        return float(val.detach()), t.grad.numpy().copy()
+        return -value * scale, -grad * scale
 
     bounds = [_BOUNDS[k] for k in names]
     return optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                              options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-7})
 
 
-def _hessian(lik: _Likelihood, th: torch.Tensor) -> np.ndarray:
-    """Observed information: autograd Hessian of -l, or central differences of the autograd gradient
-    (step 1e-4 in theta, relative error ~1e-8) when the pairs are evaluated in chunks or are more than
-    _EXACT_HESSIAN_MAX_PAIRS."""
-    if not lik.chunked and lik.pi.numel() <= _EXACT_HESSIAN_MAX_PAIRS:
-        return torch.autograd.functional.hessian(lambda t: -lik(t), th).numpy()
-
-    def grad(t):
-        t = t.clone().requires_grad_(True)
-        (-lik(t)).backward()
-        return t.grad.numpy().copy()
-
+def _hessian(lik: _Likelihood, theta: np.ndarray) -> np.ndarray:
+    """Observed information: central differences of the closed-form gradient of -l (step 1e-4 in theta,
+    relative error ~1e-8), symmetrised."""
     h = 1e-4
-    cols = [(grad(th + h * e) - grad(th - h * e)) / (2 * h) for e in torch.eye(th.numel(), dtype=torch.float64)]
+    eye = np.eye(theta.size)
+    cols = [(lik.value_and_grad(theta - h * e)[1] - lik.value_and_grad(theta + h * e)[1]) / (2 * h) for e in eye]
     hess = np.column_stack(cols)
     return 0.5 * (hess + hess.T)
 
 
 def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs, mc, cut_mass, delta_m) -> ETASFit:
-    th = torch.tensor(theta, dtype=torch.float64)
+    th = np.asarray(theta, dtype=float)
     hess = _hessian(lik, th)
     try:
         cov_theta = np.linalg.inv(hess)
@@ -641,25 +735,22 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, names, model, seqs,
         cov_theta = np.full_like(hess, np.nan)
     # delta method: Jacobian of the natural parameters with respect to theta; diagonal, except for mu, which
     # is the cut model's background rate less the rate of the aftershocks beyond the cut (far_rate)
-    nat = {k: float(v) for k, v in _natural(th, names).items()}
+    nat = _natural(th, names)
     deriv = np.array([nat[k] if k in ("mu", "K", "c", "D") else (nat[k] - 1.0 if k in ("p", "q") else 1.0) for k in names])
     jac = np.diag(deriv)
     # K = exp(theta_K - theta_p - (p - 1) log c): dK/dtheta_p = -K (1 + (p-1) log c), dK/dtheta_c = -K (p-1)
     ik, ip, ic = names.index("K"), names.index("p"), names.index("c")
     jac[ik, ip] = -nat["K"] * (1.0 + (nat["p"] - 1.0) * math.log(nat["c"]))
     jac[ik, ic] = -nat["K"] * (nat["p"] - 1.0)
-    th_far = th.clone().requires_grad_(True)
-    far = lik.far_rate(th_far)
-    far.backward()
+    far, far_grad = lik.far_rate(th, grad=True)
     mu_cut = nat["mu"]
-    nat["mu"] = mu_cut - float(far.detach())
-    jac[names.index("mu")] -= th_far.grad.numpy()
+    nat["mu"] = mu_cut - far
+    jac[names.index("mu")] -= far_grad
     cov = jac @ cov_theta @ jac.T
     diag = np.diag(cov)
     se = {k: float(math.sqrt(v)) if v >= 0 else math.nan for k, v in zip(names, diag)}
-    with torch.no_grad():
-        background, lam, _ = lik.background_and_rate(th)
-        prob = (background / lam).numpy()
+    background, lam = lik.background_and_rate(th)
+    prob = background / lam
     mags = np.concatenate([s.magnitude[s.time >= s.t0] for s in seqs])
     b = b_value_aki_utsu(mags, mc, delta_m)
     b_se = b_value_shi_bolt_error(mags, b)
@@ -713,9 +804,10 @@ def _from_scale(name: str, u: float) -> float:
     return math.exp(u) if kind == "log" else (1.0 + math.exp(u) if kind == "log1" else u)
 
 
-def _constrained_theta(state, name: str, value: float, free: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(theta, magnitude log-likelihood less its maximum) with ``name`` fixed at ``value`` and the other
-    coordinates ``free`` (for the branching ratio, the optimiser's coordinates but K's, then log beta).
+def _constrained_theta(state, name: str, value: float, free: np.ndarray):
+    """(theta, magnitude log-likelihood less its maximum, d theta / d free, d magnitude term / d free) with
+    ``name`` fixed at ``value`` and the other coordinates ``free`` (for the branching ratio, the optimiser's
+    coordinates but K's, then log beta).
 
     Fixing a natural parameter fixes one coordinate of theta as a function of the others: alpha, c, p, D, q,
     gamma directly; K through theta_K = log K + theta_p + (p - 1) theta_c (theta_K is log A, see _natural);
@@ -725,33 +817,45 @@ def _constrained_theta(state, name: str, value: float, free: torch.Tensor) -> tu
     Gutenberg-Richter log-likelihood of the magnitudes, N log beta - beta sum(m - Mc + delta_m/2) (maximal at
     the Aki-Utsu estimate), added: b is then profiled out with the rest."""
     names = state["names"]
-    mag = torch.zeros((), dtype=torch.float64)
+    free = np.asarray(free, dtype=float)
+    n_free = free.size
     if name == "branching_ratio":
-        log_beta = free[-1]
-        beta = torch.exp(log_beta)
+        log_beta = float(free[-1])
+        beta = math.exp(log_beta)
         rest = free[:-1]
         ik = names.index("K")
-        head, tail = rest[:ik], rest[ik:]
-        alpha = rest[names.index("alpha") - 1]
-        log_p1, log_c = rest[names.index("p") - 1], rest[names.index("c") - 1]
-        log_k = math.log(value) + torch.log(beta - alpha) - log_beta
-        theta_k = log_k + log_p1 + torch.exp(log_p1) * log_c
-        theta = torch.cat([head, theta_k.reshape(1), tail])
+        ia, ip, ic = (names.index(k) - 1 for k in ("alpha", "p", "c"))  # their places in rest (after K's)
+        alpha, log_p1, log_c = float(rest[ia]), float(rest[ip]), float(rest[ic])
+        if not beta > alpha:  # no finite K gives this n: outside the profile's domain
+            return np.full(len(names), math.nan), 0.0, np.zeros((len(names), n_free)), np.zeros(n_free)
+        theta_k = math.log(value) + math.log(beta - alpha) - log_beta + log_p1 + math.exp(log_p1) * log_c
+        theta = np.insert(rest, ik, theta_k)
+        jac = np.insert(np.eye(len(names) - 1, n_free), ik, 0.0, axis=0)
+        jac[ik, ia] = -1.0 / (beta - alpha)
+        jac[ik, ip] = 1.0 + math.exp(log_p1) * log_c
+        jac[ik, ic] = math.exp(log_p1)
+        jac[ik, -1] = beta / (beta - alpha) - 1.0
         n_mag, excess, beta_hat = state["n_mag"], state["mag_excess"], state["beta"]
         mag = n_mag * (log_beta - math.log(beta_hat)) - (beta - beta_hat) * excess
-        return theta, mag
+        d_mag = np.zeros(n_free)
+        d_mag[-1] = n_mag - beta * excess
+        return theta, mag, jac, d_mag
     i = names.index(name)
-    head, tail = free[:i], free[i:]
+    jac = np.insert(np.eye(n_free), i, 0.0, axis=0)
     if name == "mu":
-        partial = torch.cat([head, torch.zeros(1, dtype=torch.float64), tail])  # far_rate does not read mu
-        fixed = torch.log(value + state["lik"].far_rate(partial))
+        partial = np.insert(free, i, 0.0)  # far_rate does not read mu
+        far, far_grad = state["lik"].far_rate(partial, grad=True)
+        fixed = math.log(value + far)
+        jac[i] = np.delete(far_grad, i) / (value + far)
     elif name == "K":
-        log_p1, log_c = free[names.index("p") - 1], free[names.index("c") - 1]
-        fixed = math.log(value) + log_p1 + torch.exp(log_p1) * log_c
+        ip, ic = names.index("p") - 1, names.index("c") - 1
+        log_p1, log_c = float(free[ip]), float(free[ic])
+        fixed = math.log(value) + log_p1 + math.exp(log_p1) * log_c
+        jac[i, ip] = 1.0 + math.exp(log_p1) * log_c
+        jac[i, ic] = math.exp(log_p1)
     else:
-        fixed = torch.tensor(_to_scale(name, value) if name not in ("alpha", "gamma") else value,
-                             dtype=torch.float64)
-    return torch.cat([head, fixed.reshape(1), tail]), mag
+        fixed = _to_scale(name, value) if name not in ("alpha", "gamma") else value
+    return np.insert(free, i, fixed), 0.0, jac, np.zeros(n_free)
 
 
 def _free_start(state, name: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
@@ -786,13 +890,13 @@ def profile_loglik(fit: ETASFit, parameter: str, value: float, *, start: np.ndar
     scale = 1.0 / max(fit.n_target, 1)
 
     def fun(f):
-        t = torch.tensor(f, dtype=torch.float64, requires_grad=True)
-        theta, mag = _constrained_theta(state, parameter, value, t)
-        val = -(lik(theta) + mag) * scale
-        if not torch.isfinite(val):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            theta, mag, jac, d_mag = _constrained_theta(state, parameter, value, f)
+            val, grad = lik.value_and_grad(theta)
+            val, grad = -(val + mag) * scale, -(jac.T @ grad + d_mag) * scale
+        if not (math.isfinite(val) and np.isfinite(grad).all()):
             return 1e10, np.zeros_like(f)
-        val.backward()
-        return float(val.detach()), t.grad.numpy().copy()
+        return val, grad
 
     lo, hi = np.array(bounds).T
     result = optimize.minimize(fun, np.clip(free0, lo, hi), jac=True, method="L-BFGS-B", bounds=bounds,
@@ -802,8 +906,7 @@ def profile_loglik(fit: ETASFit, parameter: str, value: float, *, start: np.ndar
 
 
 def _max_loglik(fit: ETASFit) -> float:
-    with torch.no_grad():
-        return float(fit._state["lik"](torch.as_tensor(fit._state["theta"])))
+    return fit._state["lik"](fit._state["theta"])
 
 
 def signed_root(fit: ETASFit, parameter: str, value: float, *, also_from: dict[str, float] | None = None) -> float:

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# The fits need torch (etasvae.inversion): imported where a fit runs, so that the report and summary jobs,
-# which only read fits, start without it.
+# The fits (etasvae.inversion, numpy and scipy only) are imported where a fit runs, so that the report and
+# summary jobs, which only read fits, start without the optimiser.
 
 COLUMNS = ("heldout_windows", "train_windows", "synthetic_windows", "heldout_catalog")
 LABELS = {

@@ -8,7 +8,7 @@ rule invert_catalog:
     benchmark:
         "results/benchmarks/invert/{cfg}/heldout_catalog.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/sim.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -35,7 +35,7 @@ rule invert_windows:
     wildcard_constraints:
         model_cfg=_alternation(CONFIG_IDS + DATASET_IDS),
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/sim.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -65,7 +65,7 @@ rule invert_model:
     wildcard_constraints:
         model_cfg=_alternation(CONFIG_IDS + DATASET_IDS),
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/sim.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -175,7 +175,7 @@ rule invert_surrogate:
     benchmark:
         "results/benchmarks/surrogate/invert/{set}.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/sim.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,8 +1,6 @@
 """ETAS parameters carried by a model's synthetic windows, next to its config's held-out and training window
 fits (and, for an ETAS config, the whole held-out catalog's fit and the truth)."""
 
-import torch
-
 from etasvae.catalog import read_catalog
 from etasvae.evaluate import split_windows
 from etasvae.fileio import atomic_write, read_json, write_json
@@ -12,7 +10,6 @@ from etasvae.scripting import setup_log
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 p = smk.params
-torch.set_num_threads(smk.threads)
 synthetic, meta = read_catalog(smk.input.synthetic)
 spec = meta["spec"]
 duration = spec.get("duration_days") if spec["representation"] == "binned" else None

@@ -1,7 +1,5 @@
 """ETAS parameters refitted from one parameter set's chained surrogate catalogs, with the set's truth."""
 
-import torch
-
 from etasvae.catalog import read_catalog
 from etasvae.fileio import write_json
 from etasvae.params import ETASParams
@@ -11,7 +9,6 @@ from etasvae.surrogate_eval import fit_chains
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 p = smk.params
-torch.set_num_threads(smk.threads)
 catalog, meta = read_catalog(smk.input[0])
 truth = {k: v for k, v in dict(p.etas).items() if k != "branching_ratio"}
 truth["branching_ratio"] = ETASParams.from_dict(truth).branching_ratio()

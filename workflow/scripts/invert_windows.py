@@ -1,8 +1,6 @@
 """Joint ETAS fits of one config's held-out and training windows (the catalogs' own events): the reference
 and the noise floor of the evaluation's ETAS-parameter statistics, fitted once per config and representation."""
 
-import torch
-
 from etasvae.catalog import catalog_files
 from etasvae.evaluate import catalog_windows
 from etasvae.features import read_windows
@@ -13,7 +11,6 @@ from etasvae.scripting import setup_log
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 p = smk.params
-torch.set_num_threads(smk.threads)
 # the table without feature vectors; catalogs as files, read one at a time when their windows are cut
 table, _, spec, _ = read_windows(smk.input.windows, features=False)
 catalogs = catalog_files(p.catalog_keys, smk.input.catalogs)
