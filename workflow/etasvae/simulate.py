@@ -262,10 +262,9 @@ def _poisson_hits(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
 def _next_arrival(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(indices whose unit-rate Poisson process has an arrival E <= rate, their rate - E)."""
     e = rng.standard_exponential(rate.size, dtype=rate.dtype)
-    hit = np.flatnonzero(e <= rate)
-    rest = rate[hit]
-    rest -= e[hit]
-    return hit, rest
+    np.subtract(rate, e, out=e)  # >= 0 exactly where E <= rate (no rounding changes a difference's sign)
+    hit = np.flatnonzero(e >= 0)
+    return hit, e.take(hit)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -596,12 +595,13 @@ def simulate_etas(
     while n:
         # ---- store this generation's events that are in the catalog (t >= 0, inside the region)
         if generation == 0 and margin == 0.0 and burn_in == 0.0:
-            keep = None
+            keep = kept = None
         else:
             keep = (x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi)
             if burn_in > 0.0:
                 keep &= t >= 0.0
-        first_id = store.add(keep, t, m, x, y, parent)
+            kept = np.flatnonzero(keep)
+        first_id = store.add(kept, t, m, x, y, parent)
         if params.K == 0.0:
             break
         if generation == 0 and keep is not None and prune:
@@ -611,6 +611,7 @@ def simulate_etas(
                 pruned = int(np.count_nonzero(dropped))
                 live = np.flatnonzero(~dropped)
                 t, x, y, m, keep = (a.take(live) for a in (t, x, y, m, keep))
+                kept = np.flatnonzero(keep)
                 n = t.size
                 del live, dropped
 
@@ -649,16 +650,15 @@ def simulate_etas(
             break
 
         # ---- parent ids: the catalog id of each parent, -1 when the parent is not in the catalog
-        if keep is None:
-            kid = None
+        if kept is None:
             parent = pidx.astype(np.int32)
             parent += first_id
         else:
-            kid = np.cumsum(keep, dtype=np.int32)
-            kid += first_id - 1
-            kid[~keep] = -1
-            parent = kid[pidx]
-        del keep, kid
+            kid = np.full(n, -1, dtype=np.int32)
+            kid[kept] = np.arange(first_id, first_id + kept.size, dtype=np.int32)
+            parent = kid.take(pidx)
+            del kid
+        del keep, kept
 
         # ---- positions: parent position + distance r (inverse CDF) in a uniform direction
         sigma = m * F32(params.gamma)
@@ -750,12 +750,11 @@ class _Store:
         self.chunks: list[tuple[np.ndarray, ...]] = []  # (time f8, m f4, x f4, y f4, parent i4)
         self.size = 0
 
-    def add(self, keep, t, m, x, y, parent) -> int:
-        """Store the kept events (``keep`` None: all) and return the catalog id of the first one."""
+    def add(self, kept, t, m, x, y, parent) -> int:
+        """Store the events at the indices ``kept`` (None: all) and return the catalog id of the first one."""
         first = self.size
         arrays = (t, m, x, y, parent)
-        if keep is not None:
-            kept = np.flatnonzero(keep)
+        if kept is not None:
             arrays = tuple(a.take(kept) for a in arrays)
         self.chunks.append(arrays)
         self.size += arrays[0].size
