@@ -585,7 +585,7 @@ def simulate_etas(
         np.clip(x, x_lo, x_hi, out=x)
         np.clip(y, y_lo, y_hi, out=y)
     m = _gr_offsets(n, beta, dmax, rng)
-    parent = np.full(n, -1, dtype=np.int32)
+    parent = None  # background events have none (-1)
 
     store = _Store()
     generation = 0
@@ -661,10 +661,11 @@ def simulate_etas(
         del keep, kept
 
         # ---- positions: parent position + distance r (inverse CDF) in a uniform direction
-        sigma = m * F32(params.gamma)
+        sigma = m.take(pidx)  # the parents' magnitudes above Mc
+        sigma *= F32(params.gamma)
         sigma += F32(log_d)
         np.exp(sigma, out=sigma)  # sigma(m) = D exp(gamma (m - Mc)), km^2
-        r = sample_kernel_distances(sigma[pidx], params.q, rng)
+        r = sample_kernel_distances(sigma, params.q, rng)
         del sigma
         angle = rng.random(n_children, dtype=F32)
         angle *= F32(2.0 * math.pi)
@@ -747,7 +748,7 @@ class _Store:
     """
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[np.ndarray, ...]] = []  # (time f8, m f4, x f4, y f4, parent i4)
+        self.chunks: list[tuple[np.ndarray, ...]] = []  # (time f8, m f4, x f4, y f4, parent i4 or None: -1)
         self.size = 0
 
     def add(self, kept, t, m, x, y, parent) -> int:
@@ -755,7 +756,7 @@ class _Store:
         first = self.size
         arrays = (t, m, x, y, parent)
         if kept is not None:
-            arrays = tuple(a.take(kept) for a in arrays)
+            arrays = tuple(None if a is None else a.take(kept) for a in arrays)
         self.chunks.append(arrays)
         self.size += arrays[0].size
         if self.size > 2**31 - 2:
@@ -807,8 +808,10 @@ def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, 
         part["x"] = x[a:b]
         part["y"] = y[a:b]
         part["generation"] = g
-        # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
-        rank.take(parent[a:b], out=part["parent"], mode="wrap")  # -1 wraps to slot n
+        if parent is None:  # background
+            part["parent"] = -1
+        else:  # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
+            rank.take(parent[a:b], out=part["parent"], mode="wrap")  # -1 wraps to slot n
         if b == sizes[g]:
             chunks[g] = ()
     del rank
@@ -848,12 +851,11 @@ def _time_order(times: np.ndarray | list[np.ndarray], duration: float) -> np.nda
     if n < 2 or time_bits < 24:
         return np.argsort(np.concatenate(times), kind="stable")
     key = np.empty(n, dtype=np.int64)
-    scale, top = 2.0**time_bits / duration, 2**time_bits - 1
+    scale = 2.0**time_bits / duration * (1.0 - 2.0**-40)  # time * scale < 2^time_bits, rounding included
     ramp = np.arange(min(n, _BLOCK), dtype=np.int64)
     for g, a, b, s in _blocks(sizes):
         part = key[s : s + b - a]
         np.multiply(times[g][a:b], scale, out=part, casting="unsafe")  # truncates, as astype does
-        np.minimum(part, top, out=part)
         part <<= index_bits
         part += ramp[: b - a]
         part += s
