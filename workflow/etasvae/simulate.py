@@ -799,21 +799,7 @@ def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, 
         e = min(s + _BLOCK, n)
         rank[perm[s:e]] = ramp[: e - s] + np.int32(s)
     rank[n] = -1
-    rec = np.empty(n, dtype=_RECORD)
-    for g, a, b, s in _blocks(sizes):
-        t, m, x, y, parent = chunks[g]
-        part = rec[s : s + b - a]
-        part["time"] = t[a:b]
-        part["m"] = m[a:b]
-        part["x"] = x[a:b]
-        part["y"] = y[a:b]
-        part["generation"] = g
-        if parent is None:  # background
-            part["parent"] = -1
-        else:  # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
-            rank.take(parent[a:b], out=part["parent"], mode="wrap")  # -1 wraps to slot n
-        if b == sizes[g]:
-            chunks[g] = ()
+    rec = _fill_records(chunks, sizes, rank)
     del rank
     mc, cx, cy = (np.float64(v) for v in shifts)
     time, magnitude, x, y = (np.empty(n) for _ in range(4))
@@ -832,6 +818,27 @@ def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, 
     del rec, buffer
     return {"event_id": np.arange(n, dtype=np.int64), "time": time, "magnitude": magnitude, "x": x, "y": y,
             "parent_id": parent, "generation": generation}
+
+
+def _fill_records(chunks: list, sizes: list[int], rank: np.ndarray) -> np.ndarray:
+    """The stored events as records in storage order, parent storage ids mapped to catalog ids by ``rank``;
+    empties ``chunks`` as it goes."""
+    rec = np.empty(sum(sizes), dtype=_RECORD)
+    for g, a, b, s in _blocks(sizes):
+        t, m, x, y, parent = chunks[g]
+        part = rec[s : s + b - a]
+        part["time"] = t[a:b]
+        part["m"] = m[a:b]
+        part["x"] = x[a:b]
+        part["y"] = y[a:b]
+        part["generation"] = g
+        if parent is None:  # background
+            part["parent"] = -1
+        else:  # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
+            rank.take(parent[a:b], out=part["parent"], mode="wrap")  # -1 wraps to slot n
+        if b == sizes[g]:
+            chunks[g] = ()
+    return rec
 
 
 def _time_order(times: np.ndarray | list[np.ndarray], duration: float) -> np.ndarray:
