@@ -404,16 +404,28 @@ def test_invalid_parameters_and_windows_are_refused():
 # ---------------------------------------------------------------------------------------------- time order
 
 
-def test_time_order_is_exact_for_ties_and_near_ties():
+def test_time_order_is_exact_for_ties_and_near_ties(monkeypatch):
     # many values per time quantum (duration / 2^(64 - 17)) and exact ties: the key sort's fix-up must give
     # the exact stable order
+    import etasvae.simulate as simulate
+
     rng = np.random.default_rng(9)
     base = rng.uniform(0, 10.0, 40_000)
     quantum = 10.0 / 2.0**47
     time = np.concatenate([base, base[:20_000], base[:20_000] + quantum * rng.uniform(0, 3, 20_000)])
     rng.shuffle(time)
-    perm = _time_order(time, 10.0)
+    rank = np.empty(time.size, dtype=np.int32)
+    perm = _time_order(time, 10.0, rank)
     assert np.array_equal(perm, np.argsort(time, kind="stable"))
+    assert np.array_equal(rank[perm], np.arange(time.size))  # the inverse permutation, ties included
+    # the same order from the times in pieces (a simulation's generations), in blocks that cut them anywhere
+    pieces = np.split(time, [5_000, 5_061, 50_000])
+    assert np.array_equal(_time_order(pieces, 10.0), perm)
+    # runs of equal quanta across the edges of blocks (a prime size: ~1,300 edges, half of them in a run)
+    monkeypatch.setattr(simulate, "_BLOCK", 61)
+    rank[:] = -1
+    assert np.array_equal(_time_order(pieces, 10.0, rank), perm)
+    assert np.array_equal(rank[perm], np.arange(time.size))
 
 
 def test_poisson_counts_follow_the_poisson_law():

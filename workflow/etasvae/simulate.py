@@ -19,15 +19,21 @@ delays of a family; steep spatial kernels make most of a wide margin prunable, t
 the default config none of a 25 km one). Other children
 outside the region or before t = 0 are simulated (they trigger) but not stored: beyond the generation in
 hand, memory holds only the events of the catalog (24 bytes each; at most 76 bytes each while the final
-table, itself 52 bytes per event, is assembled, 84 up to 2^21 events: numpy allocations traced). The only Python loop is over generations.
+table, itself 52 bytes per event, is assembled: numpy allocations traced). The only Python loops are over
+generations and, in the final table, over blocks of events.
 
 Speed (benchmarks/bench_simulate.py): float32 wherever precision allows, Poisson counts drawn mostly without
 numpy's per-element sampler (``_poisson_hits``, which also gives the children's parent indices by one
 np.repeat over the parents that have children), index-and-take instead of boolean masks on large arrays,
 one sort of an int64 key (time quantum | index) instead of an argsort, then the final table (about half the
-time): up to 2^21 events each column is gathered once by the sort's permutation straight into its final array
-(``_gather_columns``; the arrays stay in cache), above that one 32-byte record per event is gathered
-(``_gather_records``: one cache miss per event instead of four). Both give the same arrays
+time at 10^7 events), built in blocks of _BLOCK events that stay in the cache (``_gather_records``): the
+sort keys block by block from the generations' times; one pass over the sorted keys that checks for equal
+quanta and scatters the inverse permutation (``rank``: catalog id of every stored event); one 32-byte record
+per event in storage order, parent ids mapped on the way (a near-sequential walk through ``rank``); then per
+block of the time order one gather of records (one cache miss per event), from which the block's columns
+are written. The sort (~8 ns per event at 10^7), the scatter of ``rank`` (~7 ns) and the gather of
+records (~15 ns) are random accesses into arrays far larger than the cache; most of the rest is drawing
+random variates (~27 ns per catalog event) and moving memory. Changes for speed keep the random stream
 (``bench_simulate.py --digests`` compares catalogs byte for byte across revisions).
 
 Precision: times are float64 throughout. Delays, distances, magnitudes above Mc and positions relative to
@@ -786,10 +792,11 @@ def _blocks(sizes: list[int]):
 
 
 def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
-    """The catalog's columns, in blocks of _BLOCK events that stay in the cache: the time order
-    (``_time_order``), one 32-byte record per event in storage order (``_RECORD``: parent storage ids mapped
-    to catalog ids on the way), then one gather of records per block of the time order (one cache miss per
-    event), from which the block's columns are written."""
+    """The catalog's columns, in blocks of _BLOCK events that stay in the cache: the time order and its
+    inverse (``_time_order``), one 32-byte record per event in storage order (``_fill_records``: parent
+    storage ids mapped to catalog ids on the way), then one gather of records per block of the time order (one
+    cache miss per event), from which the block's columns are written; the parent ids overwrite the block of
+    the permutation just used."""
     sizes = [chunk[0].size for chunk in chunks]
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
