@@ -813,9 +813,10 @@ def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, 
         e = min(s + _BLOCK, n)
         block = rec.take(perm[s:e], out=buffer[: e - s], mode="clip")  # "clip": in range; no checks
         time[s:e] = block["time"]
-        np.add(block["m"], mc, out=magnitude[s:e])  # float64(value) + shift
-        np.add(block["x"], cx, out=x[s:e])
-        np.add(block["y"], cy, out=y[s:e])
+        for column, field, shift in ((magnitude, "m", mc), (x, "x", cx), (y, "y", cy)):
+            part = column[s:e]
+            part[...] = block[field]  # float64(value) + shift: a cast, then an add in the cache
+            part += shift
         parent[s:e] = block["parent"]
         generation[s:e] = block["generation"]
     del rec, buffer
