@@ -113,28 +113,30 @@ def test_same_seed_gives_byte_identical_parquet(tmp_path):
     assert a != c
 
 
-def test_column_and_record_table_assembly_give_identical_catalogs(monkeypatch):
-    # the final table is built column by column up to _COLUMN_GATHER_MAX events and from gathered records
-    # above: both must give the same arrays (parents outside the catalog, burn-in and margin included)
+def test_table_assembly_in_blocks_gives_the_same_catalog_at_any_block_size(monkeypatch):
+    # the final table is assembled in blocks of _BLOCK events (sort keys, records, gathers); blocks of a
+    # prime size, which cut the generations' chunks anywhere, must give the arrays of a single block
+    # (parents outside the catalog, burn-in and margin included)
     import etasvae.simulate as simulate
 
     window = dict(duration=300.0, region=(0.0, 60.0, 0.0, 40.0), burn_in=30.0, margin=10.0)
-    by_column = simulate_etas(BIG, rng=np.random.default_rng(12), **window)
-    monkeypatch.setattr(simulate, "_COLUMN_GATHER_MAX", 0)
-    by_record = simulate_etas(BIG, rng=np.random.default_rng(12), **window)
-    assert len(by_column) > 1000 and (by_column["parent_id"] >= 0).any() and (by_column["generation"] > 1).any()
-    assert by_column.equals(by_record)
-    assert list(by_column.dtypes) == list(by_record.dtypes)
-    # near-critical, no magnitude dependence (n = 0.99): genealogies deeper than 128 generations (wider types)
+    whole = simulate_etas(BIG, rng=np.random.default_rng(12), **window)
+    assert len(whole) > 1000 and (whole["parent_id"] >= 0).any() and (whole["generation"] > 1).any()
+    assert len(whole) < simulate._BLOCK
+    monkeypatch.setattr(simulate, "_BLOCK", 61)
+    blocks = simulate_etas(BIG, rng=np.random.default_rng(12), **window)
+    assert whole.equals(blocks)
+    assert list(whole.dtypes) == list(blocks.dtypes)
+    # near-critical, no magnitude dependence (n = 0.99): genealogies deeper than 128 generations
     deep = ETASParams(mu=2.0, K=0.99, alpha=0.0, c=1e-4, p=3.0, D=0.01, q=3.0, gamma=0.0, b=1.0, mc=2.0, mmax=4.0)
     deep_window = dict(duration=300.0, region=(0.0, 100.0, 0.0, 100.0))
-    by_record = simulate_etas(deep, rng=np.random.default_rng(1), **deep_window)
-    monkeypatch.setattr(simulate, "_COLUMN_GATHER_MAX", 2**21)
-    by_column = simulate_etas(deep, rng=np.random.default_rng(1), **deep_window)
-    assert by_column["generation"].max() > 128
-    assert by_column.equals(by_record)
-    child, parent = pairs(by_column)
-    assert np.array_equal(by_column["generation"].to_numpy()[child], by_column["generation"].to_numpy()[parent] + 1)
+    blocks = simulate_etas(deep, rng=np.random.default_rng(1), **deep_window)
+    monkeypatch.setattr(simulate, "_BLOCK", 2**15)
+    whole = simulate_etas(deep, rng=np.random.default_rng(1), **deep_window)
+    assert whole["generation"].max() > 128
+    assert whole.equals(blocks)
+    child, parent = pairs(whole)
+    assert np.array_equal(whole["generation"].to_numpy()[child], whole["generation"].to_numpy()[parent] + 1)
 
 
 # ---------------------------------------------------------------------------------------------- counts
@@ -402,16 +404,28 @@ def test_invalid_parameters_and_windows_are_refused():
 # ---------------------------------------------------------------------------------------------- time order
 
 
-def test_time_order_is_exact_for_ties_and_near_ties():
+def test_time_order_is_exact_for_ties_and_near_ties(monkeypatch):
     # many values per time quantum (duration / 2^(64 - 17)) and exact ties: the key sort's fix-up must give
     # the exact stable order
+    import etasvae.simulate as simulate
+
     rng = np.random.default_rng(9)
     base = rng.uniform(0, 10.0, 40_000)
     quantum = 10.0 / 2.0**47
     time = np.concatenate([base, base[:20_000], base[:20_000] + quantum * rng.uniform(0, 3, 20_000)])
     rng.shuffle(time)
-    perm = _time_order(time, 10.0)
+    rank = np.empty(time.size, dtype=np.int32)
+    perm = _time_order(time, 10.0, rank)
     assert np.array_equal(perm, np.argsort(time, kind="stable"))
+    assert np.array_equal(rank[perm], np.arange(time.size))  # the inverse permutation, ties included
+    # the same order from the times in pieces (a simulation's generations), in blocks that cut them anywhere
+    pieces = np.split(time, [5_000, 5_061, 50_000])
+    assert np.array_equal(_time_order(pieces, 10.0), perm)
+    # runs of equal quanta across the edges of blocks (a prime size: ~1,300 edges, half of them in a run)
+    monkeypatch.setattr(simulate, "_BLOCK", 61)
+    rank[:] = -1
+    assert np.array_equal(_time_order(pieces, 10.0, rank), perm)
+    assert np.array_equal(rank[perm], np.arange(time.size))
 
 
 def test_poisson_counts_follow_the_poisson_law():

@@ -19,15 +19,21 @@ delays of a family; steep spatial kernels make most of a wide margin prunable, t
 the default config none of a 25 km one). Other children
 outside the region or before t = 0 are simulated (they trigger) but not stored: beyond the generation in
 hand, memory holds only the events of the catalog (24 bytes each; at most 76 bytes each while the final
-table, itself 52 bytes per event, is assembled, 84 up to 2^21 events: numpy allocations traced). The only Python loop is over generations.
+table, itself 52 bytes per event, is assembled: numpy allocations traced). The only Python loops are over
+generations and, in the final table, over blocks of events.
 
 Speed (benchmarks/bench_simulate.py): float32 wherever precision allows, Poisson counts drawn mostly without
 numpy's per-element sampler (``_poisson_hits``, which also gives the children's parent indices by one
 np.repeat over the parents that have children), index-and-take instead of boolean masks on large arrays,
 one sort of an int64 key (time quantum | index) instead of an argsort, then the final table (about half the
-time): up to 2^21 events each column is gathered once by the sort's permutation straight into its final array
-(``_gather_columns``; the arrays stay in cache), above that one 32-byte record per event is gathered
-(``_gather_records``: one cache miss per event instead of four). Both give the same arrays
+time at 10^7 events), built in blocks of _BLOCK events that stay in the cache (``_gather_records``): the
+sort keys block by block from the generations' times; one pass over the sorted keys that checks for equal
+quanta and scatters the inverse permutation (``rank``: catalog id of every stored event); one 32-byte record
+per event in storage order, parent ids mapped on the way (a near-sequential walk through ``rank``); then per
+block of the time order one gather of records (one cache miss per event), from which the block's columns
+are written. The sort (~8 ns per event at 10^7), the scatter of ``rank`` (~7 ns) and the gather of
+records (~15 ns) are random accesses into arrays far larger than the cache; most of the rest is drawing
+random variates (~27 ns per catalog event) and moving memory. Changes for speed keep the random stream
 (``bench_simulate.py --digests`` compares catalogs byte for byte across revisions).
 
 Precision: times are float64 throughout. Delays, distances, magnitudes above Mc and positions relative to
@@ -68,9 +74,9 @@ _MAX_EXP_ARG_F32 = 60.0
 # A single event expected to trigger more aftershocks than this is a runaway (untruncated GR, huge alpha).
 _MAX_PRODUCTIVITY = 1e12
 
-# Largest catalog whose table is built column by column (_gather_columns); above, by records (_gather_records).
-_COLUMN_GATHER_MAX = 2**21
-# One kept event while a large final table is assembled: 32 bytes, moved by a single gather.
+# Events per block of the final table's assembly: 2^15 records of 32 bytes (1 MiB) stay in the L2 cache.
+_BLOCK = 2**15
+# One kept event while the final table is assembled: 32 bytes, moved by a single gather.
 _RECORD = np.dtype(
     [
         ("time", "<f8"),
@@ -262,10 +268,9 @@ def _poisson_hits(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
 def _next_arrival(rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(indices whose unit-rate Poisson process has an arrival E <= rate, their rate - E)."""
     e = rng.standard_exponential(rate.size, dtype=rate.dtype)
-    hit = np.flatnonzero(e <= rate)
-    rest = rate[hit]
-    rest -= e[hit]
-    return hit, rest
+    np.subtract(rate, e, out=e)  # >= 0 exactly where E <= rate (no rounding changes a difference's sign)
+    hit = np.flatnonzero(e >= 0)
+    return hit, e.take(hit)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -586,7 +591,7 @@ def simulate_etas(
         np.clip(x, x_lo, x_hi, out=x)
         np.clip(y, y_lo, y_hi, out=y)
     m = _gr_offsets(n, beta, dmax, rng)
-    parent = np.full(n, -1, dtype=np.int32)
+    parent = None  # background events have none (-1)
 
     store = _Store()
     generation = 0
@@ -596,12 +601,13 @@ def simulate_etas(
     while n:
         # ---- store this generation's events that are in the catalog (t >= 0, inside the region)
         if generation == 0 and margin == 0.0 and burn_in == 0.0:
-            keep = None
+            keep = kept = None
         else:
             keep = (x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi)
             if burn_in > 0.0:
                 keep &= t >= 0.0
-        first_id = store.add(keep, t, m, x, y, parent)
+            kept = np.flatnonzero(keep)
+        first_id = store.add(kept, t, m, x, y, parent)
         if params.K == 0.0:
             break
         if generation == 0 and keep is not None and prune:
@@ -611,6 +617,7 @@ def simulate_etas(
                 pruned = int(np.count_nonzero(dropped))
                 live = np.flatnonzero(~dropped)
                 t, x, y, m, keep = (a.take(live) for a in (t, x, y, m, keep))
+                kept = np.flatnonzero(keep)
                 n = t.size
                 del live, dropped
 
@@ -649,32 +656,32 @@ def simulate_etas(
             break
 
         # ---- parent ids: the catalog id of each parent, -1 when the parent is not in the catalog
-        if keep is None:
-            kid = None
+        if kept is None:
             parent = pidx.astype(np.int32)
             parent += first_id
         else:
-            kid = np.cumsum(keep, dtype=np.int32)
-            kid += first_id - 1
-            kid[~keep] = -1
-            parent = kid[pidx]
-        del keep, kid
+            kid = np.full(n, -1, dtype=np.int32)
+            kid[kept] = np.arange(first_id, first_id + kept.size, dtype=np.int32)
+            parent = kid.take(pidx)
+            del kid
+        del keep, kept
 
         # ---- positions: parent position + distance r (inverse CDF) in a uniform direction
-        sigma = m * F32(params.gamma)
+        sigma = m.take(pidx)  # the parents' magnitudes above Mc
+        sigma *= F32(params.gamma)
         sigma += F32(log_d)
         np.exp(sigma, out=sigma)  # sigma(m) = D exp(gamma (m - Mc)), km^2
-        r = sample_kernel_distances(sigma[pidx], params.q, rng)
+        r = sample_kernel_distances(sigma, params.q, rng)
         del sigma
         angle = rng.random(n_children, dtype=F32)
         angle *= F32(2.0 * math.pi)
         offset = np.cos(angle)
         offset *= r
-        xc = x[pidx]
+        xc = x.take(pidx)
         xc += offset
         np.sin(angle, out=angle)
         angle *= r
-        yc = y[pidx]
+        yc = y.take(pidx)
         yc += angle
         del r, angle, offset, pidx
 
@@ -747,16 +754,15 @@ class _Store:
     """
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[np.ndarray, ...]] = []  # (time f8, m f4, x f4, y f4, parent i4)
+        self.chunks: list[tuple[np.ndarray, ...]] = []  # (time f8, m f4, x f4, y f4, parent i4 or None: -1)
         self.size = 0
 
-    def add(self, keep, t, m, x, y, parent) -> int:
-        """Store the kept events (``keep`` None: all) and return the catalog id of the first one."""
+    def add(self, kept, t, m, x, y, parent) -> int:
+        """Store the events at the indices ``kept`` (None: all) and return the catalog id of the first one."""
         first = self.size
         arrays = (t, m, x, y, parent)
-        if keep is not None:
-            kept = np.flatnonzero(keep)
-            arrays = tuple(a.take(kept) for a in arrays)
+        if kept is not None:
+            arrays = tuple(None if a is None else a.take(kept) for a in arrays)
         self.chunks.append(arrays)
         self.size += arrays[0].size
         if self.size > 2**31 - 2:
@@ -764,156 +770,137 @@ class _Store:
         return first
 
     def catalog(self, duration: float, mc: float, cx: float, cy: float) -> pd.DataFrame:
-        """Sort the kept events by time and build the catalog DataFrame (``_gather_columns`` up to
-        _COLUMN_GATHER_MAX events, ``_gather_records`` above: the same arrays either way)."""
+        """Sort the kept events by time and build the catalog DataFrame (``_gather_records``)."""
         n = self.size
         if n == 0:
             return empty_catalog()
         chunks, self.chunks = self.chunks, []  # the gather empties the list as it goes
-        gather = _gather_columns if n <= _COLUMN_GATHER_MAX else _gather_records
-        columns = gather(chunks, n, duration, (mc, cx, cy))
+        columns = _gather_records(chunks, n, duration, (mc, cx, cy))
         assert list(columns) == list(CATALOG_COLUMNS)
         return pd.DataFrame(columns, copy=False)
 
 
-def _time_and_order(chunks: list, duration: float, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(the stored times in storage order, the permutation that puts them in time order); drops the times
-    from ``chunks``, which keep (m, x, y, parent)."""
-    time = np.concatenate([chunk[0] for chunk in chunks])
-    for g, chunk in enumerate(chunks):
-        chunks[g] = chunk[1:]
-    return time, _time_order(time, duration, ids)
-
-
-def _gather_columns(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
-    """The catalog's columns, by four gathers of the time order straight from storage order.
-
-    time (float64); (x, y) and (magnitude, parent catalog id) as interleaved float32/int32 pairs, each pair
-    moved as one 8-byte unit, then shifted back (float64(value) + Mc or the region's centre) or widened;
-    generations as int8. Parent storage ids are mapped to catalog ids before the gather (a near-sequential
-    walk through ``rank``). Faster than ``_gather_records`` while the arrays stay in cache (~1e6 events;
-    slower at 1e7, where each random gather misses it).
-    """
-    event_id = np.arange(n, dtype=np.int64)  # also the index part of the sort key
-    time, perm = _time_and_order(chunks, duration, event_id)
-    mc, cx, cy = shifts
-    time = time.take(perm, mode="clip")  # "clip": perm is in range; no checks, no buffered output
-    sizes = [chunk[0].size for chunk in chunks]
-    magnitudes, xs, ys, parents = (list(part) for part in zip(*chunks))
-    chunks.clear()
-    # catalog id of every stored event; the extra slot maps parent -1 to -1
-    rank = np.empty(n + 1, dtype=np.int32)
-    rank[perm] = np.arange(n, dtype=np.int32)  # (a fresh int32 range scatters faster than a cast of ids)
-    rank[n] = -1
-    pair, gathered = np.empty((n, 2), dtype=F32), np.empty((n, 2), dtype=F32)
-    units, gathered_units = pair.view(np.int64)[:, 0], gathered.view(np.int64)[:, 0]
-    np.concatenate(xs, out=pair[:, 0])
-    np.concatenate(ys, out=pair[:, 1])
-    del xs, ys
-    units.take(perm, out=gathered_units, mode="clip")
-    x, y = np.add(gathered[:, 0], np.float64(cx)), np.add(gathered[:, 1], np.float64(cy))
-    np.concatenate(magnitudes, out=pair[:, 0])
-    # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
-    rank.take(np.concatenate(parents), out=pair.view(np.int32)[:, 1], mode="wrap")  # -1 wraps to slot n
-    del magnitudes, parents, rank
-    units.take(perm, out=gathered_units, mode="clip")
-    del pair, units
-    magnitude, parent = np.add(gathered[:, 0], np.float64(mc)), gathered.view(np.int32)[:, 1].astype(np.int64)
-    del gathered, gathered_units
-    generation = np.repeat(np.arange(len(sizes), dtype=np.int8 if len(sizes) <= 128 else np.int32), sizes)
-    generation = generation.take(perm, mode="clip").astype(np.int32)
-    return {"event_id": event_id, "time": time, "magnitude": magnitude, "x": x, "y": y, "parent_id": parent,
-            "generation": generation}
+def _blocks(sizes: list[int]):
+    """(chunk index, start in the chunk, end in the chunk, start in storage order) of consecutive blocks of at
+    most _BLOCK events that cover the chunks of ``sizes`` in storage order."""
+    start = 0
+    for g, size in enumerate(sizes):
+        for a in range(0, size, _BLOCK):
+            b = min(a + _BLOCK, size)
+            yield g, a, b, start + a
+        start += size
 
 
 def _gather_records(chunks: list, n: int, duration: float, shifts) -> dict[str, np.ndarray]:
-    """The catalog's columns, by one gather of a 32-byte record per event (``_RECORD``: one
-    cache miss per event where ``_gather_columns`` has four), then the columns from the gathered records."""
-    time, perm = _time_and_order(chunks, duration, None)
+    """The catalog's columns, in blocks of _BLOCK events that stay in the cache: the time order and its
+    inverse (``_time_order``), one 32-byte record per event in storage order (``_fill_records``: parent
+    storage ids mapped to catalog ids on the way), then one gather of records per block of the time order (one
+    cache miss per event), from which the block's columns are written; the parent ids overwrite the block of
+    the permutation just used."""
+    sizes = [chunk[0].size for chunk in chunks]
     # catalog id of every stored event; the extra slot maps parent -1 to -1
     rank = np.empty(n + 1, dtype=np.int32)
-    rank[perm] = np.arange(n, dtype=np.int32)
     rank[n] = -1
-    rec = np.empty(n, dtype=_RECORD)
-    rec["time"] = time
-    del time
-    _fill_records(rec, chunks, rank)
+    perm = _time_order([chunk[0] for chunk in chunks], duration, rank)
+    rec = _fill_records(chunks, sizes, rank)
     del rank
-    out = rec.take(perm, mode="clip")
-    del rec, perm
-    mc, cx, cy = shifts
-    columns = {
-        "event_id": None,
-        "time": np.ascontiguousarray(out["time"]),
-        "magnitude": _shifted(out["m"], mc),
-        "x": _shifted(out["x"], cx),
-        "y": _shifted(out["y"], cy),
-        "parent_id": out["parent"].astype(np.int64),
-        "generation": np.ascontiguousarray(out["generation"]),
-    }
-    del out
-    columns["event_id"] = np.arange(n, dtype=np.int64)  # after the records are gone: not at the peak
-    return columns
+    mc, cx, cy = (np.float64(v) for v in shifts)
+    time, magnitude, x, y = (np.empty(n) for _ in range(4))
+    generation = np.empty(n, dtype=np.int32)
+    parent = perm  # each block of the time order is read before the parent ids overwrite it
+    buffer = np.empty(min(n, _BLOCK), dtype=_RECORD)
+    for s in range(0, n, _BLOCK):
+        e = min(s + _BLOCK, n)
+        block = rec.take(perm[s:e], out=buffer[: e - s], mode="clip")  # "clip": in range; no checks
+        time[s:e] = block["time"]
+        for column, field, shift in ((magnitude, "m", mc), (x, "x", cx), (y, "y", cy)):
+            part = column[s:e]
+            part[...] = block[field]  # float64(value) + shift: a cast, then an add in the cache
+            part += shift
+        parent[s:e] = block["parent"]
+        generation[s:e] = block["generation"]
+    del rec, buffer
+    return {"event_id": np.arange(n, dtype=np.int64), "time": time, "magnitude": magnitude, "x": x, "y": y,
+            "parent_id": parent, "generation": generation}
 
 
-def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
-    """float64(values) + shift (a cast, then an in-place add: faster than a mixed-type add on strided input)."""
-    out = values.astype(np.float64)
-    out += shift
-    return out
-
-
-def _fill_records(rec: np.ndarray, chunks: list, rank: np.ndarray) -> None:
-    """Copy the stored chunks into ``rec`` (storage order), mapping parent storage ids to catalog ids."""
-    start = 0
-    for g, (m, x, y, parent) in enumerate(chunks):
-        part = rec[start : start + m.size]
-        part["m"] = m
-        part["x"] = x
-        part["y"] = y
+def _fill_records(chunks: list, sizes: list[int], rank: np.ndarray) -> np.ndarray:
+    """The stored events as records in storage order, parent storage ids mapped to catalog ids by ``rank``;
+    empties ``chunks`` as it goes."""
+    rec = np.empty(sum(sizes), dtype=_RECORD)
+    for g, a, b, s in _blocks(sizes):
+        t, m, x, y, parent = chunks[g]
+        part = rec[s : s + b - a]
+        part["time"] = t[a:b]
+        part["m"] = m[a:b]
+        part["x"] = x[a:b]
+        part["y"] = y[a:b]
         part["generation"] = g
-        # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
-        part["parent"] = rank[parent]
-        chunks[g] = ()
-        start += m.size
+        if parent is None:  # background
+            part["parent"] = -1
+        else:  # parent ids are non-decreasing within a chunk: a near-sequential walk through rank
+            rank.take(parent[a:b], out=part["parent"], mode="wrap")  # -1 wraps to slot n
+        if b == sizes[g]:
+            chunks[g] = ()
+    return rec
 
 
-def _time_order(time: np.ndarray, duration: float, ids: np.ndarray | None = None) -> np.ndarray:
-    """The permutation that sorts ``time`` (values in [0, duration)), ties in index order.
+def _time_order(times: np.ndarray | list[np.ndarray], duration: float, rank: np.ndarray | None = None) -> np.ndarray:
+    """The permutation that sorts ``times`` (values in [0, duration); a list: their concatenation), ties in
+    index order; with ``rank`` (int32, at least N long), also its inverse: rank[perm[i]] = i.
 
     A key sort instead of argsort (about 5x faster here): each int64 key packs the time, quantised to its
     top bits, above the index, and numpy sorts int64 with SIMD. Runs of equal quanta (a quantum is
     duration / 2^(63 - log2 N): rare, and mostly in index order already) are then re-sorted by exact time.
-    ``ids``, if given, is 0..N-1 as int64 (the caller's event ids: one array fewer).
+    The keys are built, and then checked for equal quanta, reduced to the permutation and scattered into
+    ``rank`` in one pass, in blocks of _BLOCK that stay in the cache.
     """
-    n = time.size
+    times = [times] if isinstance(times, np.ndarray) else times
+    sizes = [t.size for t in times]
+    n = sum(sizes)
     index_bits = max(1, int(n - 1).bit_length())
     time_bits = 63 - index_bits
-    if n < 2 or time_bits < 24:
-        return np.argsort(time, kind="stable")
+    if n < 2 or time_bits < 24:  # (not for a catalog, which holds fewer than 2^31 events)
+        perm = np.argsort(np.concatenate(times), kind="stable")
+        if rank is not None:
+            rank[perm] = np.arange(n, dtype=np.int32)
+        return perm
     key = np.empty(n, dtype=np.int64)
-    np.multiply(time, 2.0**time_bits / duration, out=key, casting="unsafe")  # truncates, as astype does
-    np.minimum(key, 2**time_bits - 1, out=key)
-    key <<= index_bits
-    key |= np.arange(n, dtype=np.int64) if ids is None else ids
+    scale = 2.0**time_bits / duration * (1.0 - 2.0**-40)  # time * scale < 2^time_bits, rounding included
+    ramp = np.arange(min(n, _BLOCK), dtype=np.int64)
+    for g, a, b, s in _blocks(sizes):
+        part = key[s : s + b - a]
+        np.multiply(times[g][a:b], scale, out=part, casting="unsafe")  # truncates, as astype does
+        part <<= index_bits
+        part += ramp[: b - a]
+        part += s
     key.sort()
-    # equal quanta give adjacent keys less than 2^index_bits apart: one pass (in blocks, so that it takes no
-    # memory of the catalog's size) rules them out, the usual case
-    same = None
-    block = 1 << 20
-    if any(np.diff(key[i : i + block + 1]).min() < 1 << index_bits for i in range(0, n - 1, block)):
-        quantum = key >> index_bits
-        same = quantum[1:] == quantum[:-1]
-        del quantum
-    key &= (1 << index_bits) - 1
+    pos = []
+    ramp = ramp.astype(np.int32)
+    for s in range(0, n, _BLOCK):
+        # equal quanta give adjacent keys less than 2^index_bits apart: rare candidates, checked exactly
+        # (the block's keys and the next block's first, still whole)
+        part = key[s : s + _BLOCK + 1]
+        near = np.flatnonzero(np.diff(part) < 1 << index_bits)
+        if near.size:
+            near = near[(part[near] >> index_bits) == (part[near + 1] >> index_bits)]
+            pos.append(near + s)
+        part = key[s : s + _BLOCK]
+        part &= (1 << index_bits) - 1
+        if rank is not None:
+            rank[part] = ramp[: part.size] + np.int32(s)
     perm = key
-    if same is not None and same.any():
+    if pos:
         # the members of runs of equal quanta, sorted by (time, index): the quantum is monotone in time, so
         # sorting them together keeps every run in its place and orders each run exactly
-        pos = np.flatnonzero(same)
-        pos = np.union1d(pos, pos + 1)
+        pos = np.union1d(np.concatenate(pos), np.concatenate(pos) + 1)
         members = perm[pos]
-        perm[pos] = members[np.lexsort((members, time[members]))]
+        ends = np.cumsum(sizes)
+        chunk = np.searchsorted(ends, members, side="right")
+        member_time = np.array([times[g][i - (ends[g] - sizes[g])] for g, i in zip(chunk, members)])
+        perm[pos] = members[np.lexsort((members, member_time))]
+        if rank is not None:
+            rank[perm[pos]] = pos
     return perm
 
 
