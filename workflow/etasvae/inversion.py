@@ -361,7 +361,8 @@ def _tree_pairs(t, x, y, a, b, target, t_cut, radius2):
     for lv in np.unique(level):
         # the sources of a level in blocks of _TREE_BLOCK: each block's candidates (both time orders, before
         # the filter) are held at once, not the level's
-        for src in np.array_split(np.flatnonzero(level == lv), -(-int(np.sum(level == lv)) // _TREE_BLOCK)):
+        members = np.flatnonzero(level == lv)
+        for src in np.array_split(members, -(-members.size // _TREE_BLOCK)):
             found = cKDTree(xy[src]).sparse_distance_matrix(tree, float(r[src].max()), output_type="ndarray")
             j = src[found["i"]]
             i = found["j"].astype(np.int64)

@@ -893,7 +893,8 @@ def _time_order(times: np.ndarray | list[np.ndarray], duration: float, rank: np.
     if pos:
         # the members of runs of equal quanta, sorted by (time, index): the quantum is monotone in time, so
         # sorting them together keeps every run in its place and orders each run exactly
-        pos = np.union1d(np.concatenate(pos), np.concatenate(pos) + 1)
+        pos = np.concatenate(pos)
+        pos = np.union1d(pos, pos + 1)
         members = perm[pos]
         ends = np.cumsum(sizes)
         chunk = np.searchsorted(ends, members, side="right")
