@@ -1,5 +1,5 @@
 # etasvae: ETAS parameter grids -> synthetic seismicity -> VAEs -> statistical verdicts.
-# Stages live in workflow/rules/*.smk; README.md documents the config and the outputs.
+# Stages live in workflow/rules/*.smk; docs/configuration.md documents the config, docs/outputs.md the outputs.
 
 
 configfile: "config.yaml"

@@ -68,7 +68,7 @@ def test_projected_distances_within_200_km_are_off_by_less_than_0_02_percent():
     lon, lat = unproject(x, y, LON0, LAT0)
     d = haversine_km(lon[0], lat[0], lon[1], lat[1])
     far = d > 1.0  # relative error of near-coincident pairs is rounding noise
-    # The bound is the scale factor c/sin c - 1 ~ c^2/6 = 1.6e-4 at 200 km, so 2e-4 is what the README says.
+    # The bound is the scale factor c/sin c - 1 ~ c^2/6 = 1.6e-4 at 200 km, so 2e-4 is what docs/methods/real-catalogs.md says.
     assert np.max(np.abs(np.hypot(x[0] - x[1], y[0] - y[1])[far] / d[far] - 1)) < 2e-4
 
 

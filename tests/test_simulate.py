@@ -523,4 +523,4 @@ def test_pruning_leaves_heavy_kernel_catalogs_byte_identical():
     plain = simulate_etas(BIG, rng=np.random.default_rng(5), prune=False, **{**BIG_WINDOW, "duration": 200.0})
     assert st["pruned"] == 0 and st["simulated"] > len(plain) > 0
     assert pruned.equals(plain)
-    assert PRUNE_EPSILON == 1e-4  # the documented bound (README, docs/design.md)
+    assert PRUNE_EPSILON == 1e-4  # the documented bound (docs/methods/etas.md, docs/design.md)

@@ -1,4 +1,4 @@
-"""What the conditional surrogate is conditioned on, and where (README, *Surrogate*). No torch here: the
+"""What the conditional surrogate is conditioned on, and where (docs/methods/surrogate.md). No torch here: the
 workflow reads this module when it builds the DAG.
 
 The conditioning vector c of a parameter set is its value of every *varied* ETAS parameter (one that takes

@@ -67,7 +67,7 @@ def n_synthetic_windows(n_windows: int | None, table: pd.DataFrame) -> int:
 
 def synthetic_metadata(model_path: str | os.PathLike, spec: dict[str, Any], *, mode: str, seed: int,
                        n_windows: int) -> dict[str, Any]:
-    """The metadata document of a synthetic catalog (README, *Catalog schema*): the model, mode, seed and spec."""
+    """The metadata document of a synthetic catalog (docs/methods/windows.md): the model, mode, seed and spec."""
     return {"kind": "synthetic", "model": str(model_path), "mode": mode, "seed": seed, "n_windows": n_windows,
             "mc": spec["mc"], "spec": spec}
 

@@ -1,4 +1,4 @@
-"""Evaluation of the surrogate's chained catalogs (README, *Surrogate*; no torch here).
+"""Evaluation of the surrogate's chained catalogs (docs/methods/surrogate.md; no torch here).
 
 Two comparisons per grid point, both against the ETAS catalogs of that point:
 

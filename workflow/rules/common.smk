@@ -5,7 +5,7 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The etasvae package is installed in the environment that runs Snakemake (README, The two commands).
+# The etasvae package is installed in the environment that runs Snakemake (README.md, The two commands).
 from etasvae.config import (
     POOLED,
     ConfigError,

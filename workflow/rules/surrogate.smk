@@ -1,4 +1,4 @@
-# The conditional surrogate (README, "Surrogate"): one sequence VAE conditioned on the varied ETAS
+# The conditional surrogate (docs/methods/surrogate.md): one sequence VAE conditioned on the varied ETAS
 # parameters, trained on the pooled windows of the trained grid points, chained into catalogs of the
 # simulated duration for every grid point (trained and held out) and every off-grid point of
 # surrogate.points, evaluated like the per-config models. Run with `snakemake surrogate`.

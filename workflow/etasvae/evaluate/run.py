@@ -60,7 +60,7 @@ def evaluation_summary(
     health: dict[str, Any],
     figures: dict[str, str],
 ) -> dict[str, Any]:
-    """The metrics.json document of one model (README, *Outputs*), in its key order."""
+    """The metrics.json document of one model (docs/outputs.md), in its key order."""
     return {
         "config_id": config_id,
         "vae_id": vae_id,

@@ -17,8 +17,8 @@ from .metrics import ACTIVE_THRESHOLD, activity_and_kl
 HEALTH_MAX_WINDOWS = 5_000
 """Held-out windows the health is computed on at most: above it a seeded uniform subsample of that many, so
 that its time and memory stay bounded (three decoder passes per window for a sequence VAE; the
-autoregressive decoder's embed job peaked at 1.0 GiB with 10,000 windows on the 10x data, 0.9 GiB with
-5,000). The figures are means per window, whose subsampling error is about their spread over windows /
+embed job's memory grows with the windows it holds: benchmarks/RESULTS.md has the 10x data's peaks).
+The figures are means per window, whose subsampling error is about their spread over windows /
 sqrt(HEALTH_MAX_WINDOWS) (``benchmarks/health_subsample.py``). The default run (at most ~600 held-out
 windows per model) is far below it."""
 
