@@ -609,13 +609,26 @@ def _network_fault(err: BaseException) -> str:
 
 
 def dataset_facts(report: dict[str, Any]) -> dict[str, Any]:
-    """The facts of an import report that a model page shows: Mc and how it was found, periods, counts."""
+    """The facts of an import report that a model page shows: the periods as UTC dates (and days), the
+    region, Mc and how it was found, the events per period and what the filters removed."""
+    t0 = pd.Timestamp(report["origin_utc"])
+
+    def span(period: str) -> str:
+        lo, hi = report["periods_days"][period]
+        dates = [(t0 + pd.Timedelta(days=d)).strftime("%Y-%m-%d %H:%M") for d in (lo, hi)]
+        return f"{dates[0]} to {dates[1]} UTC (days {lo:g} to {hi:g})"
+
+    region = report["region"]
+    where = (f"longitude {region['bbox'][0]:g} to {region['bbox'][1]:g}, latitude {region['bbox'][2]:g} to {region['bbox'][3]:g}"
+             if "bbox" in region else f"polygon of {len(region['polygon'])} vertices {region['polygon']}")
     return {
-        "origin_utc": report["origin_utc"],
+        "source": f"{report['source']}: {report['file']}",
+        "region": where,
+        "H (held-out period)": span("heldout"),
+        "V (validation period)": span("validation"),
+        "A (training period, the floor)": span("train"),
         "mc": report["mc"],
         "mc_method": report["mc_method"],
-        "H (held-out windows)": f"held-out period, days {report['periods_days']['heldout']}",
-        "A (noise floor)": f"training period, days {report['periods_days']['train']}",
         "events_per_period": report["events_per_period"],
         "counts": report["counts"],
     }
