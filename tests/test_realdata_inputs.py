@@ -22,6 +22,7 @@ from etasvae.realdata import (
     DatasetError,
     DownloadError,
     check_dataset,
+    dataset_facts,
     dataset_spec,
     dataset_windows,
     download_comcat,
@@ -323,3 +324,14 @@ def test_a_too_short_validation_period_is_named_as_such(tmp_path):
     with pytest.raises(DatasetError, match=rf"the validation period \(days \[60, 61\) since the dataset's start, {n_val} events\) "
                                            r"is too short for one window \(event: 64 events\)"):
         dataset_windows(catalog, spec, report["periods_days"])
+
+
+def test_the_run_facts_give_the_periods_as_dates_and_the_region(tmp_path):
+    csv = tmp_path / "c.csv"
+    write_comcat_csv(csv, etas_events())
+    report, _ = run_import(tmp_path, csv)
+    facts = dataset_facts(report)
+    assert facts["H (held-out period)"] == "2020-03-21 00:00 to 2020-04-30 00:00 UTC (days 80 to 120)"
+    assert facts["A (training period, the floor)"] == "2020-01-01 00:00 to 2020-03-01 00:00 UTC (days 0 to 60)"
+    assert facts["region"] == "longitude -117.75 to -117.25, latitude 35.45 to 35.95"
+    assert facts["source"].startswith("comcat_csv: ") and facts["mc"] == report["mc"]
