@@ -67,8 +67,8 @@ FIGURE_CAPTION = {
                         "(left), a Poisson process has one narrow hump.",
     "cumulative_counts": "Mean cumulative event count against time since the window start, with the 10–90 % "
                          "spread across windows; steps and a wide band come from aftershock bursts.",
-    "omori_decay": "Stacked event rate after each window's largest event (log–log): ETAS-like aftershocks decay "
-                   "as a straight line of slope about −p; Poisson stays flat. The drop at the longest times "
+    "omori_decay": "Stacked event rate after each window's largest event (log–log): aftershocks that follow the "
+                   "Omori–Utsu law decay as a straight line of slope about −p; Poisson stays flat. The drop at the longest times "
                    "is the end of the windows.",
     "loss_curves": "Training and validation loss per epoch: reconstruction, KL divergence and their β-weighted "
                    "total; validation far above training means overfitting.",
