@@ -65,6 +65,9 @@ def test_a_classifier_well_above_the_floors_separates_below_0_9():
     assert verdict_class(table(c2st_s=0.80)) == "separated"
     # 0.80 against A's 0.78: A is told apart as much, so S is as far as the floor (a dataset's periods differ)
     assert verdict_class(table(c2st_s=0.80, c2st_a=0.78)) == "floor"
+    # ... but the classifier row still does not count as agreement: it tells S from H (p = 0.001)
+    assert classify(table(c2st_s=0.80, c2st_a=0.78)).iloc[-1] == "fails"
+    assert classify(table(c2st_s=0.55)).iloc[-1] == "floor"
 
 
 def test_an_mmd_that_rejects_s_but_not_a_separates():

@@ -64,12 +64,14 @@ def classify(table: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
       the floor is, by the same rule that makes a statistic informative (d_S > 1.5·d_A and, where a test
       exists, p_S < alpha), else "floor";
     - "n/a" where S has no value;
-    - the classifier test "fails" wherever its accuracy reaches C2ST_SEPARATED, whatever A's accuracy: a
-      classifier that tells S from H nine times in ten never counts as agreement.
+    - the classifier test "fails" wherever its accuracy reaches C2ST_SEPARATED, or C2ST_CLEAR with a
+      significant p-value, whatever A's accuracy: a classifier that tells S from H that well never counts
+      as agreement (even where it tells the floor from H as well).
     """
     out = []
     for _, r in table.iterrows():
-        if r["statistic"] == "c2st" and r["value_S"] >= C2ST_SEPARATED:
+        if r["statistic"] == "c2st" and (r["value_S"] >= C2ST_SEPARATED
+                                         or (r["value_S"] >= C2ST_CLEAR and r["p_S"] < alpha)):
             out.append("fails")
         elif not np.isnan(r["skill"]):
             out.append("floor" if r["skill"] >= FLOOR_SKILL else "naive" if r["skill"] <= NAIVE_SKILL else "partial")
