@@ -82,7 +82,7 @@ def test_the_verdicts_follow_the_whole_window_tests(example_run):
         if c2st["value_S"] >= 0.9:
             assert doc["verdict_class"] == "separated" and "not close" in head, doc["verdict"]
         if doc["verdict_class"] != "separated" and c2st["value_A"] >= 0.9:
-            assert "tells the floor itself from the held-out period" in head, doc["verdict"]
+            assert "tells the floor itself from the windows of the held-out period" in head, doc["verdict"]
         assert doc["warnings"] and doc["n_windows"]["H"] == 8
 
 

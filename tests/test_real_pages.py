@@ -85,7 +85,7 @@ def test_a_dataset_verdict_names_its_periods_not_etas():
     assert "close to the training period (the floor)" in head
     # the floor itself told apart from H: said in the headline, since closeness to it then says little
     apart = _first_sentence(verdict(table(c2st_s=0.85, c2st_a=0.94), real=True))
-    assert "tells the floor itself from the held-out period's windows (accuracy 0.94)" in apart
+    assert "tells the floor itself from the windows of the held-out period (accuracy 0.94)" in apart
 
 
 # ---------------------------------------------------------------------------------------- small sets
@@ -126,7 +126,7 @@ def test_a_dataset_page_names_its_periods_flags_a_small_set_and_a_separation(tmp
                       summary=model_summary("ridgecrest", "mlp", t, True), latent_metrics={}, clipping={}, images={})
     page = path.read_text(encoding="utf-8")
     assert not [w for w in ETAS_WORDS if w in page]
-    assert "Statistics: synthetic (S) against the held-out period (H)" in page and "the held-out period's windows H" in page
+    assert "Statistics: synthetic (S) against the held-out period (H)" in page and "the windows of the held-out period (H)" in page
     assert "<div class='warn'><b>Read with care.</b>" in page and "has 8 windows" in page
     assert "separated by a whole-window test" in page and "<div class='score poor'>" in page
     assert "2019-07-10 03:20 to 2019-07-13 03:20 UTC" in page and "longitude -118.2 to -117" in page

@@ -86,7 +86,7 @@ def classify(table: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
 
 WORDS = {  # what H and the floor are, for ETAS configs and for real catalogs (datasets)
     False: {"H": "the held-out ETAS windows", "floor": "the ETAS noise floor", "at_floor": "At the ETAS floor"},
-    True: {"H": "the held-out period's windows", "floor": "the training period (the floor)",
+    True: {"H": "the windows of the held-out period", "floor": "the training period (the floor)",
            "at_floor": "As close as the training period"},
 }
 

@@ -97,7 +97,7 @@ FIGURE_TITLE = {
 LEGEND_WORDS = {
     False: {"A": "the training ETAS windows A", "H": "the held-out ETAS windows H",
             "floor": "a second ETAS sample is (the noise floor)"},
-    True: {"A": "the training period's windows A", "H": "the held-out period's windows H",
+    True: {"A": "the windows of the training period (A)", "H": "the windows of the held-out period (H)",
            "floor": "the training period is (the floor)"},
 }
 
