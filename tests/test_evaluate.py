@@ -385,3 +385,46 @@ def test_productivity_without_magnitude_dependence_gets_no_alpha_skill():
     # those away from the expectations
     assert skills["etas"]["etas_alpha"] > 0.75, skills
     assert skills["no_alpha"]["etas_alpha"] < 0.25, skills
+
+
+def test_catalog_level_statistics_count_an_event_that_overlapping_windows_share_once():
+    from etasvae.evaluate.stacking import distinct_mainshock_windows, stack_windows
+    from etasvae.features import build_windows
+
+    spec = {"representation": "event", "mc": MC, "length": 32, "stride": 8, "xy_scale_km": 5.0, "min_dt_days": 1e-6}
+    rng = np.random.default_rng(41)
+    catalogs = [(r, simulate_etas(PARAMS, duration=300.0, region=REGION, rng=rng, burn_in=100.0, margin=20.0))
+                for r in range(2)]
+    table, _ = build_windows(catalogs, spec, heldout_replicates=[1], validation_fraction=0.0)
+    cut = {("", r): cat for r, cat in catalogs}
+    H = evaluate.catalog_windows(table[table["role"] == "heldout"], cut, spec)
+    A = evaluate.catalog_windows(table[table["role"] == "train"], cut, spec)
+    # stride 8 of 32: every event of H is in about four windows
+    held = catalogs[1][1]
+    rows = table[table["role"] == "heldout"]
+    ids = np.unique(np.concatenate([np.arange(a, b) for a, b in zip(rows["start_event"], rows["end_event"])]))
+    events = held.set_index("event_id").loc[ids]
+    events = events[events["magnitude"] >= MC - 1e-9]
+    assert sum(len(w) for w in H) > 3 * len(events)
+    t = evaluate.compare_sets(A, H, A, None, mc=MC, rng=np.random.default_rng(0), n_permutations=20).set_index("statistic")
+    b, err = stats.b_value_and_error(events["magnitude"].to_numpy(), MC, 0.0)
+    # over the distinct events: their b and the Shi-Bolt error of their number (pooled instances: ~half of it)
+    assert t.loc["b_value", "value_H"] == pytest.approx(b, rel=1e-12)
+    assert t.loc["b_value", "err_H"] == pytest.approx(err, rel=1e-12)
+    assert t.loc["magnitude_ks", "value_H"] == pytest.approx(events["magnitude"].mean(), rel=1e-12)
+    # Omori: of the windows sharing a largest event, the one with the longest time after it is stacked
+    st = stack_windows(H)
+    main = np.array([st.start[k] + int(np.argmax(st.m[st.g == k])) for k in range(st.n_windows)])
+    remaining = st.duration - st.t[main]
+    keep = distinct_mainshock_windows(st, main, remaining)
+    mains = st.key[main]
+    assert keep.sum() == np.unique(mains).size < st.n_windows
+    for key in np.unique(mains):
+        group = np.flatnonzero(mains == key)
+        assert keep[group].sum() == 1 and remaining[group[keep[group]]][0] == remaining[group].max()
+    from etasvae.evaluate.statistics import stacked_omori
+
+    plain = [w.drop(columns="event_key") for w in H]  # without keys: every window counts
+    once = stacked_omori(stack_windows([plain[k] for k in np.flatnonzero(keep)]), 10).p
+    assert t.loc["omori_p", "value_H"] == pytest.approx(once, rel=1e-9)
+    assert abs(stacked_omori(stack_windows(plain), 10).p - once) > 1e-6  # the shared mainshocks change the fit

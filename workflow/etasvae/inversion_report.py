@@ -251,10 +251,12 @@ def _num(value: float, se: float | None = None) -> str:
 def inversion_html(result: dict[str, Any]) -> str:
     """HTML fragment for the model page: truth, held-out estimate and synthetic estimate side by side."""
     table = inversion_table(result)
-    head = "<tr><th>parameter</th>" + "".join(f"<th>{html.escape(LABELS[c])}</th>" for c in ("truth",) + COLUMNS) + "</tr>"
+    truth = bool(result.get("truth"))  # a real catalog (dataset) has none: no truth column
+    head = ("<tr><th>parameter</th>" + "".join(f"<th>{html.escape(LABELS[c])}</th>" for c in ("truth",) * truth + COLUMNS)
+            + "</tr>")
     rows = [head]
     for r in table.to_dict(orient="records"):
-        cells = [f"<td class='txt'>{html.escape(r['parameter'])}</td>", f"<td class='num'>{_num(r['truth'])}</td>"]
+        cells = [f"<td class='txt'>{html.escape(r['parameter'])}</td>"] + [f"<td class='num'>{_num(r['truth'])}</td>"] * truth
         cells += [f"<td class='num'>{_num(r[f'{c}.estimate'], r[f'{c}.std_error'])}</td>" for c in COLUMNS]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     notes = []
@@ -276,8 +278,9 @@ def inversion_html(result: dict[str, Any]) -> str:
         "each on its own clock with no history, so they are each other's fair reference (none need match the "
         "truth: cutting windows removes the history that triggers their first events); only windows that share "
         "no event are fitted, so the errors hold. α, p and the branching ratio enter the comparison table above "
-        "(group <i>ETAS fit</i>). The whole held-out catalog, fitted with the space-time model, checks the fit "
-        "against the truth.</p>",
+        "(group <i>ETAS fit</i>)."
+        + (" The whole held-out catalog, fitted with the space-time model, checks the fit against the truth." if truth
+           else " A real catalog has no truth: the held-out and training periods are the references.") + "</p>",
         f"<table class='metrics'>{''.join(rows)}</table>",
         "<p class='note'>" + "<br>".join(notes) + "</p>",
     ])

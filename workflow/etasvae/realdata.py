@@ -6,9 +6,13 @@ into training, validation and held-out periods. Importing it gives one catalog i
 (``etasvae.catalog``):
 
 - sources: ``comcat`` (the USGS ComCat FDSN event service, ``format=csv``, downloaded once by a rule and
-  cached; see ``download_comcat``), ``comcat_csv`` (a local file in that format) and ``csv`` (any CSV, with a
-  column mapping). QuakeML is not read: the one well-kept reader (ObsPy) pulls a large scientific stack for
-  a format ComCat also serves as CSV.
+  cached; see ``download_comcat``), ``comcat_csv`` (a local file in that format), ``csv`` (any CSV, with a
+  column mapping by name or 0-based position, with or without a header, date and time in one column or
+  two) and ``quakeml`` (through ObsPy, the optional extra ``quakeml``); the readers are in
+  ``etasvae.eventfiles``.
+- event types: ``event_types`` keeps the listed types (ComCat's ``type`` column, QuakeML's event type, or a
+  CSV's ``columns.type``); left null it keeps ComCat's earthquakes (quarry blasts and explosions are
+  removed and counted) and every event of the other sources.
 - projection: longitude/latitude -> km in a local frame by the spherical azimuthal equidistant projection
   about the region's centre (``project``); distances and azimuths from the centre are exact on the sphere
   (R = 6371.0088 km, the mean Earth radius); other distances within 200 km of the centre are off by less
@@ -27,6 +31,7 @@ and magnitude) are dropped and unsorted rows are sorted; both are counted in the
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -41,16 +46,15 @@ import numpy as np
 import pandas as pd
 
 from .catalog import atomic_write, write_catalog
+from .eventfiles import COMCAT_COLUMNS, DatasetError, read_events, read_quakeml
 from .features import build_windows
 
 COMCAT_URL = "https://earthquake.usgs.gov/fdsnws/event/1/query"
 EARTH_RADIUS_KM = 6371.0088
-SOURCES = ("comcat", "comcat_csv", "csv")
-# The columns of a ComCat CSV that the import uses (the service writes more; the rest are ignored).
-COMCAT_COLUMNS = {"time": "time", "longitude": "longitude", "latitude": "latitude", "magnitude": "mag", "depth": "depth"}
-# Physical ranges: values outside are input errors, not events.
-MAGNITUDE_RANGE = (-3.0, 10.0)
-DEPTH_RANGE_KM = (-10.0, 800.0)  # above sea level (negative) down to the deepest earthquakes (~700 km)
+SOURCES = ("comcat", "comcat_csv", "csv", "quakeml")
+# event_types: null keeps ComCat's earthquakes only (its files also list quarry blasts, explosions, ...)
+# and every event of the other sources.
+COMCAT_EVENT_TYPES = ("earthquake",)
 PERIODS = ("train", "validation", "heldout")
 MC_METHODS = ("maxc",)
 # The schema's defaults, applied here as well: a schema validator fills defaults of named properties only.
@@ -62,12 +66,10 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "max_depth_km": None,
     "time_format": "iso",
     "depth_unit": "km",
+    "header": True,
+    "event_types": None,
 }
-DOWNLOAD_DEFAULTS: dict[str, Any] = {"retries": 3, "timeout_s": 120.0, "retry_wait_s": 10.0}
-
-
-class DatasetError(ValueError):
-    """A dataset's configuration or catalog file is unusable; the message names the file, line and column."""
+DOWNLOAD_DEFAULTS: dict[str, Any] = {"retries": 3, "timeout_s": 120.0, "retry_wait_s": 10.0, "deadline_s": 900.0}
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -112,13 +114,13 @@ def check_dataset(name: str, ds: dict[str, Any], reserved: set[str] = frozenset(
     if name in reserved:
         raise DatasetError(f"{key}: the name is already an ETAS config id (or 'pooled'); datasets need their own names")
     source = ds["source"]
-    if source in ("comcat_csv", "csv") and not ds.get("path"):
+    if source != "comcat" and not ds.get("path"):
         raise DatasetError(f"{key}.path is missing: source '{source}' reads a local file")
     if source == "csv":
-        cols = ds.get("columns") or {}
-        missing = [c for c in ("time", "longitude", "latitude", "magnitude") if c not in cols]
-        if missing:
-            raise DatasetError(f"{key}.columns.{missing[0]} is missing: a generic CSV needs the column names of time, longitude, latitude and magnitude (depth optional)")
+        _check_columns(ds, key)
+    elif ds.get("columns") or not ds["header"]:
+        raise DatasetError(f"{key}: columns and header are for source csv; source '{source}' has its own columns")
+    ds["event_types"] = _event_types(ds, key)
     start, end = _timestamp(ds["start"], f"{key}.start"), _timestamp(ds["end"], f"{key}.end")
     split = ds["split"]
     val = _timestamp(split["validation_start"], f"{key}.split.validation_start")
@@ -142,6 +144,34 @@ def check_dataset(name: str, ds: dict[str, Any], reserved: set[str] = frozenset(
         split={"validation_start": val.isoformat(), "heldout_start": held.isoformat()},
     )
     return out
+
+
+def _check_columns(ds: dict[str, Any], key: str) -> None:
+    """A generic CSV's column mapping: the four required columns, positions where the file has no header."""
+    cols = ds.get("columns") or {}
+    missing = [c for c in ("time", "longitude", "latitude", "magnitude") if c not in cols]
+    if missing:
+        raise DatasetError(f"{key}.columns.{missing[0]} is missing: a generic CSV needs the columns of time, longitude, "
+                           "latitude and magnitude (depth, date and type optional), by name or 0-based position")
+    if not ds["header"]:
+        named = [c for c, ref in cols.items() if not isinstance(ref, int)]
+        if named:
+            raise DatasetError(f"{key}.columns.{named[0]} = {cols[named[0]]!r}: header: false means the file has no "
+                               "column names; give each column as a 0-based position (e.g. time: 0)")
+    positions = [ref for ref in cols.values() if isinstance(ref, int)]
+    if len(set(positions)) < len(positions):
+        raise DatasetError(f"{key}.columns: two keys share one position ({cols})")
+
+
+def _event_types(ds: dict[str, Any], key: str) -> list[str] | None:
+    """The event types kept (lower case), or None for all: null keeps ComCat's earthquakes and every event of
+    the other sources."""
+    types = ds.get("event_types")
+    if types is None:
+        return list(COMCAT_EVENT_TYPES) if ds["source"] in ("comcat", "comcat_csv") else None
+    if ds["source"] == "csv" and "type" not in (ds.get("columns") or {}):
+        raise DatasetError(f"{key}.event_types = {types}: the file has no event-type column; map it as columns.type")
+    return [str(t).strip().lower() for t in types]
 
 
 def check_datasets(config: dict[str, Any], reserved: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
@@ -248,91 +278,14 @@ def mc_max_curvature(magnitudes: np.ndarray, bin_width: float = 0.1, correction:
 # ------------------------------------------------------------------------------------------- reading
 
 
-def _where(path: str, i: int, column: str) -> str:
-    return f"{path}, line {i + 2} (data row {i}), column '{column}'"
-
-
-def _parse_times(raw: pd.Series, path: str, column: str, time_format: str) -> pd.Series:
-    """UTC timestamps; DatasetError naming the first row that does not parse."""
-    text = raw.astype("string").str.strip()
-    if time_format == "decimal_year":
-        years = pd.to_numeric(text, errors="coerce")
-        bad = years.isna() | ~np.isfinite(years.to_numpy(dtype=float, na_value=np.nan))
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DatasetError(f"{_where(path, i, column)}: cannot read {raw.iloc[i]!r} as a decimal year")
-        whole = np.floor(years.to_numpy(dtype=float)).astype(np.int64)
-        begin = pd.to_datetime(pd.Series(whole).astype(str) + "-01-01", utc=True)
-        end = pd.to_datetime(pd.Series(whole + 1).astype(str) + "-01-01", utc=True)
-        return begin + (end - begin) * (years.to_numpy(dtype=float) - whole)
-    fmt = "ISO8601" if time_format == "iso" else time_format
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        expected = "an ISO 8601 time" if time_format == "iso" else f"a time in format {time_format!r}"
-        raise DatasetError(f"{_where(path, i, column)}: cannot parse {raw.iloc[i]!r} as {expected}")
-    return parsed
-
-
-def _numbers(raw: pd.Series, path: str, column: str, lo: float, hi: float, what: str) -> np.ndarray:
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        shown = "an empty value" if pd.isna(raw.iloc[i]) else repr(raw.iloc[i])
-        raise DatasetError(f"{_where(path, i, column)}: {shown} is not a number ({what} is required on every row)")
-    bad = (values < lo) | (values > hi)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{_where(path, i, column)}: {values[i]:g} is outside the {what} range [{lo}, {hi}]")
-    return values
-
-
-def read_events(path: str, columns: dict[str, str], *, time_format: str = "iso", depth_unit: str = "km") -> pd.DataFrame:
-    """Read a CSV of events: (time UTC, longitude, latitude, magnitude, depth_km), one row per data row.
-
-    ``columns`` maps time, longitude, latitude, magnitude and optionally depth to the file's column names.
-    ``time_format`` is ``iso`` (ISO 8601), ``decimal_year`` or a strftime format. Depths are converted to km
-    (``depth_unit`` km or m); km depths beyond 800 are taken as metres declared as km and refused.
-    """
-    path = str(path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{path}: not a readable CSV ({err})") from None
-    missing = [f"{columns[k]!r} ({k})" for k in ("time", "longitude", "latitude", "magnitude", "depth")
-               if k in columns and columns[k] not in raw.columns]
-    if missing:
-        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; the header has {list(raw.columns)}")
-    out = pd.DataFrame({
-        "time": _parse_times(raw[columns["time"]], path, columns["time"], time_format),
-        "longitude": _numbers(raw[columns["longitude"]], path, columns["longitude"], -180.0, 180.0, "longitude"),
-        "latitude": _numbers(raw[columns["latitude"]], path, columns["latitude"], -90.0, 90.0, "latitude"),
-        "magnitude": _numbers(raw[columns["magnitude"]], path, columns["magnitude"], *MAGNITUDE_RANGE, "magnitude"),
-    })
-    if "depth" in columns:
-        col = columns["depth"]
-        scale = 1e-3 if depth_unit == "m" else 1.0
-        lo, hi = (d / scale for d in DEPTH_RANGE_KM)
-        depth = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if depth_unit == "km" and np.nanmax(np.append(depth, -np.inf)) > DEPTH_RANGE_KM[1]:
-            i = int(np.nanargmax(depth))
-            raise DatasetError(
-                f"{_where(path, i, col)}: depth {depth[i]:g} km is deeper than any earthquake ({DEPTH_RANGE_KM[1]:g} km): "
-                "the depths look like metres; declare depth_unit: m"
-            )
-        out["depth_km"] = _numbers(raw[col], path, col, lo, hi, "depth") * scale
-    return out
-
-
 def read_dataset_events(ds: dict[str, Any], path: str) -> pd.DataFrame:
     """The events of a dataset's file, in the reader its source asks for."""
+    if ds["source"] == "quakeml":
+        return read_quakeml(path)
     if ds["source"] in ("comcat", "comcat_csv"):
-        return read_events(path, COMCAT_COLUMNS, time_format="iso", depth_unit="km")
-    return read_events(path, dict(ds["columns"]), time_format=ds.get("time_format", "iso"), depth_unit=ds.get("depth_unit", "km"))
+        return read_events(path, COMCAT_COLUMNS, time_format="iso", depth_unit="km", cut_means_error=True)
+    return read_events(path, dict(ds["columns"]), time_format=ds.get("time_format", "iso"),
+                       depth_unit=ds.get("depth_unit", "km"), header=ds.get("header", True))
 
 
 # -------------------------------------------------------------------------------------------- import
@@ -351,7 +304,8 @@ def import_events(events: pd.DataFrame, ds: dict[str, Any], path: str = "catalog
     start = pd.Timestamp(ds["start"])
     ev = _filtered(ev, ds, counts)
     selection = (f"time [{ds['start']}, {ds['end']}), region {ds['region']}, magnitude >= {ds['min_magnitude']}"
-                 + (f", depth <= {ds['max_depth_km']} km" if ds.get("max_depth_km") is not None else ""))
+                 + (f", depth <= {ds['max_depth_km']} km" if ds.get("max_depth_km") is not None else "")
+                 + (f", event types {ds['event_types']}" if ds.get("event_types") is not None else ""))
     if len(ev) == 0:
         raise DatasetError(f"{path}: no event left after the filters ({selection}); removed: {counts}")
 
@@ -406,6 +360,9 @@ def _filtered(ev: pd.DataFrame, ds: dict[str, Any], counts: dict[str, int]) -> p
         ("outside_region", inside_region(ev["longitude"], ev["latitude"], ds["region"])),
         ("below_min_magnitude", ev["magnitude"].to_numpy() >= ds["min_magnitude"] - 1e-9),
     ]
+    if ds.get("event_types") is not None:
+        kept_types = ev["event_type"].isin(ds["event_types"]) if "event_type" in ev.columns else np.ones(len(ev), bool)
+        filters.insert(0, ("other_event_type", np.asarray(kept_types, dtype=bool)))
     if ds.get("max_depth_km") is not None and "depth_km" in ev.columns:
         filters.append(("deeper_than_max_depth", ev["depth_km"].to_numpy() <= ds["max_depth_km"]))
     keep = np.ones(len(ev), dtype=bool)
@@ -508,7 +465,17 @@ def dataset_windows(catalog: pd.DataFrame, spec: dict[str, Any], periods: dict[s
         part["event_id"] = np.arange(len(part), dtype=np.int64)
         part["time"] = part["time"] - lo
         held = [0] if role != "train" else []
-        table, X = build_windows([(0, part)], spec, heldout_replicates=held, validation_fraction=0.0, durations={0: hi - lo})
+        try:
+            table, X = build_windows([(0, part)], spec, heldout_replicates=held, validation_fraction=0.0, durations={0: hi - lo})
+        except ValueError as err:
+            if "gets no window" not in str(err):  # build_windows' message for a role without a window
+                raise
+            counts = {r: int(((time >= periods[r][0]) & (time < periods[r][1])).sum()) for r in PERIODS}
+            raise DatasetError(
+                f"the {role} period (days [{lo:g}, {hi:g}) since the dataset's start, {len(part)} events) is too short "
+                f"for one window ({spec['representation']}: {_window_size(spec)}); events per period: {counts}. "
+                "Lengthen the period (move the split dates) or shorten the windows"
+            ) from None
         table["role"] = role
         for col in ("t_start", "t_end", "t_ref"):
             table[col] = table[col] + lo
@@ -559,38 +526,50 @@ def comcat_query(ds: dict[str, Any]) -> dict[str, str]:
 
 
 def download_comcat(url: str, query: dict[str, str], dest: str, *, retries: int = 3, timeout_s: float = 60.0,
-                    retry_wait_s: float = 5.0, log: Callable[[str], None] | None = None) -> int:
+                    retry_wait_s: float = 5.0, deadline_s: float = 900.0, log: Callable[[str], None] | None = None) -> int:
     """Fetch ``url?query`` (an FDSN event service, ``format=csv``) into ``dest`` atomically; the number of events.
 
-    Network failures and HTTP 5xx / 429 are retried ``retries`` times, waiting ``retry_wait_s`` x 2^k; other
-    HTTP errors (a bad query, more events than the service returns at once) fail at once with the service's
-    message. HTTP 204 (no event matches) is an error: an empty selection.
+    Network failures (a refused or dropped connection, a timeout, an answer cut short:
+    ``http.client.IncompleteRead``, or a body that stops mid-row) and HTTP 5xx / 429 are retried ``retries``
+    times, waiting ``retry_wait_s`` x 2^k; other HTTP errors (a bad query, more events than the service
+    returns at once) fail at once with the service's message. HTTP 204 (no event matches) is an error: an
+    empty selection. ``timeout_s`` bounds each wait for the service, ``deadline_s`` the whole download,
+    retries and waits included (a service that trickles bytes never trips a per-read timeout).
     """
     full = f"{url}?{urllib.parse.urlencode(query)}"
+    deadline = _time.monotonic() + deadline_s
     last = "no attempt"
     for attempt in range(1, retries + 1):
         try:
-            with urllib.request.urlopen(full, timeout=timeout_s) as response:
-                status, body = response.status, response.read()
+            status, body = _fetch(full, timeout_s, deadline)
         except urllib.error.HTTPError as err:
             detail = " ".join(err.read()[:500].decode(errors="replace").split())
             if err.code < 500 and err.code != 429:
                 raise DownloadError(f"{full}: the event service refused the query (HTTP {err.code}): {detail}") from None
             last = f"HTTP {err.code}: {detail}"
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-            last = str(getattr(err, "reason", err))
+        except _DeadlineExceeded as err:
+            raise DownloadError(f"{full}: the download passed its deadline of {deadline_s:g} s (download.deadline_s) "
+                                f"on attempt {attempt}/{retries} ({err}); last failure: {last}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as err:
+            last = _network_fault(err)
         else:
             if status == 204 or not body.strip():
                 raise DownloadError(f"{full}: the event service found no event for this query (HTTP {status}): an empty selection")
             header = body.split(b"\n", 1)[0].decode(errors="replace")
             if not re.match(r"^\s*time\s*,", header):
                 raise DownloadError(f"{full}: the answer is not a ComCat CSV (first line {header[:120]!r})")
-            atomic_write(dest, lambda tmp: _write_bytes(tmp, body))
-            return body.count(b"\n") - 1 + (not body.endswith(b"\n"))
+            if body.endswith(b"\n"):
+                atomic_write(dest, lambda tmp: _write_bytes(tmp, body))
+                return body.count(b"\n") - 1
+            last = f"the answer stops mid-row after {len(body)} bytes (no line end at its end): a cut connection"
         if log:
             log(f"attempt {attempt}/{retries} failed: {last}")
         if attempt < retries:
-            _time.sleep(retry_wait_s * 2 ** (attempt - 1))
+            wait = retry_wait_s * 2 ** (attempt - 1)
+            if _time.monotonic() + wait >= deadline:
+                raise DownloadError(f"{full}: the download passed its deadline of {deadline_s:g} s (download.deadline_s) "
+                                    f"after {attempt} attempt(s); last failure: {last}")
+            _time.sleep(wait)
     raise DownloadError(
         f"cannot reach the event service at {url} after {retries} attempt(s): {last}. The download needs the network "
         f"once; on a machine without it, save {full} elsewhere and declare the dataset with source: comcat_csv "
@@ -598,15 +577,58 @@ def download_comcat(url: str, query: dict[str, str], dest: str, *, retries: int 
     )
 
 
+class _DeadlineExceeded(Exception):
+    """The whole download ran past its deadline."""
+
+
+def _fetch(full: str, timeout_s: float, deadline: float, chunk: int = 1 << 16) -> tuple[int, bytes]:
+    """(HTTP status, body) of one GET, read in chunks so that the deadline holds while bytes still arrive."""
+    remaining = deadline - _time.monotonic()
+    if remaining <= 0:
+        raise _DeadlineExceeded("no time left for another attempt")
+    parts = []
+    with urllib.request.urlopen(full, timeout=min(timeout_s, remaining)) as response:
+        while True:
+            if _time.monotonic() > deadline:
+                raise _DeadlineExceeded(f"{sum(map(len, parts))} bytes received")
+            part = response.read(chunk)
+            if not part:
+                body = b"".join(parts)
+                # read(n) returns b"" when the connection closes early; read() would raise IncompleteRead.
+                if response.length:
+                    raise http.client.IncompleteRead(body, response.length)
+                return response.status, body
+            parts.append(part)
+
+
+def _network_fault(err: BaseException) -> str:
+    if isinstance(err, http.client.IncompleteRead):
+        return (f"the connection dropped mid-answer (IncompleteRead: {len(err.partial)} bytes received"
+                + (f", {err.expected} more expected)" if err.expected is not None else ")"))
+    return f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+
 
 def dataset_facts(report: dict[str, Any]) -> dict[str, Any]:
-    """The facts of an import report that a model page shows: Mc and how it was found, periods, counts."""
+    """The facts of an import report that a model page shows: the periods as UTC dates (and days), the
+    region, Mc and how it was found, the events per period and what the filters removed."""
+    t0 = pd.Timestamp(report["origin_utc"])
+
+    def span(period: str) -> str:
+        lo, hi = report["periods_days"][period]
+        dates = [(t0 + pd.Timedelta(days=d)).strftime("%Y-%m-%d %H:%M") for d in (lo, hi)]
+        return f"{dates[0]} to {dates[1]} UTC (days {lo:g} to {hi:g})"
+
+    region = report["region"]
+    where = (f"longitude {region['bbox'][0]:g} to {region['bbox'][1]:g}, latitude {region['bbox'][2]:g} to {region['bbox'][3]:g}"
+             if "bbox" in region else f"polygon of {len(region['polygon'])} vertices {region['polygon']}")
     return {
-        "origin_utc": report["origin_utc"],
+        "source": f"{report['source']}: {report['file']}",
+        "region": where,
+        "H (held-out period)": span("heldout"),
+        "V (validation period)": span("validation"),
+        "A (training period, the floor)": span("train"),
         "mc": report["mc"],
         "mc_method": report["mc_method"],
-        "H (held-out windows)": f"held-out period, days {report['periods_days']['heldout']}",
-        "A (noise floor)": f"training period, days {report['periods_days']['train']}",
         "events_per_period": report["events_per_period"],
         "counts": report["counts"],
     }

@@ -5,6 +5,7 @@
 # The download needs the network: on a cluster it runs where Snakemake runs, not on a compute node.
 localrules:
     download_comcat,
+    datasets,
 
 
 rule download_comcat:
@@ -67,3 +68,10 @@ rule build_dataset_windows:
         ),
     script:
         "../scripts/build_dataset_windows.py"
+
+
+# Target `datasets`: the report pages of the datasets only (every VAE setting), without the ETAS grid's
+# simulations; e.g. `snakemake datasets --cores 2 --configfile config/dataset_example.yaml`.
+rule datasets:
+    input:
+        expand("results/reports/{dataset}/{vae}.html", dataset=DATASET_IDS, vae=VAES),

@@ -1,4 +1,4 @@
-"""Compare a model's synthetic windows with held-out ETAS windows, next to the ETAS floor and a Poisson baseline."""
+"""Compare a model's synthetic windows with its held-out windows (ETAS, or a dataset's held-out period), next to the floor and a Poisson baseline."""
 
 from etasvae.catalog import catalog_files, read_metadata
 from etasvae.evaluate import evaluate_model, evaluation_summary
@@ -19,12 +19,13 @@ catalogs = catalog_files(p.catalog_keys, smk.input.catalogs)
 etas_fits = read_json(smk.input.inversion)["fits"] if smk.input.inversion else None
 metrics, n_windows, figures = evaluate_model(
     table, catalogs, spec, smk.input.synthetic, synthetic_meta, config_id=p.config_id, seed=p.seed, permutations=p.permutations, cv_folds=p.cv_folds,
-    figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}", etas_fits=etas_fits,
+    figures_dir=smk.output.figures, title=f"{p.config_id}\n{p.vae_id}", etas_fits=etas_fits, real=bool(smk.input.dataset),
 )
 log.info("window sets: %s", n_windows)
 atomic_write(smk.output.metrics, lambda tmp: metrics.to_csv(tmp, index=False))
 summary = evaluation_summary(metrics, config_id=p.config_id, vae_id=p.vae_id, settings=p.settings,
-                             n_windows=n_windows, health=read_json(smk.input.health), figures=figures)
+                             n_windows=n_windows, health=read_json(smk.input.health), figures=figures,
+                             cv_folds=p.cv_folds, real=bool(smk.input.dataset))
 if smk.input.dataset:  # a real catalog: H are its held-out-period windows, A its training-period windows
     summary["real_catalog"] = dataset_facts(read_json(smk.input.dataset))
 write_json(smk.output.summary, summary)

@@ -4,6 +4,8 @@
     H  held-out ETAS windows (reference)   black
     A  training ETAS windows (noise floor) grey, dashed
     P  Poisson baseline (naive)            blue
+
+For a real catalog (dataset) H and A are its held-out and training periods, and the legends say so.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 
 from ..plotting import new_figure, save_png
 from ..stats import MIN_DT_DAYS, b_value_and_error
-from .stacking import aftershocks, log10_dt, stack_windows
+from .stacking import aftershocks, distinct_events, log10_dt, stack_windows
 
 SETS = ("S", "H", "A", "P")
 SET_LABEL = {
@@ -24,6 +26,12 @@ SET_LABEL = {
     "H": "H: held-out ETAS",
     "A": "A: training ETAS (floor)",
     "P": "P: Poisson (naive)",
+}
+# A real catalog (dataset): H is its held-out period and A its training period, not ETAS.
+REAL_SET_LABEL = {
+    **SET_LABEL,
+    "H": "H: held-out period",
+    "A": "A: training period (floor)",
 }
 SET_STYLE = {
     "S": {"color": "#d95f02", "linestyle": "-", "linewidth": 2.0},
@@ -45,19 +53,26 @@ def _pooled(windows: list[pd.DataFrame], column: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def _distinct_magnitudes(windows: list[pd.DataFrame]) -> np.ndarray:
+    """The finite magnitudes of a set's events, an event that windows share (same ``event_key``) once."""
+    st = stack_windows(windows)
+    m = st.m[distinct_events(st)]
+    return m[np.isfinite(m)]
+
+
 def _sorted_times(window: pd.DataFrame) -> np.ndarray:
     return np.sort(np.asarray(window["time"], dtype=float))
 
 
 
 def _finish(fig, ax, *, legend: str | None, xlabel: str, ylabel: str, panel_title: str, title: str, path,
-            both_grids: bool = False) -> str:
+            both_grids: bool = False, labels: dict[str, str] = SET_LABEL) -> str:
     """Add the legend at ``legend`` (None: the figure has no data, say so), label, title, grid and save
     a comparison figure; returns the path."""
     if legend is None:
         _no_data(ax)
     else:
-        _legend(ax, loc=legend)
+        _legend(ax, labels, loc=legend)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(panel_title)
@@ -65,10 +80,10 @@ def _finish(fig, ax, *, legend: str | None, xlabel: str, ylabel: str, panel_titl
     fig.suptitle(title)
     return save_png(fig, path)
 
-def _legend(ax, **kwargs) -> None:
+def _legend(ax, set_labels: dict[str, str] = SET_LABEL, **kwargs) -> None:
     """Legend with the sets in the order S, H, A, P, then anything else (reference lines)."""
     handles, labels = ax.get_legend_handles_labels()
-    rank = {SET_LABEL[k]: i for i, k in enumerate(SETS)}
+    rank = {set_labels[k]: i for i, k in enumerate(SETS)}
     order = sorted(range(len(labels)), key=lambda i: next((r for lab, r in rank.items() if labels[i].startswith(lab)), 99))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=9, **kwargs)
 
@@ -77,7 +92,7 @@ def _no_data(ax) -> None:
     ax.text(0.5, 0.5, "no events", transform=ax.transAxes, ha="center", va="center", color="grey")
 
 
-def plot_magnitude_frequency(sets, *, mc: float, path: Path, title: str, delta_m: float = 0.0) -> str:
+def plot_magnitude_frequency(sets, *, mc: float, path: Path, title: str, delta_m: float = 0.0, labels: dict[str, str] = SET_LABEL) -> str:
     """Cumulative magnitude-frequency N(≥ m) per window (log scale), Aki–Utsu b ± Shi–Bolt error in the legend."""
     fig = new_figure()
     ax = fig.subplots()
@@ -90,14 +105,15 @@ def plot_magnitude_frequency(sets, *, mc: float, path: Path, title: str, delta_m
         if not m.size:
             continue
         n_ge = (m.size - np.searchsorted(m, grid, side="left")) / len(sets[k])
-        b, err = b_value_and_error(m, mc, delta_m)
+        distinct = _distinct_magnitudes(sets[k])
+        b, err = b_value_and_error(distinct, mc, delta_m)
         b_text = f"b = {b:.2f} ± {err:.2f}" if np.isfinite(b) else "b undefined"
         ax.plot(grid, np.where(n_ge > 0, n_ge, np.nan), drawstyle="steps-post", **SET_STYLE[k],
-                label=f"{SET_LABEL[k]}  ({b_text}, {m.size} events)")
+                label=f"{labels[k]}  ({b_text}, {distinct.size} events)")
     ax.axvline(mc, color="grey", linestyle=":", linewidth=1)
     ax.set_yscale("log")
     return _finish(fig, ax, legend="upper right" if keys else None, xlabel="magnitude m", ylabel="events per window with magnitude ≥ m",
-                   panel_title="Magnitude–frequency (cumulative)", title=title, path=path, both_grids=True)
+                   panel_title="Magnitude–frequency (cumulative)", title=title, path=path, labels=labels, both_grids=True)
 
 
 def _log_dt(windows: list[pd.DataFrame]) -> np.ndarray:
@@ -113,7 +129,7 @@ def _figure_of(sets, per_set):
     return fig, fig.subplots(), {k: v for k, v in values.items() if v.size}
 
 
-def plot_interevent_times(sets, *, path: Path, title: str) -> str:
+def plot_interevent_times(sets, *, path: Path, title: str, labels: dict[str, str] = SET_LABEL) -> str:
     """Densities of log10 inter-event times (days) within windows, on common bins."""
     fig, ax, logs = _figure_of(sets, _log_dt)
     if logs:
@@ -124,9 +140,9 @@ def plot_interevent_times(sets, *, path: Path, title: str) -> str:
         bins = np.linspace(lo, hi, 61)
         for k, v in logs.items():
             density, _ = np.histogram(np.clip(v, lo, hi), bins=bins, density=True)
-            ax.stairs(density, bins, **SET_STYLE[k], label=f"{SET_LABEL[k]}  ({v.size} intervals)")
+            ax.stairs(density, bins, **SET_STYLE[k], label=f"{labels[k]}  ({v.size} intervals)")
     return _finish(fig, ax, legend="upper left" if logs else None, xlabel="log10 inter-event time [days]", ylabel="probability density [per log10 day]",
-                   panel_title="Inter-event times within windows", title=title, path=path)
+                   panel_title="Inter-event times within windows", title=title, path=path, labels=labels)
 
 
 def _durations(windows: list[pd.DataFrame]) -> np.ndarray:
@@ -134,7 +150,7 @@ def _durations(windows: list[pd.DataFrame]) -> np.ndarray:
     return d[np.isfinite(d)]
 
 
-def plot_cumulative_counts(sets, *, path: Path, title: str, n_grid: int = 200) -> str:
+def plot_cumulative_counts(sets, *, path: Path, title: str, n_grid: int = 200, labels: dict[str, str] = SET_LABEL) -> str:
     """Mean cumulative count N(t) of events since the window start, with the 10-90 % band across windows.
 
     The time axis runs to the 95th percentile of the held-out windows' last event times (days).
@@ -153,11 +169,11 @@ def plot_cumulative_counts(sets, *, path: Path, title: str, n_grid: int = 200) -
             lo, hi = np.quantile(counts, [0.1, 0.9], axis=0)
             style = SET_STYLE[k]
             ax.fill_between(grid, lo, hi, color=style["color"], alpha=0.12 if k != "H" else 0.08, linewidth=0)
-            ax.plot(grid, counts.mean(axis=0), **style, label=f"{SET_LABEL[k]}  ({len(counts)} windows)")
+            ax.plot(grid, counts.mean(axis=0), **style, label=f"{labels[k]}  ({len(counts)} windows)")
         ax.set_xlim(0, t_max)
         ax.set_ylim(bottom=0)
     return _finish(fig, ax, legend="lower right" if keys and t_max > 0 else None, xlabel="time since window start [days]", ylabel="cumulative number of events",
-                   panel_title="Cumulative counts: mean and 10–90 % band across windows", title=title, path=path)
+                   panel_title="Cumulative counts: mean and 10–90 % band across windows", title=title, path=path, labels=labels)
 
 
 def _after_largest(windows: list[pd.DataFrame]) -> np.ndarray:
@@ -169,7 +185,7 @@ def _after_largest(windows: list[pd.DataFrame]) -> np.ndarray:
 
 
 
-def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1) -> str:
+def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1, labels: dict[str, str] = SET_LABEL) -> str:
     """Stacked rate of events after each window's largest event, events/day per window, log-log.
 
     A reference line t^-p (p = ``reference_p``) is drawn through the middle of the held-out curve.
@@ -188,7 +204,7 @@ def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1) 
             rate = n / np.diff(bins) / len(sets[k])
             curves[k] = np.where(n > 0, rate, np.nan)
             ax.plot(mids, curves[k], marker="o", markersize=3, **SET_STYLE[k],
-                    label=f"{SET_LABEL[k]}  ({v.size} events)")
+                    label=f"{labels[k]}  ({v.size} events)")
         anchor = curves.get("H", next(iter(curves.values())))
         ok = np.flatnonzero(np.isfinite(anchor))
         if ok.size >= 2:
@@ -202,15 +218,18 @@ def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1) 
         ax.set_xscale("log")
         ax.set_yscale("log")
     return _finish(fig, ax, legend="lower left" if after else None, xlabel="time since the window's largest event [days]", ylabel="event rate [events per day per window]",
-                   panel_title="Aftershock decay after each window's largest event (stacked)", title=title, path=path, both_grids=True)
+                   panel_title="Aftershock decay after each window's largest event (stacked)", title=title, path=path, labels=labels, both_grids=True)
 
 
 def plot_comparison_figures(sets: dict[str, list[pd.DataFrame]], *, mc: float, outdir: str | os.PathLike,
-                            title: str, delta_m: float = 0.0, reference_p: float = 1.1) -> dict[str, str]:
+                            title: str, delta_m: float = 0.0, reference_p: float = 1.1, real: bool = False) -> dict[str, str]:
     """PNGs comparing the window sets S, H, A, P (any subset) in ``outdir``; returns {figure name: path}.
 
-    Each window is a DataFrame with time (days since the window start), magnitude, x and y (km).
+    Each window is a DataFrame with time (days since the window start), magnitude, x and y (km), and for
+    the sets cut from catalogs ``event_key`` (the b-value in the legend counts a shared event once).
+    ``real``: H and A are a real catalog's held-out and training periods (the legends say so).
     """
+    labels = REAL_SET_LABEL if real else SET_LABEL
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(sets) - set(SETS))
@@ -218,8 +237,8 @@ def plot_comparison_figures(sets: dict[str, list[pd.DataFrame]], *, mc: float, o
         raise ValueError(f"plot_comparison_figures: unknown window sets {unknown}; expected keys among {list(SETS)}")
     return {
         "magnitude_frequency": plot_magnitude_frequency(sets, mc=mc, path=outdir / "magnitude_frequency.png",
-                                                        title=title, delta_m=delta_m),
-        "interevent_times": plot_interevent_times(sets, path=outdir / "interevent_times.png", title=title),
-        "cumulative_counts": plot_cumulative_counts(sets, path=outdir / "cumulative_counts.png", title=title),
-        "omori_decay": plot_omori_decay(sets, path=outdir / "omori_decay.png", title=title, reference_p=reference_p),
+                                                        title=title, delta_m=delta_m, labels=labels),
+        "interevent_times": plot_interevent_times(sets, path=outdir / "interevent_times.png", title=title, labels=labels),
+        "cumulative_counts": plot_cumulative_counts(sets, path=outdir / "cumulative_counts.png", title=title, labels=labels),
+        "omori_decay": plot_omori_decay(sets, path=outdir / "omori_decay.png", title=title, reference_p=reference_p, labels=labels),
     }

@@ -12,7 +12,8 @@ import pandas as pd
 from .compare import compare_sets
 from .figures import plot_comparison_figures
 from .sets import evaluation_sets
-from .verdict import group_scores, overall_score, verdict
+from .caveats import small_set_warnings
+from .verdict import group_scores, overall_score, verdict, verdict_class
 
 
 def evaluate_model(
@@ -29,6 +30,7 @@ def evaluate_model(
     figures_dir: str | os.PathLike,
     title: str,
     etas_fits: dict[str, Any] | None = None,
+    real: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
     """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
 
@@ -37,7 +39,8 @@ def evaluate_model(
     time); ``synthetic`` is the synthetic catalog or its file; ``config_id`` names the config of a
     table without a ``config_id`` column. One generator seeded with ``seed`` builds the sets and then runs
     every randomised statistic, in that order. ``etas_fits`` (the "fits" of the model's ``estimates.json``;
-    None for the pooled model) adds the ETAS-parameter rows. Returns (comparison table, windows per set, {figure name: path}).
+    None for the pooled model) adds the ETAS-parameter rows. ``real``: the model is a dataset's (H and A
+    are its held-out and training periods; the figures say so). Returns (comparison table, windows per set, {figure name: path}).
     """
     rng = np.random.default_rng(seed)
     sets = evaluation_sets(table, catalogs, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"],
@@ -46,7 +49,7 @@ def evaluate_model(
         sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds,
         etas_fits=etas_fits,
     )
-    figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title)
+    figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title, real=real)
     return metrics, {k: len(v) for k, v in sets.items()}, figures
 
 
@@ -59,15 +62,25 @@ def evaluation_summary(
     n_windows: dict[str, int],
     health: dict[str, Any],
     figures: dict[str, str],
+    cv_folds: int = 5,
+    real: bool = False,
 ) -> dict[str, Any]:
-    """The metrics.json document of one model (docs/outputs.md), in its key order."""
+    """The metrics.json document of one model (docs/outputs.md), in its key order.
+
+    ``verdict_class`` is the verdict in one word ("separated" where a whole-window test tells S from H,
+    else floor / partial / naive); ``warnings`` says where a set is too small for the tests to mean much
+    (:func:`~etasvae.evaluate.caveats.small_set_warnings`). ``real``: a dataset's model (the verdict speaks
+    of its held-out and training periods).
+    """
     return {
         "config_id": config_id,
         "vae_id": vae_id,
         "settings": dict(settings),
         "overall_score": overall_score(metrics),
         "group_scores": group_scores(metrics),
-        "verdict": verdict(metrics),
+        "verdict": verdict(metrics, real=real),
+        "verdict_class": verdict_class(metrics),
+        "warnings": small_set_warnings(n_windows, cv_folds=cv_folds, real=real),
         "n_windows": n_windows,
         "health": health,
         "figures": figures,

@@ -67,6 +67,10 @@ def split_windows(catalog: pd.DataFrame, duration: float | None = None, n_window
     return out
 
 
+# event_key = catalog ordinal * 2^40 + event id: unique across the catalogs of a set (ids stay below 2^40).
+EVENT_KEY_BITS = 40
+
+
 def catalog_windows(table: pd.DataFrame, catalogs: Mapping[tuple[str, int], pd.DataFrame | str | os.PathLike],
                     spec: dict, config_id: str = "") -> list[pd.DataFrame]:
     """The events of each window of a windows ``table`` (in its order), taken from the catalogs themselves.
@@ -78,7 +82,9 @@ def catalog_windows(table: pd.DataFrame, catalogs: Mapping[tuple[str, int], pd.D
     (magnitude >= Mc for event windows, inside a magnitude band for binned windows; the event range of a
     binned window is its span [t_start, t_end)). Times are days from the window's ``t_ref`` (event windows:
     the previous event, as the features measure the first inter-event time; binned: the window start);
-    positions are km from the window's first event. Binned windows carry ``attrs["duration"]``.
+    positions are km from the window's first event. Binned windows carry ``attrs["duration"]``. The column
+    ``event_key`` names each event in its catalog, so that statistics of the events themselves (b-value,
+    magnitude tests, Omori) count an event that overlapping windows share once.
     """
     binned = spec["representation"] == "binned"
     m_min = spec["magnitude_bands"][0] if binned else spec["mc"]
@@ -88,6 +94,7 @@ def catalog_windows(table: pd.DataFrame, catalogs: Mapping[tuple[str, int], pd.D
     for k, key in enumerate(zip(cfgs, reps)):
         rows.setdefault((str(key[0]), int(key[1])), []).append(k)
     out: list[pd.DataFrame] = [pd.DataFrame()] * len(table)
+    ordinal = {key: i for i, key in enumerate(sorted(rows))}  # the catalog's part of event_key: not row order
     for key, ks in rows.items():  # each catalog once, in order of first use
         if key not in catalogs:
             raise KeyError(f"catalog_windows: no catalog for config {key[0]!r}, replicate {key[1]}")
@@ -100,7 +107,8 @@ def catalog_windows(table: pd.DataFrame, catalogs: Mapping[tuple[str, int], pd.D
             keep = a["magnitude"][i:j] >= m_min - 1e-9
             t, m, x, y = (a[c][i:j][keep] for c in EVENT_COLUMNS)
             x0, y0 = (x[0], y[0]) if len(x) else (0.0, 0.0)
-            df = pd.DataFrame({"time": t - t_refs[k], "magnitude": m, "x": x - x0, "y": y - y0})
+            df = pd.DataFrame({"time": t - t_refs[k], "magnitude": m, "x": x - x0, "y": y - y0,
+                               "event_key": (np.int64(ordinal[key]) << EVENT_KEY_BITS) + a["event_id"][i:j][keep]})
             if binned:
                 df.attrs["duration"] = float(spec["duration_days"])
             out[k] = df

@@ -29,6 +29,10 @@ class Stacked:
     n: np.ndarray  # events per window
     start: np.ndarray
     duration: np.ndarray  # days
+    # Each event's identity in its source catalog (``event_key`` of ``sets.catalog_windows``), or None
+    # (synthetic and baseline windows: every event is its own). Overlapping windows of one catalog hold the
+    # same event more than once; the catalog-level statistics count it once (``distinct_events``).
+    key: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
@@ -58,7 +62,34 @@ def stack_windows(windows: list[pd.DataFrame]) -> Stacked:
     duration = np.array(
         [float(w.attrs["duration"]) if "duration" in w.attrs else last[k] for k, w in enumerate(windows)]
     )
-    return Stacked(t=t, m=m, x=x, y=y, g=np.repeat(np.arange(n.size), n), n=n, start=start, duration=duration)
+    key = None
+    if nonempty and all("event_key" in w.columns for w in nonempty):
+        key = flat["event_key"].to_numpy(dtype=np.int64)
+    return Stacked(t=t, m=m, x=x, y=y, g=np.repeat(np.arange(n.size), n), n=n, start=start, duration=duration, key=key)
+
+
+def distinct_events(st: Stacked) -> np.ndarray:
+    """Mask of each event's first instance in the set (all True without event keys)."""
+    if st.key is None:
+        return np.ones(st.t.size, dtype=bool)
+    first = np.zeros(st.t.size, dtype=bool)
+    first[np.unique(st.key, return_index=True)[1]] = True
+    return first
+
+
+def distinct_mainshock_windows(st: Stacked, main: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+    """Mask of the windows that stack a mainshock's aftershocks once: of the windows whose largest event is
+    the same catalog event (overlapping windows), the one with the longest time after it; all windows with
+    a largest event when there are no event keys."""
+    has_main = main >= 0
+    if st.key is None:
+        return has_main
+    keep = np.zeros(st.n_windows, dtype=bool)
+    k = np.flatnonzero(has_main)
+    order = k[np.lexsort((-remaining[k], st.key[main[k]]))]  # by mainshock, the longest remainder first
+    first = np.r_[True, st.key[main[order]][1:] != st.key[main[order]][:-1]] if order.size else np.zeros(0, bool)
+    keep[order[first]] = True
+    return keep
 
 
 def group_mean_std(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,6 +19,8 @@ from .. import stats
 from .stacking import (
     Stacked,
     aftershocks,
+    distinct_events,
+    distinct_mainshock_windows,
     inter_event_times,
     log10_dr,
     log10_dt,
@@ -40,6 +42,7 @@ class SetData:
     log_dt: np.ndarray
     log_dr: np.ndarray
     log_r_main: np.ndarray
+    distinct: np.ndarray  # each event's first instance: overlapping windows of one catalog share events
 
 
 def set_data(windows: list[pd.DataFrame], mc: float, delta_m: float, min_omori_events: int) -> SetData:
@@ -48,7 +51,7 @@ def set_data(windows: list[pd.DataFrame], mc: float, delta_m: float, min_omori_e
     summ = window_summaries(st, mc, delta_m=delta_m, min_omori_events=min_omori_events)
     log_dt = log10_dt(inter_event_times(st)[0])
     log_r_main = log10_r_main(st, aftershocks(st).main)[0]
-    return SetData(st, summ, log_dt, log10_dr(st)[0], log_r_main)
+    return SetData(st, summ, log_dt, log10_dr(st)[0], log_r_main, distinct_events(st))
 
 
 @dataclass
@@ -112,8 +115,8 @@ def _z_test_comparison(statistic, group, distance, values, errs) -> Comparison:
 
 
 def b_value_test(data: dict[str, SetData], mc: float, delta_m: float) -> Comparison:
-    """Aki–Utsu b-value with Shi–Bolt error; d = |b - b_H|, z-test p."""
-    fits = {k: stats.b_value_and_error(v.st.m, mc, delta_m) for k, v in data.items()}
+    """Aki–Utsu b-value with Shi–Bolt error over the set's distinct events; d = |b - b_H|, z-test p."""
+    fits = {k: stats.b_value_and_error(v.st.m[v.distinct], mc, delta_m) for k, v in data.items()}
     b = {k: f[0] for k, f in fits.items()}
     be = {k: f[1] for k, f in fits.items()}
     return _z_test_comparison("b_value", "magnitudes", "|b - b_H|", b, be)
@@ -128,8 +131,8 @@ def b_positive_test(data: dict[str, SetData], dmc: float, delta_m: float) -> Com
 
 
 def magnitude_ks_test(data: dict[str, SetData]) -> Comparison:
-    """KS distance of the pooled magnitudes."""
-    mags = {k: v.st.m for k, v in data.items()}
+    """KS distance of the magnitudes of the set's distinct events."""
+    mags = {k: v.st.m[v.distinct] for k, v in data.items()}
     return _ks_comparison("magnitude_ks", "magnitudes", mags, {k: _mean(m) for k, m in mags.items()})
 
 
@@ -187,10 +190,16 @@ def fano_test(data: dict[str, SetData], fano_bins: int) -> Comparison:
 
 
 def stacked_omori(st: Stacked, min_events: int) -> stats.OmoriFit:
-    """Omori–Utsu fit with common (c, p), one K per window, to the events after each window's largest."""
+    """Omori–Utsu fit with common (c, p), one K per window, to the events after each window's largest; a
+    mainshock that overlapping windows share is stacked once (``distinct_mainshock_windows``)."""
     af = aftershocks(st)
     seqs = np.split(af.t_rel[af.after], np.cumsum(np.bincount(st.g[af.after], minlength=st.n_windows))[:-1])
-    return stats.omori_utsu_mle(seqs, af.remaining, min_events=min_events)
+    if st.key is not None:
+        keep = np.flatnonzero(distinct_mainshock_windows(st, af.main, af.remaining))
+        seqs, remaining = [seqs[k] for k in keep], af.remaining[keep]
+    else:
+        remaining = af.remaining
+    return stats.omori_utsu_mle(seqs, remaining, min_events=min_events)
 
 
 def omori_tests(data: dict[str, SetData], min_omori_events: int) -> list[Comparison]:

@@ -57,6 +57,9 @@ span.skill { padding: 1px 6px; font-size: 0.88em; white-space: nowrap; }
 .poor { background: #f6c2bd !important; color: #7a1410; }
 .na { background: #eeeeee !important; color: #777; }
 .kv th { text-align: left; background: #f6f7f9; font-weight: 500; }
+.warn { background: #fff4e0; border: 1px solid #e8b45a; border-left: 6px solid #d98a00; border-radius: 6px;
+        padding: 8px 14px; margin: 10px 0; }
+.warn li { margin: 2px 0; }
 .scroll { overflow-x: auto; max-width: 100%; }
 h4 { font-size: 0.95em; margin: 12px 0 4px; }
 .grid2 { display: flex; flex-wrap: wrap; gap: 28px; align-items: flex-start; }
@@ -181,10 +184,21 @@ def _kv_table(items: Iterable[tuple[str, Any]], key_header: str = "", value_head
     return f"<table class='kv'>{head}{''.join(rows)}</table>"
 
 
-def _score_badge(score: Any, label: str = "overall score") -> str:
-    cls = skill_class(score)
+def _score_badge(score: Any, label: str = "overall score", separated: bool = False) -> str:
+    """The score in its colour; ``separated`` (a whole-window test tells S from H): red whatever the score."""
+    cls = "poor" if separated else skill_class(score)
+    label = f"{label}: separated by a whole-window test" if separated else label
     return (f"<div class='score {cls}'><div class='num'>{_esc(fmt(score, 2))}</div>"
             f"<div class='lbl'>{_esc(label)}</div></div>")
+
+
+def warnings_html(warnings: Iterable[str] | None) -> str:
+    """A visible box of warnings (small sets and what they mean for each test); empty without any."""
+    items = [w for w in (warnings or []) if w]
+    if not items:
+        return ""
+    return ("<div class='warn'><b>Read with care.</b><ul>" + "".join(f"<li>{_esc(w)}</li>" for w in items)
+            + "</ul></div>")
 
 
 def _group_order(groups: Iterable[str]) -> list[str]:

@@ -35,6 +35,7 @@ from .cells import (
     _skill_cell,
     fmt,
     skill_class,
+    warnings_html,
 )
 
 # Known metric columns, shown in this order with these headers; any other column follows as it comes.
@@ -66,8 +67,8 @@ FIGURE_CAPTION = {
                         "(left), a Poisson process has one narrow hump.",
     "cumulative_counts": "Mean cumulative event count against time since the window start, with the 10–90 % "
                          "spread across windows; steps and a wide band come from aftershock bursts.",
-    "omori_decay": "Stacked event rate after each window's largest event (log–log): ETAS-like aftershocks decay "
-                   "as a straight line of slope about −p; Poisson stays flat. The drop at the longest times "
+    "omori_decay": "Stacked event rate after each window's largest event (log–log): aftershocks that follow the "
+                   "Omori–Utsu law decay as a straight line of slope about −p; Poisson stays flat. The drop at the longest times "
                    "is the end of the windows.",
     "loss_curves": "Training and validation loss per epoch: reconstruction, KL divergence and their β-weighted "
                    "total; validation far above training means overfitting.",
@@ -92,13 +93,31 @@ FIGURE_TITLE = {
     "interpolation": "Latent interpolation",
 }
 
-SKILL_LEGEND = (
-    "Each statistic is computed for the synthetic windows S, the training ETAS windows A and a Poisson "
-    "catalog P with the same rate and naive magnitudes (normal, no Gutenberg–Richter tail), and each is compared with the held-out ETAS windows H: "
-    "d(X, H) is their distance (a two-sample statistic, or the absolute difference of the values). "
-    "<b>skill = (d<sub>P</sub> − d<sub>S</sub>) / (d<sub>P</sub> − d<sub>A</sub>)</b>: 1 means the VAE is as "
-    "close to H as a second ETAS sample is (the noise floor), 0 means no better than a process without "
-    "aftershocks, and below 0 worse than that. "
+# The legend's words for H, A and the floor: ETAS configs, and real catalogs (datasets).
+LEGEND_WORDS = {
+    False: {"A": "the training ETAS windows A", "H": "the held-out ETAS windows H",
+            "floor": "a second ETAS sample is (the noise floor)"},
+    True: {"A": "the windows of the training period (A)", "H": "the windows of the held-out period (H)",
+           "floor": "the training period is (the floor)"},
+}
+
+
+def skill_legend(real: bool = False) -> str:
+    """The legend of the metrics table; ``real``: H and A are a dataset's held-out and training periods."""
+    w = LEGEND_WORDS[bool(real)]
+    return (
+        f"Each statistic is computed for the synthetic windows S, {w['A']} and a Poisson "
+        "catalog P with the same rate and naive magnitudes (normal, no Gutenberg–Richter tail), and each is "
+        f"compared with {w['H']}: "
+        "d(X, H) is their distance (a two-sample statistic, or the absolute difference of the values). "
+        "<b>skill = (d<sub>P</sub> − d<sub>S</sub>) / (d<sub>P</sub> − d<sub>A</sub>)</b>: 1 means the VAE is as "
+        f"close to H as {w['floor']}, 0 means no better than a process without "
+        "aftershocks, and below 0 worse than that. The b-value, magnitude and Omori rows count an event that "
+        "overlapping windows of H or A share once. " + SKILL_LEGEND_REST
+    )
+
+
+SKILL_LEGEND_REST = (
     f"<span class='skill good'>at the floor ≥ {SKILL_GOOD}</span> "
     f"<span class='skill partial'>partial {SKILL_POOR}–{SKILL_GOOD}</span> "
     f"<span class='skill poor'>no better than Poisson ≤ {SKILL_POOR}</span> <span class='skill na'>— not defined</span> "
@@ -109,6 +128,7 @@ SKILL_LEGEND = (
     "branching ratio n), their distance the difference in standard errors of the A–H comparison; their "
     "P column holds the value of a generator without that mechanism (α = 0, p = 1, n = 0)."
 )
+SKILL_LEGEND = skill_legend(False)
 
 
 def _value_cell(value: Any, err: Any) -> str:
@@ -219,7 +239,8 @@ def health_html(metrics: dict) -> str:
     return "\n".join(out)
 
 
-SUMMARY_SKIP = {"verdict", "overall_score", "statistics", "figures", "config_id", "vae_id", "settings", "health"}
+SUMMARY_SKIP = {"verdict", "overall_score", "statistics", "figures", "config_id", "vae_id", "settings", "health",
+                "verdict_class", "warnings"}
 
 
 def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, settings: dict,
@@ -235,10 +256,12 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
     real = bool(summary.get("real_catalog"))
     reference = "the real catalog" if real else "ETAS"
     floor = "the training period against the held-out period" if real else "a second ETAS sample"
+    separated = summary.get("verdict_class") == "separated"
     body = [
         f"<h1>How close is the VAE to {reference}? — {_esc(config_id)}</h1>",
-        f"<p class='sub'>config <b>{_esc(config_id)}</b> · VAE setting <b>{_esc(vae_id)}</b></p>",
-        f"<div class='verdict'>{_score_badge(score)}<div><b>Verdict.</b> {_esc(verdict)}</div></div>",
+        f"<p class='sub'>{'dataset' if real else 'config'} <b>{_esc(config_id)}</b> · VAE setting <b>{_esc(vae_id)}</b></p>",
+        f"<div class='verdict'>{_score_badge(score, separated=separated)}<div><b>Verdict.</b> {_esc(verdict)}</div></div>",
+        warnings_html(summary.get("warnings")),
         "<p class='note'>The overall score is the median skill over the informative statistics below (each "
         f"clipped to [−1, 1]): 1 = as good as {floor}, 0 = no better than a Poisson process "
         "without aftershocks.</p>",
@@ -247,8 +270,8 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
         f"<div><h3>VAE setting</h3>{_kv_table(settings_items, 'setting', 'value')}</div>",
         f"<div><h3>Run facts</h3>{_kv_table(facts, 'quantity', 'value')}</div>" if facts else "",
         "</div>",
-        f"<h2>Statistics: synthetic (S) against {'held-out real windows' if real else 'held-out ETAS'} (H)</h2>",
-        f"<p class='note'>{SKILL_LEGEND}</p>",
+        f"<h2>Statistics: synthetic (S) against {'the held-out period' if real else 'held-out ETAS'} (H)</h2>",
+        f"<p class='note'>{skill_legend(real)}</p>",
         metrics_table_html(metrics),
         extra_html,
         "<h2>Figures</h2>",

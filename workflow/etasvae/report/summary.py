@@ -1,4 +1,8 @@
-"""The run summary: every config x VAE setting, ranked per config by overall score, as HTML and CSV."""
+"""The run summary: every config (and dataset) x VAE setting, ranked per config by overall score, as HTML and CSV.
+
+ETAS configs come first, then the datasets (real catalogs) under their own heading; a dataset's section
+is built by its own lines (``_dataset_line``, ``_ranking_html``), so that its forecast scores can join it.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
     rows = []
     for s in summaries:
         cfg, vid = str(s["config_id"]), str(s["vae_id"])
-        row: dict[str, Any] = {"config_id": cfg, "vae_id": vid}
+        row: dict[str, Any] = {"config_id": cfg, "vae_id": vid, "kind": _kind(cfg, s)}
         for k, v in (etas.get(cfg) or {}).items():
             row[f"etas_{k}"] = _setting_text(v)
         for k, v in (vaes.get(vid) or s.get("settings") or {}).items():
@@ -75,6 +79,9 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
                 x = _as_number(entry.get(key))
                 row[f"{name}.{key}"] = np.nan if x is None else x
         row["verdict"] = s.get("verdict", "")
+        row["verdict_class"] = s.get("verdict_class") or np.nan  # NaN, not "": the CSV reads back the same
+        row["n_windows_H"] = (s.get("n_windows") or {}).get("H", np.nan)
+        row["warnings"] = " ".join(s.get("warnings") or []) or np.nan
         row.update(s.get("extra_columns") or {})
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -85,6 +92,13 @@ def summary_table(summaries: list[dict], *, etas: dict[str, dict], vaes: dict[st
     front = ["config_id", "vae_id", "rank", "overall_score"]
     table = table[front + [c for c in table.columns if c not in front]]
     return table.sort_values(["config_id", "rank", "vae_id"], kind="stable").reset_index(drop=True)
+
+
+def _kind(cfg: str, summary: dict) -> str:
+    """What a model was trained on: a real catalog ("dataset"), all ETAS configs ("pooled") or one config."""
+    if summary.get("real_catalog"):
+        return "dataset"
+    return "pooled" if cfg == "pooled" else "ETAS config"
 
 
 def _ranks(table: pd.DataFrame) -> pd.Series:
@@ -144,6 +158,39 @@ def _score_figure(table: pd.DataFrame, varied: list[str]) -> str | None:
     return png_data_uri(fig)
 
 
+def _dataset_line(facts: dict | None) -> str:
+    """A dataset's periods, region and Mc, from its model summary's ``real_catalog`` facts."""
+    if not facts:
+        return "<p class='note'>Real catalog; its import facts were not recorded.</p>"
+    keys = [k for k in facts if k.startswith(("H ", "A ", "region", "mc"))]
+    items = " · ".join(f"{_esc(k)}: {_esc(fmt(facts[k]))}" for k in keys)
+    return f"<p class='note'>Real catalog ({_esc(facts.get('source', ''))}): {items}</p>"
+
+
+def _ranking_html(part: pd.DataFrame, shown: list[str]) -> str:
+    """The ranking table of one config's or dataset's VAE settings: score, headline, separation, small sets."""
+    head = ("<tr><th>rank</th><th>VAE setting (model page)</th>"
+            + "".join(f"<th>{_esc(k)}</th>" for k in shown)
+            + "<th>overall score</th><th>verdict</th></tr>")
+    rows = [head]
+    for _, r in part.iterrows():
+        best = " class='best'" if r["rank"] == 1 and _as_number(r["overall_score"]) is not None else ""
+        href = quote(f"{r['config_id']}/{r['vae_id']}.html")
+        cells = [f"<td class='num'>{int(r['rank'])}{' ★' if best else ''}</td>",
+                 f"<td class='txt'><a href='{_esc(href)}'>{_esc(r['vae_id'])}</a></td>"]
+        cells += [_cell(r.get(f"vae_{k}")) for k in shown]
+        separated = r.get("verdict_class") == "separated"
+        score = _skill_cell(r["overall_score"], "score-cell")
+        cells.append(score.replace("skill good", "skill poor").replace("skill partial", "skill poor") if separated else score)
+        full = str(r.get("verdict") or "")
+        small = isinstance(r.get("warnings"), str) and bool(r.get("warnings"))
+        flags = (["separated"] if separated else []) + (["small set"] if small else [])
+        flag_html = "".join(f" <span class='skill poor'>{_esc(f)}</span>" for f in flags)
+        cells.append(f"<td class='txt verdict-cell' title='{_esc(full)}'>{_esc(_first_sentence(full))}{flag_html}</td>")
+        rows.append(f"<tr{best}>{''.join(cells)}</tr>")
+    return f"<table class='ranking'>{''.join(rows)}</table>"
+
+
 def _config_line(cfg: str, params: dict | None) -> str:
     if not params:
         return ("<p class='note'>Model trained on the windows of every ETAS config together (pooled)."
@@ -171,6 +218,11 @@ SUMMARY_HELP = (
     "shows poor aftershock or inter-event-time skills for every β and size, try the other representation "
     "(event windows versus binned counts) or the Gaussian likelihood. Open a model page (link) for the "
     "figures behind a score.</p>"
+    "<p class='note'><b>Datasets</b> (real catalogs) are listed apart from the ETAS configs: there H is the "
+    "catalog's held-out period and the floor A its training period, not ETAS. A verdict marked "
+    "<i>separated</i> (red score) is one where a whole-window test (the classifier, MMD) tells the synthetic "
+    "windows from H, whatever the median skill; <i>small set</i> marks a model whose H has too few windows "
+    "for the tests to say much (the model page says what each test can still tell).</p>"
 )
 
 
@@ -222,9 +274,12 @@ def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, su
     varied = [k for k in _varied(vaes, ids) if f"vae_{k}" in table.columns]
     shown = varied or [k for k in ("representation", "latent_dim", "beta") if f"vae_{k}" in table.columns]
 
+    kinds = dict(zip(table["config_id"], table["kind"])) if len(table) else {}
+    n_data = sum(k == "dataset" for k in kinds.values())
     body = [
-        "<h1>etasvae summary: which VAE setting generates the most ETAS-like catalogs?</h1>",
-        f"<p class='sub'>{len(table)} models · {table['config_id'].nunique() if len(table) else 0} configs · "
+        "<h1>etasvae summary: which VAE setting comes closest to its held-out catalogs?</h1>",
+        f"<p class='sub'>{len(table)} models · {len(kinds) - n_data} ETAS configs"
+        f"{f' · {n_data} datasets' if n_data else ''} · "
         f"{len(ids)} VAE settings{' · varied: ' + _esc(', '.join(varied)) if varied else ''}</p>",
         SUMMARY_HELP,
     ]
@@ -232,27 +287,18 @@ def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, su
     if uri:
         body.append(f"<figure><img alt='overall score against VAE settings' src='{uri}'><figcaption>Each "
                     "panel: overall score (higher is better) against one VAE setting that varies in this run, one "
-                    "colour per config; points are joined where only that setting varies between them. Dotted "
+                    "colour per config or dataset; points are joined where only that setting varies between them. Dotted "
                     f"lines: {SKILL_GOOD} (at the floor) and {SKILL_POOR} (no better than Poisson).</figcaption></figure>")
-    for cfg in dict.fromkeys(table["config_id"]) if len(table) else []:
+    ordered = [c for c in kinds if kinds[c] != "dataset"] + [c for c in kinds if kinds[c] == "dataset"]
+    facts = {str(s["config_id"]): s.get("real_catalog") for s in summaries if s.get("real_catalog")}
+    for i, cfg in enumerate(ordered):
         part = table[table["config_id"] == cfg]
-        body.append(f"<h2>Config {_esc(cfg)}</h2>")
-        body.append(_config_line(cfg, etas.get(cfg)))
-        head = ("<tr><th>rank</th><th>VAE setting (model page)</th>"
-                + "".join(f"<th>{_esc(k)}</th>" for k in shown)
-                + "<th>overall score</th><th>verdict</th></tr>")
-        rows = [head]
-        for _, r in part.iterrows():
-            best = " class='best'" if r["rank"] == 1 and _as_number(r["overall_score"]) is not None else ""
-            href = quote(f"{r['config_id']}/{r['vae_id']}.html")
-            cells = [f"<td class='num'>{int(r['rank'])}{' ★' if best else ''}</td>",
-                     f"<td class='txt'><a href='{_esc(href)}'>{_esc(r['vae_id'])}</a></td>"]
-            cells += [_cell(r.get(f"vae_{k}")) for k in shown]
-            cells.append(_skill_cell(r["overall_score"], "score-cell"))
-            full = str(r.get("verdict") or "")
-            cells.append(f"<td class='txt verdict-cell' title='{_esc(full)}'>{_esc(_first_sentence(full))}</td>")
-            rows.append(f"<tr{best}>{''.join(cells)}</tr>")
-        body.append(f"<table class='ranking'>{''.join(rows)}</table>")
+        real = kinds[cfg] == "dataset"
+        if real and (i == 0 or kinds[ordered[i - 1]] != "dataset"):
+            body.append("<h2 class='datasets'>Datasets (real catalogs)</h2>")
+        body.append(f"<h{3 if real else 2}>{'Dataset' if real else 'Config'} {_esc(cfg)}</h{3 if real else 2}>")
+        body.append(_dataset_line(facts.get(cfg)) if real else _config_line(cfg, etas.get(cfg)))
+        body.append(_ranking_html(part, shown))
         body.append(_skill_matrix_html(part, stat_names, groups, shown))
     body.append("<p class='note'>All numbers: <a href='" + _esc(quote(Path(csv_path).name)) + "'>"
                 + _esc(Path(csv_path).name) + "</a> (one row per config × VAE setting).</p>")
