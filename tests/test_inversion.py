@@ -26,7 +26,6 @@ from etasvae.inversion import (
     _constrained_theta,
     _Likelihood,
     _natural,
-    _region_quadrature,
     _to_theta,
     catalog_sequence,
     fit_catalog,
@@ -35,14 +34,17 @@ from etasvae.inversion import (
     profile_interval,
     profile_loglik,
     profile_parameters,
-    recovery_zscores,
     signed_root,
     window_sequences,
 )
 from etasvae.params import ETASParams
 from etasvae.realdata import check_dataset, import_dataset
 from etasvae.simulate import simulate_etas
+from etasvae.inversion_geometry import _region_quadrature
 from etasvae.stats import b_value_aki_utsu
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+from recovery_study import recovery_zscores  # noqa: E402
 
 REGION = (0.0, 100.0, 0.0, 50.0)
 
@@ -120,9 +122,9 @@ def _direct_loglik(t, m, x, y, t0, t1, mc, v):
 @pytest.mark.parametrize("chunk", [65_536, 7])
 def test_loglik_matches_direct_computation(chunk, monkeypatch):
     # chunk 7: the pairs taken a few targets at a time (whole runs of a target's pairs per chunk)
-    import etasvae.inversion as inversion
+    import etasvae.inversion_likelihood as likelihood
 
-    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", chunk)
+    monkeypatch.setattr(likelihood, "_CHUNK_PAIRS", chunk)
     rng = np.random.default_rng(3)
     n = 25
     t = np.sort(rng.uniform(0.0, 10.0, n))
@@ -378,12 +380,12 @@ def test_command_line_fit_of_a_catalog_imported_from_csv(tmp_path):
 
 
 def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):
-    import etasvae.inversion as inversion
+    import etasvae.inversion_likelihood as likelihood
 
     params = _params(K=0.4)
     cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(6))
     whole = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
-    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", max(whole.n_pairs // 5, 1))
+    monkeypatch.setattr(likelihood, "_CHUNK_PAIRS", max(whole.n_pairs // 5, 1))
     chunked = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
     for k in whole.estimates:
         # the same sums in another order: equal to rounding, which the optimiser's steps may amplify to ~1e-9
@@ -551,7 +553,7 @@ def test_the_whole_catalog_fit_stops_after_max_events():
 def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
     """Many candidate pairs are found with k-d trees, sources in blocks (_tree_pairs): the same pairs, lags and
     distances as the sweep over time, in the order of their targets."""
-    import etasvae.inversion as inversion
+    import etasvae.inversion_geometry as geometry
 
     params = _params(K=0.4, D=2.0)
     cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(9))
@@ -559,8 +561,8 @@ def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
             catalog_sequence(cat, mc=2.5, t_start=40.0, t_end=60.0, aux_days=5.0, region=REGION)]
     v = {"mu": 1.0, "K": 0.4, "alpha": 1.0, "c": 0.01, "p": 1.3, "D": 2.0, "q": 2.0, "gamma": 0.5}
     sweep = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
-    monkeypatch.setattr(inversion, "_PAIR_CHUNK", 10)  # more than 4 chunks of candidates: the trees
-    monkeypatch.setattr(inversion, "_TREE_BLOCK", 7)
+    monkeypatch.setattr(geometry, "_PAIR_CHUNK", 10)  # more than 4 chunks of candidates: the trees
+    monkeypatch.setattr(geometry, "_TREE_BLOCK", 7)
     tree = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
     assert 100 < sweep.pair_i.size == tree.pair_i.size
     assert np.all(np.diff(tree.pair_i) >= 0)
