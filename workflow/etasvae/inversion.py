@@ -459,7 +459,7 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, ctx: _Context, delt
         n_target=int(data.target.sum()), n_history=int((~data.target).sum()), n_sequences=len(seqs),
         n_pairs=int(data.pair_i.size), cut=cut, converged=bool(result.success), at_bound=at_bound,
         background_probability=prob, covariance=cov, usable=not problems, problems=problems,
-        taper={"none": "none", "free": "free", "fixed": "fixed"}[ctx.kind],
+        taper={"none": "none", "free": "free", "fixed": "fixed"}[ctx.kind], span_days=float(data.span),
         _state={"lik": lik, "theta": th, "names": names, "n_mag": int(mags.size), "tau": ctx.tau,
                 "mag_excess": float(np.sum(mags - (mc - delta_m / 2))), "beta": beta},
     )

@@ -24,6 +24,8 @@ _SECTOR_NODES = 16
 _PAIR_CHUNK = 4_000_000
 # Source events per k-d tree query when the pairs come from trees (_tree_pairs): bounds the candidates held.
 _TREE_BLOCK = 1024
+# Events per block of the region quadrature (its dense temporaries: block x edges x nodes).
+_QUADRATURE_BLOCK = 8192
 
 
 def rupture_length_km(magnitude) -> np.ndarray:
@@ -109,28 +111,35 @@ def polygon_quadrature(x, y, region, radius2):
 
 
 def _region_quadrature(x, y, reg, radius2):
-    """polygon_quadrature for events with rectangles ``reg`` (rows xmin, xmax, ymin, ymax), one per event."""
+    """_grouped_quadrature for events with rectangles ``reg`` (rows xmin, xmax, ymin, ymax), one per event."""
     reg = np.asarray(reg, dtype=float)
     x = np.clip(x, reg[:, 0], reg[:, 1])
     y = np.clip(y, reg[:, 2], reg[:, 3])
     uniq, which = np.unique(reg, axis=0, return_inverse=True)
-    return _grouped_quadrature(x, y, [tuple(u) for u in uniq], which.reshape(-1), radius2)
+    (rho2, w, _owner), const = _grouped_quadrature(x, y, [tuple(u) for u in uniq], which.reshape(-1), radius2)
+    return (rho2, w), const
 
 
 def _grouped_quadrature(x, y, regions, which, radius2):
-    """polygon_quadrature of the events with region ``regions[which[i]]`` (polygons of any vertex count)."""
+    """polygon_quadrature of the events with region ``regions[which[i]]``, kept sparse: the nodes of the
+    edges that the cut disc reaches only, as flat arrays (rho^2, weight, owner event), and per event the
+    constant part (its weight, R^2). Events are taken _QUADRATURE_BLOCK at a time (bounded temporaries)."""
     n = x.size
-    parts = {}
-    for k, region in enumerate(regions):
-        idx = np.flatnonzero(which == k)
-        parts[k] = (idx, polygon_quadrature(x[idx], y[idx], region, None if radius2 is None else radius2[idx]))
-    width = max(p[1][0][0].shape[1] for p in parts.values()) if parts else 0
-    rho2, w = np.zeros((n, width)), np.zeros((n, width))
     const, r2 = np.zeros(n), np.full(n, np.inf)
-    for idx, ((rr, ww), (cc, rad)) in parts.values():
-        rho2[idx, : rr.shape[1]], w[idx, : ww.shape[1]] = rr, ww
-        const[idx], r2[idx] = cc, rad
-    return (rho2, w), (const, r2)
+    rho_parts, w_parts, owner_parts = [], [], []
+    for k, region in enumerate(regions):
+        members = np.flatnonzero(which == k)
+        for idx in np.array_split(members, max(-(-members.size // _QUADRATURE_BLOCK), 1)):
+            if not idx.size:
+                continue
+            (rr, ww), (cc, rad) = polygon_quadrature(x[idx], y[idx], region, None if radius2 is None else radius2[idx])
+            keep = ww != 0.0
+            rho_parts.append(rr[keep])
+            w_parts.append(ww[keep])
+            owner_parts.append(np.broadcast_to(idx[:, None], ww.shape)[keep])
+            const[idx], r2[idx] = cc, rad
+    cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
+    return (cat(rho_parts, float), cat(w_parts, float), cat(owner_parts, np.int64)), (const, r2)
 
 
 def _pairs(t, x, y, offsets, target, t_cut, radius2):

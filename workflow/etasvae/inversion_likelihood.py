@@ -43,7 +43,7 @@ class _Data:
     pair_j: np.ndarray  # index among all events
     lag: np.ndarray
     r2: np.ndarray | None
-    quad: tuple[np.ndarray, np.ndarray] | None  # (rho^2 (N, nodes), weights (N, nodes)) of the region integral
+    quad: tuple | None  # (rho^2, weight, owner event) of the region integral's nodes, flat (sparse)
     const: tuple[np.ndarray, np.ndarray] | None  # (weight of the constant part, R^2) per event
     t_cut: float
     k_cut: float
@@ -185,6 +185,8 @@ class _Likelihood:
         self.names = names
         self.space = "D" in names
         self.tau = data.tau
+        self.t_cut = data.t_cut
+        self.target_index = np.flatnonzero(data.target)
         self.tapered = _tapered(names, data.tau)
         self.free_tau = "tau" in names
         self.dm = np.asarray(data.dm, dtype=float)
@@ -204,9 +206,9 @@ class _Likelihood:
         if self.space:
             self.r2 = np.asarray(data.r2, dtype=float)[order]
             self.inv_area = np.asarray(data.inv_area, dtype=float)
-            self.rho2, self.w = data.quad
+            self.rho2, self.w, self.owner = data.quad
             self.const_w, self.R2 = data.const
-            self.rho2_full, self.w_full = data.full_quad
+            self.rho2_full, self.w_full, self.owner_full = data.full_quad
         self.t_hi_full, self.t_lo_full = data.t_hi_full, data.t_lo_full
 
     def _natural(self, theta) -> dict[str, float]:
@@ -336,14 +338,16 @@ class _Likelihood:
         if self.space:
             sigma = v["D"] * np.exp(v["gamma"] * self.dm)
             q = v["q"]
-            rho2, w = (self.rho2, self.w) if cut else (self.rho2_full, self.w_full)
-            ratio = rho2 / sigma[:, None]
+            rho2, w, owner = (self.rho2, self.w, self.owner) if cut else (self.rho2_full, self.w_full, self.owner_full)
+            n_events = self.dm.size
+            ratio = rho2 / sigma[owner]
             log_r = np.log1p(ratio)
             tail = np.exp((1.0 - q) * log_r)
-            inside = (w * (1.0 - tail)).sum(axis=1)
+            inside = np.bincount(owner, w * (1.0 - tail), minlength=n_events)
             if grad:
-                d_sigma = (1.0 - q) * (w * tail * (ratio / (1.0 + ratio))).sum(axis=1)  # d inside / d log sigma
-                d_q = (q - 1.0) * (w * tail * log_r).sum(axis=1)  # d inside / d log(q - 1)
+                # d inside / d log sigma and d inside / d log(q - 1)
+                d_sigma = (1.0 - q) * np.bincount(owner, w * tail * (ratio / (1.0 + ratio)), minlength=n_events)
+                d_q = (q - 1.0) * np.bincount(owner, w * tail * log_r, minlength=n_events)
             if cut:
                 finite = np.isfinite(self.R2)
                 ratio_r = np.where(finite, self.R2, 0.0) / sigma
@@ -379,6 +383,32 @@ class _Likelihood:
             g[names.index("gamma")] = float(bo @ (d_sigma * self.dm))
             g[names.index("q")] = float(bo @ d_q)
         return total, g
+
+    def ground_rate(self, theta, seqs_t: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The ground intensity mu + sum_j kappa_j g(t_i - t_j) F_j at the targets (space-time model: F_j the
+        part of event j's cut kernel inside the region), over the time-cut pairs; ``seqs_t`` the events' times
+        as given to _build, ``offsets`` the sequences' starts."""
+        v = self._natural(theta)
+        target = np.zeros(self.dm.size, dtype=bool)
+        target[self.target_index] = True
+        pi, pj, lag, _ = _pairs(seqs_t, None, None, offsets, target, self.t_cut, None)
+        weight = math.exp(float(theta[self.names.index("K")])) * np.exp(v["alpha"] * self.dm)
+        if self.space:
+            weight = weight * self.inside(theta)
+        lagc = lag + v["c"]
+        term = weight[pj] * np.exp(-v["p"] * np.log(lagc) - (lag / v["tau"] if self.tapered else 0.0))
+        return v["mu"] + np.bincount(pi, term, minlength=self.n_target)
+
+    def inside(self, theta) -> np.ndarray:
+        """Per event, the part of its cut spatial kernel inside the region."""
+        v = self._natural(theta)
+        sigma = v["D"] * np.exp(v["gamma"] * self.dm)
+        q = v["q"]
+        tail = np.exp((1.0 - q) * np.log1p(self.rho2 / sigma[self.owner]))
+        inside = np.bincount(self.owner, self.w * (1.0 - tail), minlength=self.dm.size)
+        finite = np.isfinite(self.R2)
+        tail_r = np.where(finite, np.exp((1.0 - q) * np.log1p(np.where(finite, self.R2, 0.0) / sigma)), 0.0)
+        return inside + self.const_w * (1.0 - tail_r)
 
     def far_rate(self, theta, grad: bool = False):
         """Events per day that the cut kernels leave to the background term (beyond the cut, inside), with its

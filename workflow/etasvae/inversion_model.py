@@ -139,6 +139,7 @@ class ETASFit:
     problems: list[str] = field(default_factory=list)
     taper: str = "none"  # "none", "free" or "fixed"
     background: str = "uniform"  # "uniform" over the region, or "inhomogeneous" (kernel-smoothed)
+    span_days: float = math.nan  # the observed target time, summed over the sequences
     # what profile_loglik needs to refit: the likelihood, the estimate (theta) and the magnitudes' sufficient
     # statistics (number of targets, sum of m - (Mc - delta_m/2)); not part of the result's value. It keeps
     # the pair arrays alive as long as the fit (callers that hold many fits keep fit.to_dict() instead)
@@ -181,6 +182,10 @@ class ETASFit:
             "taper": self.taper,
             "background": self.background,
             "expected_background_events": float(self.background_probability.sum()),
+            "span_days": self.span_days,
+            # the smoothed background (etasvae.inversion_background) when inhomogeneous: what a forecast needs
+            **({"background_density": self._state["background_density"].to_dict()}
+               if self._state is not None and "background_density" in self._state else {}),
             # only when profiled: the invert rules' JSON keeps its keys
             **({"profile_intervals": {k: list(v) for k, v in self.profile_intervals.items()},
                 "profile_level": self.profile_level} if self.profile_intervals else {}),
