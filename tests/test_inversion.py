@@ -669,3 +669,80 @@ def test_polygon_region_fit_uses_the_polygon_not_its_bounding_box():
     assert np.all(seq.x / 100 + seq.y / 50 <= 1 + 1e-12)
     data = _build([seq], "space-time", 2.5, 5.0, 3.0, {"D": 0.1, "gamma": 0.5})
     np.testing.assert_allclose(data.inv_area, 1.0 / 2500.0)
+
+
+def _cli(argv, capsys):
+    from etasvae.__main__ import main
+
+    status = main(argv)
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_a_fit_run_to_a_bound_is_refused_and_the_taper_gives_a_usable_fit(tmp_path, capsys):
+    """The first failure: a catalog whose aftershocks decay as p = 0.85 with a taper (tau = 100 days), as real
+    sequences do. The pure Omori law runs p to its bound (1.001) with n ~ 100; the command must not call
+    that a result: exit status 3, a message naming p and the taper to try, usable false in the JSON. The
+    default (--tau auto) fits the taper and is usable."""
+    params = _params(mu=0.5, K=0.5, p=0.85, tau=100.0)
+    cat = simulate_etas(params, duration=300.0, region=REGION, rng=np.random.default_rng(2))
+    path = tmp_path / "catalog.parquet"
+    write_catalog(cat, path, {"mc": 2.5, "region_km": list(REGION), "duration_days": 300.0}, mc=2.5)
+    common = [str(path), "--model", "temporal", "--aux-days", "20", "--json"]
+    status, out, err = _cli(["fit", *common, "--tau", "none"], capsys)
+    got = json.loads(out)
+    assert status == 3 and got["usable"] is False and "p" in got["at_bound"]
+    assert "p = 1.001 at its lower bound" in err and "tau free" in err
+    status, out, err = _cli(["fit", *common], capsys)
+    got = json.loads(out)
+    assert status == 0 and got["usable"] is True and got["at_bound"] == [] and got["taper"] == "free", err
+    assert got["estimates"]["p"] < 1.0 and got["estimates"]["branching_ratio"] < 1.0
+
+
+def test_pairs_stay_within_the_caps_when_p_and_q_approach_one():
+    """The second failure: with p and q near 1 the cut that leaves 5 % of each kernel outside lies beyond
+    the catalog (every pair kept). The caps (max_lag_days, rupture_multiple rupture lengths) still bound the
+    pairs: exactly the pairs inside the cap cylinders, counted directly, and a fit started there keeps at
+    most those."""
+    from etasvae.inversion_geometry import rupture_length_km
+
+    params = _params(K=0.3, D=2.0)
+    cat = simulate_etas(params, duration=365.0, region=REGION, rng=np.random.default_rng(5))
+    seq = catalog_sequence(cat, mc=2.5, t_start=0.0, t_end=365.0, region=REGION)
+    near_one = {"mu": 1.0, "K": 0.3, "alpha": 1.0, "c": 0.01, "p": 1.0005, "D": 2.0, "q": 1.0005, "gamma": 0.5}
+    t_cut, k_cut = inversion_cut_for(near_one, "space-time", 0.05, 365.0)
+    assert t_cut == math.inf and k_cut == math.inf
+    cap = 20.0 * rupture_length_km(seq.magnitude)
+    data = _build([seq], "space-time", 2.5, min(t_cut, 30.0), k_cut, near_one, radius_cap=cap)
+    t, x, y = seq.time, seq.x, seq.y
+    lag = t[:, None] - t[None, :]
+    r2 = (x[:, None] - x[None, :]) ** 2 + (y[:, None] - y[None, :]) ** 2
+    inside = (lag > 0) & (lag < 30.0) & (r2 < cap[None, :] ** 2)
+    every = int((lag > 0).sum())
+    assert data.pair_i.size == int(inside.sum()) < every / 20
+    fit = fit_sequences([seq], mc=2.5, model="space-time", start=near_one, n_starts=1, rupture_multiple=20.0,
+                        max_lag_days=30.0)
+    assert fit.n_pairs <= int(inside.sum())
+    assert fit.cut["max_lag_days"] <= 30.0
+
+
+def inversion_cut_for(*args):
+    from etasvae.inversion import _cut_for
+
+    return _cut_for(*args)
+
+
+def test_a_supercritical_fit_of_a_small_catalog_is_refused(tmp_path, capsys):
+    """The third failure: a small catalog (37 events in 60 days) whose maximum-likelihood branching ratio
+    exceeds 1 with no parameter at a bound. The fit says so (usable false, a problem naming the branching
+    ratio) and the command exits with status 3 naming it."""
+    params = _params(mu=0.3, K=0.25, alpha=1.6, p=1.15)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(8))
+    assert len(cat) == 37
+    fit = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, tau=None)
+    assert fit.estimates["branching_ratio"] >= 1.0 and not fit.at_bound
+    assert not fit.usable and fit.problems[0].startswith("branching_ratio = ")
+    path = tmp_path / "small.parquet"
+    write_catalog(cat, path, {"mc": 2.5, "region_km": list(REGION), "duration_days": 60.0}, mc=2.5)
+    status, out, err = _cli(["fit", str(path), "--tau", "none"], capsys)
+    assert status == 3 and "branching_ratio" in err and "usable: NO" in out
