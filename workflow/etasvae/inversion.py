@@ -270,7 +270,8 @@ class _Context:
     def build(self, params, density):
         t_cut, k_cut = _cut_for({**params, "tau": params.get("tau", self.tau) if self.tapered else None},
                                 self.model, self.cut_mass, self.longest)
-        t_cut = min(t_cut, self.max_lag_days)
+        if self.max_lag_days < self.longest:  # a cap beyond every sequence's span cuts nothing
+            t_cut = min(t_cut, self.max_lag_days)
         background = None
         if density is not None:
             background = density(np.concatenate([s.x for s in self.seqs]), np.concatenate([s.y for s in self.seqs]))
