@@ -176,12 +176,13 @@ def _pairs(t, x, y, offsets, target, t_cut, radius2):
                 r2 = (x[ii] - x[jj]) ** 2 + (y[ii] - y[jj]) ** 2
                 keep = r2 < radius2[jj]
                 r2 = r2[keep]
-            parts.append((ii[keep], jj[keep], r2))
+            index = np.int32 if t.size < 2**31 else np.int64
+            parts.append((ii[keep].astype(index), jj[keep].astype(index), r2))
             start = stop
     ii = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     jj = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     r2 = np.concatenate([p[2] for p in parts]) if parts and radius2 is not None else None
-    return target_rank[ii].astype(np.int64), jj.astype(np.int64), t[ii] - t[jj], r2
+    return target_rank[ii].astype(ii.dtype), jj, t[ii] - t[jj], r2
 
 
 def _tree_pairs(t, x, y, a, b, target, t_cut, radius2):
@@ -202,7 +203,8 @@ def _tree_pairs(t, x, y, a, b, target, t_cut, radius2):
             gi, gj = i + a, j + a
             keep = (found["v"] < r[j]) & (t[gi] > t[gj]) & (t[gi] - t[gj] < t_cut) & target[gi]
             del found
-            gi, gj = gi[keep], gj[keep]
+            index = np.int32 if t.size < 2**31 else np.int64
+            gi, gj = gi[keep].astype(index), gj[keep].astype(index)
             out.append((gi, gj, (x[gi] - x[gj]) ** 2 + (y[gi] - y[gj]) ** 2))
     ii = np.concatenate([o[0] for o in out])
     order = np.argsort(ii, kind="stable")

@@ -196,10 +196,11 @@ class _Likelihood:
         # pairs ordered by target (_pairs gives them so: then they are not copied)
         ordered = bool(np.all(np.diff(data.pair_i) >= 0))
         order = slice(None) if ordered else np.argsort(data.pair_i, kind="stable")
-        self.pi = np.asarray(data.pair_i, dtype=np.int64)[order]
-        self.pj = np.asarray(data.pair_j, dtype=np.int64)[order]
+        # indices as int32 where they fit, and the magnitudes looked up per chunk: 24 bytes per pair
+        index = np.int32 if self.dm.size < 2**31 else np.int64
+        self.pi = np.asarray(data.pair_i, dtype=index)[order]
+        self.pj = np.asarray(data.pair_j, dtype=index)[order]
         self.lag = np.asarray(data.lag, dtype=float)[order]
-        self.dm_pair = self.dm[self.pj]
         self.per_target = np.bincount(self.pi, minlength=self.n_target)
         self.run_start = (np.cumsum(self.per_target) - self.per_target)[self.per_target > 0]
         self.chunks = self._chunks()
@@ -250,7 +251,7 @@ class _Likelihood:
         else:
             const = t_a
         for a, b, r0, r1 in self.chunks:
-            dm, raw_lag = self.dm_pair[a:b], self.lag[a:b]
+            dm, raw_lag = self.dm[self.pj[a:b]], self.lag[a:b]
             lag = raw_lag + c
             log_lag = np.log(lag)
             if self.space:
