@@ -1,7 +1,7 @@
 """Command line.
 
 ``python -m etasvae fit CATALOG.parquet [--model temporal|space-time] [--mc M] [--aux-days D] [--end-days T]
-[--tau auto|free|none|DAYS] [--background uniform|inhomogeneous]``: fits ETAS by maximum likelihood
+[--tau auto|free|none|DAYS] [--background auto|uniform|inhomogeneous]``: fits ETAS by maximum likelihood
 (etasvae.inversion) and prints the estimates with standard errors and the branching ratio, and with
 ``--profile`` the profile-likelihood interval of each beside them. The target window is [start + aux_days,
 end_days or the catalog's end); the events before it are history. A fit with a parameter at a bound or a
@@ -153,8 +153,9 @@ def _fit_parser(sub) -> None:
     fit.add_argument("--tau", type=_tau, default="auto",
                      help="Omori taper: auto (default: fitted, and none when it runs beyond the catalog), free, "
                           "none, or a fixed number of days")
-    fit.add_argument("--background", choices=BACKGROUNDS, default="uniform",
-                     help="uniform over the region (default) or inhomogeneous (smoothed, space-time model)")
+    fit.add_argument("--background", choices=BACKGROUNDS, default="auto",
+                     help="auto (default: uniform over the region, and inhomogeneous when that fit is not usable), "
+                          "uniform, or inhomogeneous (smoothed from the background probabilities; space-time model)")
     fit.add_argument("--rupture-multiple", type=float, default=RUPTURE_MULTIPLE,
                      help=f"pairs farther than this many rupture lengths apart are cut (default {RUPTURE_MULTIPLE:g}; 0: no cap)")
     fit.add_argument("--max-lag-days", type=float, default=3652.5, help="pairs further apart in time are cut (default 3652.5)")

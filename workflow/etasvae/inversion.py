@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 TAPER_CHOICES = ("none", "free", "auto")  # or a number: tau fixed (days)
-BACKGROUNDS = ("uniform", "inhomogeneous")
+BACKGROUNDS = ("uniform", "inhomogeneous", "auto")
 # Default caps of the pair cut: the `etas` package's distance cut (100 rupture lengths) and ten years.
 RUPTURE_MULTIPLE = 100.0
 MAX_LAG_DAYS = 3652.5
@@ -180,13 +180,21 @@ def fit_sequences(
     (every parameter and the branching ratio) or the parameters whose profile-likelihood intervals at
     ``profile_level`` to add (``profile_interval``; each costs about twenty refits). ``tau``: None or "none"
     (pure Omori law), "free" (tapered, tau fitted), a number (tapered, tau fixed, days) or "auto" (free, and
-    the pure law when tau runs to its upper bound: no taper within the catalog). ``background``: "uniform" or
-    "inhomogeneous" (space-time model). ``rupture_multiple`` (None: no cap) and ``max_lag_days``: the caps
+    the pure law when tau runs to its upper bound: no taper within the catalog). ``background``: "uniform",
+    "inhomogeneous" (space-time model) or "auto" (uniform; inhomogeneous when that is not usable). ``rupture_multiple`` (None: no cap) and ``max_lag_days``: the caps
     of the pair cut."""
     kind, tau_value = _taper_option(tau)
     options = dict(mc=mc, model=model, start=start, n_starts=n_starts, cut_mass=cut_mass, seed=seed,
                    delta_m=delta_m, profile=profile, profile_level=profile_level, background=background,
                    rupture_multiple=rupture_multiple, max_lag_days=max_lag_days)
+    if background == "auto":
+        # the uniform background first; where it is not usable (real seismicity's background clusters on
+        # faults, and a uniform one leaves that clustering to the triggering), the smoothed one
+        uniform = fit_sequences(seqs, tau=tau, **{**options, "background": "uniform"})
+        if uniform.usable or model != "space-time":
+            return uniform
+        smooth = fit_sequences(seqs, tau=tau, **{**options, "background": "inhomogeneous"})
+        return smooth if smooth.usable or len(smooth.problems) <= len(uniform.problems) else uniform
     if kind == "auto":
         tapered = fit_sequences(seqs, tau="free", **{**options, "profile": False})
         if "tau" in tapered.at_bound and tapered.estimates["tau"] > math.sqrt(math.exp(sum(_BOUNDS["tau"]))):
