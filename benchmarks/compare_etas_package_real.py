@@ -92,12 +92,20 @@ def exact_loglik(cat, polygon, mc, t0, t1, est) -> float:
     return _Likelihood(data, names)(_to_theta(est, names))
 
 
+def _fit(cat, args, days, polygon, **options):
+    start, cpu = time.perf_counter(), time.process_time()
+    fit = fit_catalog(cat, mc=args.mc, model="space-time", t_start=days["train_start"], t_end=days["test_start"],
+                      region=polygon, delta_m=0.01, **options)
+    return fit, time.perf_counter() - start, time.process_time() - cpu
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--shape", required=True)
     parser.add_argument("--etas-python", default=None)
     parser.add_argument("--etas-path", default=None, help="the package's source folder, when not installed")
+    parser.add_argument("--package-json", default=None, help="the package's result of an earlier run (skip its fit)")
     parser.add_argument("--aux-start", default="2008-01-01 00:00:00")
     parser.add_argument("--train-start", default="2009-01-01 00:00:00")
     parser.add_argument("--test-start", default="2016-01-01 00:00:00")
@@ -108,45 +116,58 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     raw, cat, polygon, origin, days = load(args)
     t0, t1, t2 = days["train_start"], days["test_start"], days["test_end"]
-    start, cpu = time.perf_counter(), time.process_time()
-    ours = fit_catalog(cat, mc=args.mc, model="space-time", t_start=t0, t_end=t1, region=polygon, delta_m=0.01,
-                       tau="free")
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     area = polygon_area(polygon)
     print(f"catalog {args.catalog}: {len(cat)} events, region {area:.0f} km^2; training [{t0:.0f}, {t1:.0f}) d, "
           f"test [{t1:.0f}, {t2:.0f}) d after {args.aux_start}")
-    print(f"etasvae: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {peak:.2f} GiB, {ours.n_target} targets, "
-          f"{ours.n_history} history, {ours.n_pairs} pairs, usable {ours.usable} {ours.problems}")
-    fit_json = {**ours.to_dict(), "mc": args.mc, "delta_m": 0.01, "region": polygon}
-    no_cut = {"max_lag_days": math.inf, "radius_sigma_units": math.inf, "rupture_multiple": 100.0}
-    rows = {"etasvae": ours.estimates}
+    # the package's model (uniform background, tau free), and the command's defaults (tau and background auto)
+    fits = {"etasvae uniform": _fit(cat, args, days, polygon, tau="free", background="uniform"),
+            "etasvae default": _fit(cat, args, days, polygon, tau="auto", background="auto")}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    for name, (fit, wall, cpu) in fits.items():
+        print(f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU, {fit.n_target} targets, {fit.n_history} history, "
+              f"{fit.n_pairs} pairs, taper {fit.taper}, background {fit.background}, usable {fit.usable} {fit.problems}")
+    print(f"peak memory of both fits: {peak:.2f} GiB")
     theirs = None
-    if args.etas_python:
+    if args.package_json:
+        out = json.loads(Path(args.package_json).read_text())
+    elif args.etas_python:
         with tempfile.TemporaryDirectory() as tmp:
             out = run_package(raw, args, Path(tmp))
+    else:
+        out = None
+    if out:
         theirs = package_estimates(out)
         theirs["tau"] = theirs.pop("tau_days")
         print(f"etas package: {out['seconds']:.1f} s wall, {out['cpu_seconds']:.1f} s CPU, {out['iterations']} EM "
               f"iterations, {out['n_target']} targets, area {out['area_km2']:.0f} km^2, peak {out['peak_gib']:.2f} GiB")
-        rows["etas pkg"] = theirs
-    print(f"{'parameter':>16} {'etasvae':>10} {'+- se':>9} {'etas pkg':>10} {'diff/se':>8}")
-    for k, v in ours.estimates.items():
-        se = ours.std_errors.get(k, math.nan)
+    uniform = fits["etasvae uniform"][0]
+    print(f"{'parameter':>16} {'uniform':>10} {'+- se':>9} {'etas pkg':>10} {'diff/se':>8} {'default':>10} {'+- se':>9}")
+    default = fits["etasvae default"][0]
+    for k, v in uniform.estimates.items():
+        se = uniform.std_errors.get(k, math.nan)
         other = theirs.get(k, math.nan) if theirs else math.nan
-        print(f"{k:>16} {v:10.4g} {se:9.2g} {other:10.4g} {(v - other) / se if se > 0 else math.nan:8.2f}")
-    results = {"fit": fit_json, "seconds": wall, "cpu_seconds": cpu, "peak_gib": peak}
-    for name, est in rows.items():
-        ll = exact_loglik(cat, polygon, args.mc, t0, t1, est)
-        fit = {**fit_json, "estimates": est, "taper": "free", "cut": {**no_cut, "background_rate_cut_model": est["mu"]}}
-        fit.pop("background_density", None)
+        d, d_se = default.estimates.get(k, math.nan), default.std_errors.get(k, math.nan)
+        print(f"{k:>16} {v:10.4g} {se:9.2g} {other:10.4g} {(v - other) / se if se > 0 else math.nan:8.2f} "
+              f"{d:10.4g} {d_se:9.2g}")
+    results = {}
+    no_cut = {"max_lag_days": math.inf, "radius_sigma_units": math.inf, "rupture_multiple": 100.0}
+    candidates = {name: fit.to_dict() for name, (fit, _, _) in fits.items()}
+    if theirs:
+        candidates["etas pkg"] = {**candidates["etasvae uniform"], "estimates": theirs,
+                                  "cut": {**no_cut, "background_rate_cut_model": theirs["mu"]}}
+    for name, fit in candidates.items():
+        fit = {**fit, "mc": args.mc, "delta_m": 0.01, "region": polygon}
+        est = fit["estimates"]
+        ll = (exact_loglik(cat, polygon, args.mc, t0, t1, est)
+              if fit.get("background", "uniform") == "uniform" and est["mu"] > 0 and "tau" in est else math.nan)
         scores = score_forecast(cat, fit, start_days=t1, end_days=t2, region=polygon)
-        results[name] = {"exact_loglik": ll, "per_event": ll / ours.n_target, "scores": scores}
+        results[name] = {"estimates": est, "usable": fit.get("usable"), "exact_loglik": ll,
+                         "per_event": ll / uniform.n_target, "scores": scores}
         s = scores["etas"]
-        print(f"{name:>10}: exact training log-likelihood {ll:.2f} ({ll / ours.n_target:.4f} per event); test "
+        print(f"{name:>16}: exact training log-likelihood {ll:.2f} ({ll / uniform.n_target:.4f} per event); test "
               f"TLL {s['tll']:.4f} SLL {s['sll']:.4f} MLL {s['mll']:.4f} over {s['n_events']} events")
-    p = results["etasvae"]["scores"]["poisson"]
-    print(f"{'poisson':>10}: test TLL {p['tll']:.4f} SLL {p['sll']:.4f} MLL {p['mll']:.4f}")
+    p = results["etasvae uniform"]["scores"]["poisson"]
+    print(f"{'poisson':>16}: test TLL {p['tll']:.4f} SLL {p['sll']:.4f} MLL {p['mll']:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
 
