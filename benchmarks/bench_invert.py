@@ -1,10 +1,10 @@
 """ETAS inversion speed and memory: space-time (or temporal) fit time and peak memory for 1e3, 1e4, 1e5 events.
 
     PYTHONPATH=workflow python benchmarks/bench_invert.py [--sizes 1000 10000 100000] [--model space-time]
-        [--cut-mass 0.05] [--starts 1] [--tau none|free|auto|DAYS] [--near-one] [--rupture-multiple 100]
+        [--cut-mass 0.05] [--starts 1] [--tau none|free|auto|DAYS] [--near-one] [--rupture-multiple 70]
 
 ``--near-one`` starts the fit at p = q = 1.0005, where the cut that leaves ``cut_mass`` of each kernel outside
-lies beyond the catalog: the pairs are then those inside the caps (ten years, 100 rupture lengths), the
+lies beyond the catalog: the pairs are then those inside the caps (ten years, 70 rupture lengths), the
 largest set any parameters can ask for. Every process runs on one thread (OMP/BLAS threads 1).
 
 Each size is one catalog of the default config's ETAS point (K = 0.2, alpha = 1.5, c = 0.01 d, p = 1.1,
@@ -48,7 +48,7 @@ def default_catalog(n_events: int):
 
 
 def one(n_events: int, model: str, cut_mass: float, starts: int, tau="none", near_one: bool = False,
-        rupture_multiple: float = 100.0) -> dict:
+        rupture_multiple: float = 70.0) -> dict:
     from etasvae.inversion import fit_catalog
     catalog, params, region = default_catalog(n_events)
     side, mu = region[1], params.mu
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--starts", type=int, default=1)
     parser.add_argument("--tau", default="none")
     parser.add_argument("--near-one", action="store_true")
-    parser.add_argument("--rupture-multiple", type=float, default=100.0)
+    parser.add_argument("--rupture-multiple", type=float, default=70.0)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     tau = args.tau if args.tau in ("none", "free", "auto") else float(args.tau)

@@ -95,7 +95,7 @@ def exact_loglik(cat, polygon, mc, t0, t1, est) -> float:
 def _fit(cat, args, days, polygon, **options):
     start, cpu = time.perf_counter(), time.process_time()
     fit = fit_catalog(cat, mc=args.mc, model="space-time", t_start=days["train_start"], t_end=days["test_start"],
-                      region=polygon, delta_m=0.01, **options)
+                      region=polygon, delta_m=0.01, rupture_multiple=100.0, **options)
     return fit, time.perf_counter() - start, time.process_time() - cpu
 
 

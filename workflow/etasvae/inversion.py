@@ -63,8 +63,10 @@ __all__ = [
 
 TAPER_CHOICES = ("none", "free", "auto")  # or a number: tau fixed (days)
 BACKGROUNDS = ("uniform", "inhomogeneous", "auto")
-# Default caps of the pair cut: the `etas` package's distance cut (100 rupture lengths) and ten years.
-RUPTURE_MULTIPLE = 100.0
+# Default caps of the pair cut: 70 rupture lengths and ten years. The `etas` package cuts at 100 rupture
+# lengths; 70 keeps the pairs of the worst case (p and q at 1, every pair inside the caps) of a 10^5-event
+# catalog at the default experiment's density within 2 GiB (benchmarks/bench_invert.py --near-one).
+RUPTURE_MULTIPLE = 70.0
 MAX_LAG_DAYS = 3652.5
 # The `etas` package's default starting values (its invert_etas_config.json), in its parameterisation.
 ETAS_PACKAGE_START = {"log10_mu": -5.8, "log10_k0": -2.6, "a": 1.8, "log10_c": -2.5, "omega": -0.02,
