@@ -9,7 +9,7 @@ into 5 windows and, with ``--windows``, that many windows of the same length), p
 and standard deviation of z across replicates, the mean of z^2, and the median estimate against the truth,
 with the 99.9 % range that the mean and the mean z^2 take when the reported standard errors are right
 (mean: +-3.3/sqrt(R); mean z^2: chi^2_R/R quantiles). Positive parameters' z are on the log scale
-(etasvae.inversion.recovery_zscores). The same sets, with fewer replicates, are the tests
+(recovery_study.recovery_zscores). The same sets, with fewer replicates, are the tests
 tests/test_inversion.py::test_recovery_within_standard_errors and ::test_joint_window_fit_recovers_parameters.
 
 With ``--signed-roots``, also the profile likelihood's signed root r at the truth (etasvae.inversion.
@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from etasvae.inversion import _build, _hessian, _Likelihood, _to_theta, param_names, recovery_zscores, window_sequences
+from etasvae.inversion import _build, _hessian, _Likelihood, _to_theta, param_names, window_sequences
+from recovery_study import recovery_zscores
 from etasvae.params import ETASParams
 from etasvae.simulate import simulate_etas
 

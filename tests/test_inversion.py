@@ -26,7 +26,6 @@ from etasvae.inversion import (
     _constrained_theta,
     _Likelihood,
     _natural,
-    _region_quadrature,
     _to_theta,
     catalog_sequence,
     fit_catalog,
@@ -35,14 +34,17 @@ from etasvae.inversion import (
     profile_interval,
     profile_loglik,
     profile_parameters,
-    recovery_zscores,
     signed_root,
     window_sequences,
 )
 from etasvae.params import ETASParams
 from etasvae.realdata import check_dataset, import_dataset
 from etasvae.simulate import simulate_etas
+from etasvae.inversion_geometry import _region_quadrature
 from etasvae.stats import b_value_aki_utsu
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+from recovery_study import recovery_zscores  # noqa: E402
 
 REGION = (0.0, 100.0, 0.0, 50.0)
 
@@ -120,9 +122,9 @@ def _direct_loglik(t, m, x, y, t0, t1, mc, v):
 @pytest.mark.parametrize("chunk", [65_536, 7])
 def test_loglik_matches_direct_computation(chunk, monkeypatch):
     # chunk 7: the pairs taken a few targets at a time (whole runs of a target's pairs per chunk)
-    import etasvae.inversion as inversion
+    import etasvae.inversion_likelihood as likelihood
 
-    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", chunk)
+    monkeypatch.setattr(likelihood, "_CHUNK_PAIRS", chunk)
     rng = np.random.default_rng(3)
     n = 25
     t = np.sort(rng.uniform(0.0, 10.0, n))
@@ -378,12 +380,12 @@ def test_command_line_fit_of_a_catalog_imported_from_csv(tmp_path):
 
 
 def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):
-    import etasvae.inversion as inversion
+    import etasvae.inversion_likelihood as likelihood
 
     params = _params(K=0.4)
     cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(6))
     whole = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
-    monkeypatch.setattr(inversion, "_CHUNK_PAIRS", max(whole.n_pairs // 5, 1))
+    monkeypatch.setattr(likelihood, "_CHUNK_PAIRS", max(whole.n_pairs // 5, 1))
     chunked = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
     for k in whole.estimates:
         # the same sums in another order: equal to rounding, which the optimiser's steps may amplify to ~1e-9
@@ -551,7 +553,7 @@ def test_the_whole_catalog_fit_stops_after_max_events():
 def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
     """Many candidate pairs are found with k-d trees, sources in blocks (_tree_pairs): the same pairs, lags and
     distances as the sweep over time, in the order of their targets."""
-    import etasvae.inversion as inversion
+    import etasvae.inversion_geometry as geometry
 
     params = _params(K=0.4, D=2.0)
     cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(9))
@@ -559,8 +561,8 @@ def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
             catalog_sequence(cat, mc=2.5, t_start=40.0, t_end=60.0, aux_days=5.0, region=REGION)]
     v = {"mu": 1.0, "K": 0.4, "alpha": 1.0, "c": 0.01, "p": 1.3, "D": 2.0, "q": 2.0, "gamma": 0.5}
     sweep = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
-    monkeypatch.setattr(inversion, "_PAIR_CHUNK", 10)  # more than 4 chunks of candidates: the trees
-    monkeypatch.setattr(inversion, "_TREE_BLOCK", 7)
+    monkeypatch.setattr(geometry, "_PAIR_CHUNK", 10)  # more than 4 chunks of candidates: the trees
+    monkeypatch.setattr(geometry, "_TREE_BLOCK", 7)
     tree = _build(seqs, "space-time", 2.5, 5.0, 3.0, v)
     assert 100 < sweep.pair_i.size == tree.pair_i.size
     assert np.all(np.diff(tree.pair_i) >= 0)
@@ -571,3 +573,216 @@ def test_tree_pairs_are_the_sweep_pairs(monkeypatch):
 
     for a, b in zip(keyed(sweep), keyed(tree)):
         np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------- taper, polygon, honest end
+
+
+def test_tapered_omori_integral_matches_the_incomplete_gamma_form():
+    """int_lo^hi e^(-s/tau) (s+c)^-p ds by quadrature against tau^(1-p) e^(c/tau) [Gamma(1-p, (lo+c)/tau) -
+    Gamma(1-p, (hi+c)/tau)] (etasvae.params.upper_incomplete_gamma), p on both sides of 1."""
+    from etasvae.inversion_likelihood import _tapered_omori
+    from etasvae.params import upper_incomplete_gamma
+
+    lo = np.array([0.0, 0.0, 1.0, 0.0, 5.0])
+    hi = np.array([10.0, 1e5, 2.0, 1e-3, 5000.0])
+    for c, p, tau in ((0.01, 0.9, 50.0), (0.003, 1.2, 3.0), (0.05, 0.5, 1000.0)):
+        def tail(t):
+            return tau ** (1 - p) * math.exp(c / tau) * float(upper_incomplete_gamma(1 - p, (t + c) / tau))
+
+        want = np.array([tail(a) - tail(b) for a, b in zip(lo, hi)])
+        np.testing.assert_allclose(_tapered_omori(lo, hi, c, p, tau), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("model, tau", [("temporal", "free"), ("space-time", "free"), ("space-time", 30.0)])
+def test_tapered_gradients_match_differences_of_the_likelihood(model, tau):
+    """With the taper (p < 1, tau free or fixed) the closed-form gradient of the likelihood and of the far
+    rate against central differences (step 1e-6, as in the untapered test), the pair cut active."""
+    params = _params(K=0.3, p=0.95, tau=20.0)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(8))
+    seq = catalog_sequence(cat, mc=2.5, t_start=10.0, t_end=60.0, region=REGION)
+    names = param_names(model, tau if tau == "free" else None)
+    fixed = None if tau == "free" else tau
+    v = {"mu": 0.8, "K": 0.35, "alpha": 1.1, "c": 0.02, "p": 0.9, "tau": 15.0, "D": 0.15, "q": 1.8, "gamma": 0.6}
+    data = _build([seq], model, 2.5, 2.0, 3.0 if model == "space-time" else math.inf, v, tau=fixed)
+    assert data.pair_i.size > 50
+    lik = _Likelihood(data, names)
+    theta = _to_theta(v, names, fixed)
+    assert _natural(theta, names, fixed)["p"] == pytest.approx(0.9)
+    value, grad = lik.value_and_grad(theta)
+    assert value == pytest.approx(lik(theta), rel=1e-13)
+    np.testing.assert_allclose(grad, _gradient_by_differences(lik, theta), rtol=1e-6, atol=1e-5)
+    far, far_grad = lik.far_rate(theta, grad=True)
+    assert far > 0.0
+    np.testing.assert_allclose(far_grad, _gradient_by_differences(lik.far_rate, theta), rtol=1e-6, atol=1e-9)
+
+
+def test_tapered_fit_recovers_p_below_one():
+    """A catalog simulated with p = 0.95 and tau = 20 days: the tapered fit (tau free) is usable and its p,
+    tau and branching ratio lie within 3.3 standard errors of the truth (two-sided 1e-3 for one seed; tau on
+    the log scale, where its likelihood is closer to quadratic)."""
+    params = _params(mu=1.0, K=0.3, p=0.95, tau=20.0)
+    cat = simulate_etas(params, duration=400.0, region=REGION, rng=np.random.default_rng(1))
+    fit = fit_catalog(cat, mc=2.5, model="temporal", t_start=50.0, t_end=400.0, region=REGION, tau="free", n_starts=1)
+    assert fit.usable and fit.taper == "free" and not fit.at_bound
+    est, se = fit.estimates, fit.std_errors
+    assert abs(est["p"] - 0.95) < 3.3 * se["p"]
+    assert abs(math.log(est["tau"] / 20.0)) < 3.3 * se["tau"] / est["tau"]
+    assert abs(est["branching_ratio"] - params.branching_ratio()) < 3.3 * se["branching_ratio"]
+
+
+def test_polygon_region_area_membership_and_quadrature():
+    """An L-shaped (non-convex) region: its area, which points it holds, and the kernel's mass inside it as
+    the sum of the masses in the two rectangles it is made of (signed edge triangles), cut disc or not."""
+    from etasvae.inversion_geometry import inside_polygon, polygon_area, polygon_quadrature
+
+    shape = [(0, 0), (100, 0), (100, 40), (40, 40), (40, 100), (0, 100)]
+    assert polygon_area(shape) == pytest.approx(6400.0)
+    assert polygon_area(shape[::-1]) == pytest.approx(6400.0)  # clockwise vertices too
+    assert inside_polygon(shape, [50, 50, 20, 39.9], [20, 60, 80, 99]).tolist() == [True, False, True, True]
+    x, y = np.array([39.0, 10.0, 99.5]), np.array([39.0, 95.0, 20.0])
+    sigma, q = 30.0, 1.5
+    for radius2 in (None, np.full(3, 400.0)):
+        def fraction(region):
+            (rho2, w), (const, r2) = polygon_quadrature(x, y, region, radius2)
+            tail = np.where(np.isfinite(r2), (1 + np.where(np.isfinite(r2), r2, 0) / sigma) ** (1 - q), 0.0)
+            return (w * (1 - (1 + rho2 / sigma) ** (1 - q))).sum(axis=1) + const * (1 - tail)
+
+        # Gauss-Legendre within 1e-6 at 1 km from the re-entrant corner (the first point)
+        np.testing.assert_allclose(fraction(shape), fraction((0, 100, 0, 40)) + fraction((0, 40, 40, 100)), atol=1e-6)
+
+
+def test_polygon_region_fit_uses_the_polygon_not_its_bounding_box():
+    """A catalog simulated in a 100 x 50 km rectangle, fitted as the same rectangle given by its vertices
+    (a polygon): the same fit; given a triangle inside it, only the events inside count and the background
+    density is 1/area of the triangle."""
+    params = _params(K=0.3)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(6))
+    rect = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, n_starts=1)
+    vertices = [(0.0, 0.0), (100.0, 0.0), (100.0, 50.0), (0.0, 50.0)]
+    poly = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=vertices, n_starts=1)
+    for k in rect.estimates:
+        assert poly.estimates[k] == pytest.approx(rect.estimates[k], rel=1e-6), k
+    triangle = [(0.0, 0.0), (100.0, 0.0), (0.0, 50.0)]
+    seq = catalog_sequence(cat, mc=2.5, t_start=0.0, t_end=60.0, region=triangle)
+    assert 0 < seq.time.size < len(cat)
+    assert np.all(seq.x / 100 + seq.y / 50 <= 1 + 1e-12)
+    data = _build([seq], "space-time", 2.5, 5.0, 3.0, {"D": 0.1, "gamma": 0.5})
+    np.testing.assert_allclose(data.inv_area, 1.0 / 2500.0)
+
+
+def _cli(argv, capsys):
+    from etasvae.__main__ import main
+
+    status = main(argv)
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_a_fit_run_to_a_bound_is_refused_and_the_taper_gives_a_usable_fit(tmp_path, capsys):
+    """The first failure: a catalog whose aftershocks decay as p = 0.85 with a taper (tau = 100 days), as real
+    sequences do. The pure Omori law runs p to its bound (1.001) with n ~ 100; the command must not call
+    that a result: exit status 3, a message naming p and the taper to try, usable false in the JSON. The
+    default (--tau auto) fits the taper and is usable."""
+    params = _params(mu=0.5, K=0.5, p=0.85, tau=100.0)
+    cat = simulate_etas(params, duration=300.0, region=REGION, rng=np.random.default_rng(2))
+    path = tmp_path / "catalog.parquet"
+    write_catalog(cat, path, {"mc": 2.5, "region_km": list(REGION), "duration_days": 300.0}, mc=2.5)
+    common = [str(path), "--model", "temporal", "--aux-days", "20", "--json"]
+    status, out, err = _cli(["fit", *common, "--tau", "none"], capsys)
+    got = json.loads(out)
+    assert status == 3 and got["usable"] is False and "p" in got["at_bound"]
+    assert "p = 1.001 at its lower bound" in err and "tau free" in err
+    status, out, err = _cli(["fit", *common], capsys)
+    got = json.loads(out)
+    assert status == 0 and got["usable"] is True and got["at_bound"] == [] and got["taper"] == "free", err
+    assert got["estimates"]["p"] < 1.0 and got["estimates"]["branching_ratio"] < 1.0
+
+
+def test_pairs_stay_within_the_caps_when_p_and_q_approach_one():
+    """The second failure: with p and q near 1 the cut that leaves 5 % of each kernel outside lies beyond
+    the catalog (every pair kept). The caps (max_lag_days, rupture_multiple rupture lengths) still bound the
+    pairs: exactly the pairs inside the cap cylinders, counted directly, and a fit started there keeps at
+    most those."""
+    from etasvae.inversion_geometry import rupture_length_km
+
+    params = _params(K=0.3, D=2.0)
+    cat = simulate_etas(params, duration=365.0, region=REGION, rng=np.random.default_rng(5))
+    seq = catalog_sequence(cat, mc=2.5, t_start=0.0, t_end=365.0, region=REGION)
+    near_one = {"mu": 1.0, "K": 0.3, "alpha": 1.0, "c": 0.01, "p": 1.0005, "D": 2.0, "q": 1.0005, "gamma": 0.5}
+    t_cut, k_cut = inversion_cut_for(near_one, "space-time", 0.05, 365.0)
+    assert t_cut == math.inf and k_cut == math.inf
+    cap = 20.0 * rupture_length_km(seq.magnitude)
+    data = _build([seq], "space-time", 2.5, min(t_cut, 30.0), k_cut, near_one, radius_cap=cap)
+    t, x, y = seq.time, seq.x, seq.y
+    lag = t[:, None] - t[None, :]
+    r2 = (x[:, None] - x[None, :]) ** 2 + (y[:, None] - y[None, :]) ** 2
+    inside = (lag > 0) & (lag < 30.0) & (r2 < cap[None, :] ** 2)
+    every = int((lag > 0).sum())
+    assert data.pair_i.size == int(inside.sum()) < every / 20
+    fit = fit_sequences([seq], mc=2.5, model="space-time", start=near_one, n_starts=1, rupture_multiple=20.0,
+                        max_lag_days=30.0)
+    assert fit.n_pairs <= int(inside.sum())
+    assert fit.cut["max_lag_days"] <= 30.0
+
+
+def inversion_cut_for(*args):
+    from etasvae.inversion import _cut_for
+
+    return _cut_for(*args)
+
+
+def test_a_supercritical_fit_of_a_small_catalog_is_refused(tmp_path, capsys):
+    """The third failure: a small catalog (37 events in 60 days) whose maximum-likelihood branching ratio
+    exceeds 1 with no parameter at a bound. The fit says so (usable false, a problem naming the branching
+    ratio) and the command exits with status 3 naming it."""
+    params = _params(mu=0.3, K=0.25, alpha=1.6, p=1.15)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(8))
+    assert len(cat) == 37
+    fit = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, tau=None)
+    assert fit.estimates["branching_ratio"] >= 1.0 and not fit.at_bound
+    assert not fit.usable and fit.problems[0].startswith("branching_ratio = ")
+    path = tmp_path / "small.parquet"
+    write_catalog(cat, path, {"mc": 2.5, "region_km": list(REGION), "duration_days": 60.0}, mc=2.5)
+    status, out, err = _cli(["fit", str(path), "--tau", "none"], capsys)
+    assert status == 3 and "branching_ratio" in err and "usable: NO" in out
+
+
+def test_the_page_flags_a_fit_that_is_not_usable():
+    """inversion_html marks every parameter at a bound and says NOT USABLE with the fit's problems."""
+    from etasvae.inversion_report import inversion_html
+
+    params = _params(mu=0.3, K=0.25, alpha=1.6, p=1.15)
+    cat = simulate_etas(params, duration=60.0, region=REGION, rng=np.random.default_rng(1))
+    bad = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=60.0, region=REGION, tau=None).to_dict()
+    assert not bad["usable"] and "p" in bad["at_bound"]
+    good = fit_catalog(simulate_etas(_params(), duration=60.0, region=REGION, rng=np.random.default_rng(2)), mc=2.5,
+                       model="temporal", t_start=0.0, t_end=60.0, tau=None, n_starts=1).to_dict()
+    assert good["usable"]
+    page = inversion_html({"truth": {}, "fits": {"heldout_catalog": bad, "heldout_windows": good}, "selection": {}})
+    assert page.count("<b>at bound</b>") == len(bad["at_bound"])
+    assert page.count("NOT USABLE") == 1 and "p = 1.001 at its lower bound" in page
+
+
+def test_inhomogeneous_background_integrates_to_one_and_finds_where_the_background_is():
+    """A catalog whose events all lie in the left half of the fitted region (simulated in 50 x 50 km, fitted
+    in 100 x 50 km). The smoothed background (Zhuang et al. 2002) integrates to 1 over the region (midpoint
+    rule on a 0.25 km grid, bandwidths >= 1 km: error ~1e-3), and the inhomogeneous fit's log-likelihood
+    beats the uniform fit's by at least half of what a background confined to the half gains, N_bg log 2
+    (the smoother spreads some of it across the middle)."""
+    from etasvae.inversion_background import smoothed_background
+
+    params = _params(mu=2.0, K=0.3)
+    cat = simulate_etas(params, duration=100.0, region=(0.0, 50.0, 0.0, 50.0), rng=np.random.default_rng(11))
+    uniform = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=100.0, region=REGION, tau=None,
+                          n_starts=1)
+    smooth = fit_catalog(cat, mc=2.5, model="space-time", t_start=0.0, t_end=100.0, region=REGION, tau=None,
+                         n_starts=1, background="inhomogeneous")
+    assert smooth.background == "inhomogeneous" and smooth.usable
+    n_background = float(smooth.background_probability.sum())
+    assert smooth.loglik - uniform.loglik > 0.5 * n_background * math.log(2.0)
+    density = smoothed_background(cat["x"], cat["y"], smooth.background_probability, REGION)
+    gx, gy = np.meshgrid(np.arange(0.125, 100.0, 0.25), np.arange(0.125, 50.0, 0.25))
+    total = density(gx.ravel(), gy.ravel()).sum() * 0.25 * 0.25
+    assert total == pytest.approx(1.0, abs=5e-3)
+    assert "background_density" in smooth.to_dict()

@@ -257,7 +257,9 @@ def inversion_html(result: dict[str, Any]) -> str:
     rows = [head]
     for r in table.to_dict(orient="records"):
         cells = [f"<td class='txt'>{html.escape(r['parameter'])}</td>"] + [f"<td class='num'>{_num(r['truth'])}</td>"] * truth
-        cells += [f"<td class='num'>{_num(r[f'{c}.estimate'], r[f'{c}.std_error'])}</td>" for c in COLUMNS]
+        cells += [f"<td class='num'>{_num(r[f'{c}.estimate'], r[f'{c}.std_error'])}"
+                  + (" <b>at bound</b>" if r["parameter"] in result["fits"].get(c, {}).get("at_bound", []) else "")
+                  + "</td>" for c in COLUMNS]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     notes = []
     for c in COLUMNS:
@@ -270,7 +272,10 @@ def inversion_html(result: dict[str, Any]) -> str:
             part = f" up to day {f['t_end']:.1f} (the first events only)" if f.get("cut_at_max_events") else ""
             notes.append(f"{LABELS[c]}: {f['n_target']} events{part} in {f['n_sequences']} sequence(s){of}, kernel "
                          f"mass beyond the pair cut {f['cut']['neglected_mass']:.2g}"
-                         + ("" if f.get("converged", True) else ", optimiser NOT converged"))
+                         + ("" if f.get("converged", True) else ", optimiser NOT converged")
+                         + ("" if f.get("usable", not f.get("at_bound")) else
+                            " — <b>NOT USABLE</b>: " + html.escape("; ".join(f.get("problems", []))
+                                                              or "at a bound: " + ", ".join(f.get("at_bound", [])))))
     return "\n".join([
         "<h2>ETAS parameters carried by the windows</h2>",
         "<p class='note'>Maximum-likelihood ETAS fits (± one standard error from the observed information). "
