@@ -11,6 +11,7 @@ import pandas as pd
 
 from .compare import compare_sets
 from .figures import plot_comparison_figures
+from .reference import reference_table
 from .sets import evaluation_sets
 from .verdict import group_scores, overall_score, verdict
 
@@ -29,6 +30,11 @@ def evaluate_model(
     figures_dir: str | os.PathLike,
     title: str,
     etas_fits: dict[str, Any] | None = None,
+    references: Mapping[tuple[str, int], pd.DataFrame | str | os.PathLike] | None = None,
+    reference_windows: int = 0,
+    duration_days: float | None = None,
+    max_windows: int = 500,
+    mmd_windows: int | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
     """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
 
@@ -37,14 +43,22 @@ def evaluate_model(
     time); ``synthetic`` is the synthetic catalog or its file; ``config_id`` names the config of a
     table without a ``config_id`` column. One generator seeded with ``seed`` builds the sets and then runs
     every randomised statistic, in that order. ``etas_fits`` (the "fits" of the model's ``estimates.json``;
-    None for the pooled model) adds the ETAS-parameter rows. Returns (comparison table, windows per set, {figure name: path}).
+    None for the pooled model) adds the ETAS-parameter rows. ``references`` maps (config id, replicate) to
+    the reference catalogs (:mod:`~etasvae.evaluate.reference`; replicates of ``duration_days``): with them
+    H grows by the even ones and A is the odd ones, S, H and A of one size (at most ``reference_windows``
+    when > 0; :func:`~etasvae.evaluate.sets.evaluation_sets`). ``max_windows``: windows per set for the classifier
+    test and the pair correlation, ``mmd_windows`` for MMD (default ``max_windows``). Returns (comparison table, windows per set, {figure name: path}).
     """
     rng = np.random.default_rng(seed)
+    reference = None
+    if references:
+        reference = reference_table(references, spec, duration_days, pooled="config_id" in table)
+        catalogs = {**catalogs, **references}
     sets = evaluation_sets(table, catalogs, spec, synthetic, rng=rng, n_synthetic=synthetic_meta["n_windows"],
-                           config_id=config_id)
+                           config_id=config_id, reference=reference, reference_windows=reference_windows)
     metrics = compare_sets(
         sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds,
-        etas_fits=etas_fits,
+        etas_fits=etas_fits, max_windows=max_windows, mmd_windows=mmd_windows,
     )
     figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title)
     return metrics, {k: len(v) for k, v in sets.items()}, figures
@@ -59,8 +73,10 @@ def evaluation_summary(
     n_windows: dict[str, int],
     health: dict[str, Any],
     figures: dict[str, str],
+    floor_set: str = "training",
 ) -> dict[str, Any]:
-    """The metrics.json document of one model (README, *Outputs*), in its key order."""
+    """The metrics.json document of one model (README, *Outputs*), in its key order. ``floor_set``: where A
+    comes from, "reference" (reference catalogs, evaluation only) or "training" (the training windows)."""
     return {
         "config_id": config_id,
         "vae_id": vae_id,
@@ -69,6 +85,7 @@ def evaluation_summary(
         "group_scores": group_scores(metrics),
         "verdict": verdict(metrics),
         "n_windows": n_windows,
+        "floor_set": floor_set,
         "health": health,
         "figures": figures,
         "statistics": metrics.set_index("statistic").to_dict(orient="index"),
