@@ -43,10 +43,11 @@ from .cells import (
 METRIC_COLUMNS = {
     "value_S": "S synthetic",
     "value_H": "H held-out",
-    "value_A": "A training",
+    "value_A": "A floor set",
     "value_P": "P Poisson",
     "d_S": "d(S, H)",
     "d_A": "d(A, H) floor",
+    "resolution": "resolution (95 %)",
     "d_P": "d(P, H) naive",
     "skill": "skill",
     "p_S": "p(S)",
@@ -93,7 +94,7 @@ FIGURE_TITLE = {
 }
 
 SKILL_LEGEND = (
-    "Each statistic is computed for the synthetic windows S, the training ETAS windows A and a Poisson "
+    "Each statistic is computed for the synthetic windows S, a second ETAS sample A (the floor set) and a Poisson "
     "catalog P with the same rate and naive magnitudes (normal, no Gutenberg–Richter tail), and each is compared with the held-out ETAS windows H: "
     "d(X, H) is their distance (a two-sample statistic, or the absolute difference of the values). "
     "<b>skill = (d<sub>P</sub> − d<sub>S</sub>) / (d<sub>P</sub> − d<sub>A</sub>)</b>: 1 means the VAE is as "
@@ -115,6 +116,26 @@ def _value_cell(value: Any, err: Any) -> str:
     if _as_number(value) is not None and _as_number(err) is not None:
         return f"<td class='num'>{_esc(fmt(value))} <span class='err'>± {_esc(fmt(err, 2))}</span></td>"
     return _cell(value)
+
+
+def set_sizes_html(summary: dict, real: bool) -> str:
+    """The sets' sizes and where A comes from, and what the resolution column means (one note)."""
+    n = summary.get("n_windows") or {}
+    if not n:
+        return ""
+    sizes = ", ".join(f"{k} {int(v):,}" for k, v in n.items())
+    if real:
+        source = "A is the catalog's training period, H its held-out period (a real catalog has one history)"
+    elif summary.get("floor_set") == "reference":
+        source = ("H is the held-out replicates and half of the reference catalogs simulated for the evaluation "
+                  "only; A is the other half (never trained on), drawn at H's size")
+    else:
+        source = "A is the training windows (no reference catalogs: evaluate.reference_replicates = 0)"
+    return (f"<p class='note'><b>Windows per set:</b> {_esc(sizes)}. {_esc(source)}. <b>resolution (95 %)</b>: "
+            "the distance d(S, H) that two samples of these sizes from one process exceed with probability 5 % "
+            "(from the statistic's sampling law: KS critical value, 1.96 standard errors, the permutation null "
+            "of MMD, the binomial null of the classifier); a smaller d(S, H) is at the floor to within it. Empty "
+            "where the statistic has no known sampling law: read d(A, H) there.</p>")
 
 
 def metrics_table_html(metrics: pd.DataFrame) -> str:
@@ -233,6 +254,7 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
     settings_items = [(k, fmt(v) if isinstance(v, (list, tuple)) else v) for k, v in (settings or {}).items()]
     # A real catalog (summary["real_catalog"]): H is its held-out period and the floor its training period.
     real = bool(summary.get("real_catalog"))
+    sizes_html = set_sizes_html(summary, real)
     reference = "the real catalog" if real else "ETAS"
     floor = "the training period against the held-out period" if real else "a second ETAS sample"
     body = [
@@ -249,6 +271,7 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
         "</div>",
         f"<h2>Statistics: synthetic (S) against {'held-out real windows' if real else 'held-out ETAS'} (H)</h2>",
         f"<p class='note'>{SKILL_LEGEND}</p>",
+        sizes_html,
         metrics_table_html(metrics),
         extra_html,
         "<h2>Figures</h2>",
