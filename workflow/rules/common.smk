@@ -177,7 +177,10 @@ def model_reference_keys(wildcards):
 
 
 def model_reference_catalogs(wildcards):
-    return [f"results/catalogs/{c}/ref{-r - 1}.parquet" for c, r in model_reference_keys(wildcards)]
+    return [
+        f"results/catalogs/{c}/ref{-r - 1}.parquet"
+        for c, r in model_reference_keys(wildcards)
+    ]
 
 
 def model_windows(wildcards):
