@@ -1,7 +1,7 @@
 """The sets of windows that evaluation compares (see docs/design.md, *Evaluation*).
 
-S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A ETAS training windows
-(the noise floor: another sample of the same process), P the naive baseline (Poisson times at A's rate,
+S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A the floor set (another
+sample of the same process: the odd reference catalogs when there are any, else the training windows), P the naive baseline (Poisson times at A's rate,
 naive magnitudes). H and A are the catalogs' own events cut into the windows of the windows table, never
 their features decoded back through the representation: whatever a representation loses (binned windows
 keep no positions and no magnitudes within a band) counts against the model.
