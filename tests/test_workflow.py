@@ -48,7 +48,10 @@ TINY = {
     "vae": {"grid": {"decoder": ["autoregressive"], "loss": ["channels"], "latent_dim": [4], "hidden": [[32]],
                      "beta": [1.0], "epochs": [40], "batch_size": [32]}},
     "latent": {"tsne_perplexity": 5, "knn_neighbors": 15},
-    "evaluate": {"permutations": 20, "cv_folds": 3},
+    # four reference catalogs per ETAS config (evaluation only): two extend H, two form the floor set A
+    "evaluate": {"permutations": 20, "cv_folds": 3, "reference_replicates": 4},
+    # more synthetic windows than any H, so that H and the floor set set the evaluation's size
+    "sample": {"n_windows": 600},
     # A real-catalog dataset: a ComCat-format CSV that run_snakemake writes into the working directory
     # (120 days of ETAS seismicity in lon/lat; Mc estimated by maximum curvature on the training period).
     "datasets": {"tinyreal": dataset_config("tiny_comcat.csv")},
@@ -137,6 +140,37 @@ def test_every_model_is_trained_embedded_sampled_and_reported(finished_run):
     assert len(summary) == MODELS and (finished_run / "results" / "reports" / "summary.html").exists()
 
 
+def test_reference_catalogs_are_evaluated_never_trained(finished_run):
+    """The reference catalogs: seeded apart from the replicates, in no windows table, and the evaluation's H
+    and floor set of the ETAS configs (S, H and A of one size, each statistic with its resolution)."""
+    from etasvae.config import catalog_seed
+    from etasvae.evaluate.reference import reference_seed
+
+    for cfg_dir in (finished_run / "results" / "catalogs").glob("mu*"):
+        cfg = cfg_dir.name
+        refs = sorted(cfg_dir.glob("ref*.parquet"))
+        assert len(refs) == 4
+        replicate_seeds = {read_catalog(p)[1]["seed"] for p in cfg_dir.glob("rep*.parquet")}
+        assert replicate_seeds == {catalog_seed(3, cfg, r) for r in range(3)}
+        for k in range(4):
+            meta = read_catalog(cfg_dir / f"ref{k}.parquet")[1]
+            assert meta["role"] == "reference" and meta["seed"] == reference_seed(3, cfg, k)
+            assert meta["seed"] not in replicate_seeds
+        windows = pd.read_parquet(finished_run / "results" / "windows" / cfg / "event.parquet")
+        assert set(windows["replicate"]) == {0, 1, 2}
+        for path in (finished_run / "results" / "evaluation" / cfg).glob("*/metrics.json"):
+            evaluation = json.loads(path.read_text())
+            n = evaluation["n_windows"]
+            assert evaluation["floor_set"] == "reference" and n["S"] == n["H"] == n["A"] > 0, n
+            assert n["H"] > int((windows["role"] == "heldout").sum())  # the reference catalogs add windows
+            stats = evaluation["statistics"]
+            assert stats["c2st"]["resolution"] == pytest.approx(1.959964 * stats["c2st"]["err_S"], rel=1e-5)
+            assert np.isfinite(stats["max_magnitude_ks"]["resolution"]) and np.isfinite(stats["mmd"]["resolution"])
+    pooled = json.loads(next((finished_run / "results" / "evaluation" / "pooled").glob("*/metrics.json")).read_text())
+    assert pooled["floor_set"] == "reference"
+    assert set(pd.read_parquet(finished_run / "results" / "windows" / "pooled" / "event.parquet")["replicate"]) == {0, 1, 2}
+
+
 def test_the_real_dataset_travels_the_same_path(finished_run):
     """Held-out windows of the real catalog's last period, VAE samples and the baselines on one page."""
     imported = json.loads((finished_run / "results" / "catalogs" / "tinyreal" / "import.json").read_text())
@@ -146,8 +180,9 @@ def test_the_real_dataset_travels_the_same_path(finished_run):
     assert (heldout["t_start"] >= imported["periods_days"]["heldout"][0]).all()
     model = next((finished_run / "results" / "evaluation" / "tinyreal").glob("*/metrics.json"))
     evaluation = json.loads(model.read_text())
-    assert evaluation["n_windows"]["H"] == len(heldout) == evaluation["n_windows"]["S"]
+    assert evaluation["n_windows"]["H"] == len(heldout) and evaluation["n_windows"]["S"] == TINY["sample"]["n_windows"]
     assert evaluation["n_windows"]["A"] == int((windows["role"] == "train").sum())
+    assert evaluation["floor_set"] == "training"   # a real catalog has one history: no reference catalogs
     assert evaluation["real_catalog"]["mc"] == 2.2 and "maximum curvature" in evaluation["real_catalog"]["mc_method"]
     page = (finished_run / "results" / "reports" / "tinyreal" / f"{model.parent.name}.html").read_text()
     assert "real_catalog.mc_method" in page and "maximum curvature + 0.2" in page
@@ -158,7 +193,7 @@ def test_the_real_dataset_travels_the_same_path(finished_run):
 def test_dry_run_shows_the_datasets_jobs_beside_the_etas_configs(tmp_path):
     jobs = planned_jobs(run_snakemake(tmp_path, TINY, "-n"))
     assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1
-    assert jobs["simulate_catalog"] == 6 and jobs["build_windows"] == 2
+    assert jobs["simulate_catalog"] == 6 and jobs["simulate_references"] == 2 and jobs["build_windows"] == 2
     assert jobs["train_vae"] == jobs["evaluate_model"] == jobs["report_page"] == MODELS
 
 

@@ -17,6 +17,7 @@ from etasvae.config import (
     vae_settings,
     window_spec,
 )
+from etasvae.evaluate.reference import reference_replicate, reference_seed
 from etasvae.realdata import DatasetError, check_datasets, comcat_query
 
 # Finite numbers, types and ranges first (names the key, list items by index, and the rule broken), then
@@ -42,6 +43,8 @@ DATASET_IDS = list(DATASETS)
 MODEL_CONFIGS = CONFIG_IDS + DATASET_IDS + ([POOLED] if config["vae"]["pooled"] else [])
 REPLICATES = list(range(config["simulation"]["replicates"]))
 N_HELDOUT = config["windows"]["heldout_replicates"]
+# Reference catalogs (evaluation only) of each ETAS config: results/catalogs/{cfg}/ref{k}.parquet.
+REFERENCES = list(range(config["evaluate"]["reference_replicates"]))
 REPRESENTATIONS = sorted({s["representation"] for s in VAES.values()})
 
 
@@ -90,6 +93,10 @@ def simulation_params(wildcards):
 
 def simulation_seed(wildcards):
     return catalog_seed(config["seed"], wildcards.cfg, int(wildcards.rep))
+
+
+def reference_seeds(wildcards):
+    return [reference_seed(config["seed"], wildcards.cfg, k) for k in REFERENCES]
 
 
 def spec_params(wildcards):
@@ -158,6 +165,21 @@ def model_catalogs(wildcards):
         return [f"results/catalogs/{wildcards.model_cfg}/catalog.parquet"]
     return [
         f"results/catalogs/{c}/rep{r}.parquet" for c, r in model_catalog_keys(wildcards)
+    ]
+
+
+def model_reference_keys(wildcards):
+    """(config id, replicate) of a model's reference catalogs (evaluation only); none for a dataset."""
+    if wildcards.model_cfg in DATASETS:
+        return []
+    cfgs = CONFIG_IDS if wildcards.model_cfg == POOLED else [wildcards.model_cfg]
+    return [[c, reference_replicate(k)] for c in cfgs for k in REFERENCES]
+
+
+def model_reference_catalogs(wildcards):
+    return [
+        f"results/catalogs/{c}/ref{-r - 1}.parquet"
+        for c, r in model_reference_keys(wildcards)
     ]
 
 

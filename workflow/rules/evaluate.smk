@@ -4,6 +4,7 @@ rule evaluate_model:
         synthetic="results/synthetic/{model_cfg}/{vae}/catalog.parquet",
         health="results/latent/{model_cfg}/{vae}/health.json",
         catalogs=model_catalogs,
+        references=model_reference_catalogs,
         dataset=dataset_import_report,
         inversion=model_inversion,
     output:
@@ -26,6 +27,11 @@ rule evaluate_model:
         seed=config["evaluate"]["seed"],
         config_id="{model_cfg}",
         catalog_keys=model_catalog_keys,
+        reference_keys=model_reference_keys,
+        reference_windows=config["evaluate"]["reference_windows"],
+        max_windows=config["evaluate"]["max_windows"],
+        mmd_windows=config["evaluate"]["mmd_windows"],
+        duration_days=config["simulation"]["duration_days"],
         vae_id="{vae}",
         settings=vae_params,
     script:

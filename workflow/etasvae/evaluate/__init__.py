@@ -1,7 +1,8 @@
 """The evaluate stage: comparing sets of windows, i.e. what "good" means (docs/design.md, *Evaluation*).
 
-Sets: S synthetic (the VAE), H held-out ETAS (the reference), A ETAS training windows (the noise floor: a
-second sample of the same process), P the naive baseline (Poisson times at A's rate, no clustering,
+Sets: S synthetic (the VAE), H held-out ETAS (the reference), A the floor set (the noise floor: a second
+sample of the same process; reference catalogs simulated for the evaluation only when there are any, see
+``reference``, else the training windows), P the naive baseline (Poisson times at A's rate, no clustering,
 magnitudes from a normal distribution: no Gutenberg–Richter tail).
 Every statistic is a distance d_X of set X to H, for X in S, A, P, and
 
@@ -11,7 +12,7 @@ is 1 when S is as close to H as ETAS itself, 0 when it is no closer than a proce
 Skill is NaN for a statistic that does not separate P from H beyond sampling noise (see
 :func:`compare_sets`).
 
-Modules: ``sets`` builds S, H, A, P from a model's files; ``stacking`` holds a window set as flat arrays
+Modules: ``reference`` simulates and cuts the reference catalogs; ``sets`` builds S, H, A, P from a model's files; ``stacking`` holds a window set as flat arrays
 (and each window's largest event and the events after it); ``summaries`` describes each window;
 ``baseline`` draws P; ``statistics`` and ``window_tests`` compute one :class:`Comparison` per statistic;
 ``compare`` assembles them into the comparison table with the skill; ``verdict`` words it;

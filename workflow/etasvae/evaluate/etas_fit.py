@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .statistics import OTHERS, Comparison, _z_pvalue
+from .statistics import OTHERS, Comparison, _z_pvalue, z_resolution
 
 NAIVE_VALUES = {"alpha": 0.0, "p": 1.0, "branching_ratio": 0.0}
 """Per fitted parameter: the value a generator without that mechanism carries (the naive reference P)."""
@@ -60,5 +60,6 @@ def etas_fit_comparisons(fits: dict[str, dict[str, Any]]) -> list[Comparison]:
         ok = math.isfinite(unit) and unit > 0
         d = {k: abs(values[k] - values["H"]) / unit if ok else math.nan for k in OTHERS}
         p = {k: _z_pvalue(values[k], errs[k], values["H"], errs["H"]) for k in OTHERS}
-        out.append(Comparison(f"etas_{name}", GROUP, f"|{name} − {name}_H| / σ_AH (joint ETAS fit)", values, errs, d, p))
+        res = z_resolution(errs["S"], errs["H"]) / unit if ok else math.nan
+        out.append(Comparison(f"etas_{name}", GROUP, f"|{name} − {name}_H| / σ_AH (joint ETAS fit)", values, errs, d, p, res))
     return out

@@ -1,7 +1,7 @@
 """The sets of windows that evaluation compares (see docs/design.md, *Evaluation*).
 
-S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A ETAS training windows
-(the noise floor: another sample of the same process), P the naive baseline (Poisson times at A's rate,
+S synthetic windows (decoded from the VAE prior), H held-out ETAS windows, A the floor set (another
+sample of the same process: the odd reference catalogs when there are any, else the training windows), P the naive baseline (Poisson times at A's rate,
 naive magnitudes). H and A are the catalogs' own events cut into the windows of the windows table, never
 their features decoded back through the representation: whatever a representation loses (binned windows
 keep no positions and no magnitudes within a band) counts against the model.
@@ -125,6 +125,8 @@ def evaluation_sets(
     n_synthetic: int | None = None,
     config_id: str = "",
     max_windows: int = MAX_WINDOWS,
+    reference: pd.DataFrame | None = None,
+    reference_windows: int = 0,
 ) -> dict[str, list[pd.DataFrame]]:
     """{"S", "H", "A", "P"}: window sets for one model; A is the training role, H the held-out role, both
     cut from the ``catalogs`` (see :func:`catalog_windows`); P is :func:`poisson_baseline` of A.
@@ -134,17 +136,41 @@ def evaluation_sets(
     subsampled to that many (:func:`stratified_subsample`: H and A by (config, replicate), S uniformly),
     before any window is cut and, for a synthetic catalog file, before its events are read (only the chosen
     windows' events and columns are), so memory stays bounded.
+
+    ``reference``: the windows table of the reference catalogs (:func:`~.reference.reference_table`; their
+    catalogs are in ``catalogs``). With it, H is the held-out windows and the reference windows of role
+    "heldout", A is the reference windows of role "floor" (a second sample of the process, never trained
+    on, instead of the training windows), and S, H and A are each subsampled to one size n = the smallest
+    of the three (and at most ``reference_windows`` when > 0), so that the floor d_A is measured at the size
+    of the comparison d_S.
     """
+    if reference is not None and len(reference):
+        return _reference_sets(table, catalogs, spec, synthetic, rng, n_synthetic, config_id, reference,
+                               min(max_windows, reference_windows or max_windows))
     role = table["role"].to_numpy()
     duration = spec.get("duration_days") if spec["representation"] == "binned" else None
+    sets = {"S": _synthetic_windows(synthetic, duration, n_synthetic, max_windows, rng)}
+    for key, name in (("H", "heldout"), ("A", "train")):
+        rows = table[role == name]
+        strata = rows["replicate"].astype(str).to_numpy()
+        if "config_id" in rows:
+            strata = rows["config_id"].astype(str).to_numpy() + "/" + strata
+        rows = rows.iloc[stratified_subsample(strata, max_windows, rng)]
+        sets[key] = catalog_windows(rows, catalogs, spec, config_id)
+    sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"])
+    return sets
+
+
+def _synthetic_windows(synthetic, duration, n_synthetic, limit, rng) -> list[pd.DataFrame]:
+    """The synthetic windows (a catalog or its file), at most ``limit`` of them: a uniform subsample,
+    renumbered, whose events alone are read from a file."""
     frame = isinstance(synthetic, pd.DataFrame)
     if n_synthetic is not None:
         ids = np.arange(n_synthetic)
     else:
         ids = np.unique((synthetic if frame else pd.read_parquet(synthetic, columns=["window"]))["window"].to_numpy())
-    subsampled = len(ids) > max_windows
-    if subsampled:  # keep the chosen windows' events, renumbered 0..max_windows-1
-        ids = ids[stratified_subsample(np.zeros(len(ids)), max_windows, rng)]
+    if len(ids) > limit:  # keep the chosen windows' events, renumbered 0..limit-1
+        ids = ids[stratified_subsample(np.zeros(len(ids)), limit, rng)]
         n_synthetic = len(ids)
         if not frame:
             synthetic = pd.read_parquet(synthetic, columns=["window", *EVENT_COLUMNS],
@@ -153,13 +179,29 @@ def evaluation_sets(
         synthetic = synthetic[np.isin(window, ids)].assign(window=lambda c: np.searchsorted(ids, c["window"]))
     elif not frame:
         synthetic = read_catalog(synthetic)[0]
-    sets = {"S": split_windows(synthetic, duration, n_synthetic)}
-    for key, name in (("H", "heldout"), ("A", "train")):
-        rows = table[role == name]
-        strata = rows["replicate"].astype(str).to_numpy()
-        if "config_id" in rows:
-            strata = rows["config_id"].astype(str).to_numpy() + "/" + strata
-        rows = rows.iloc[stratified_subsample(strata, max_windows, rng)]
+    return split_windows(synthetic, duration, n_synthetic)
+
+
+def _strata(rows: pd.DataFrame) -> np.ndarray:
+    strata = rows["replicate"].astype(str).to_numpy()
+    if "config_id" in rows:
+        strata = rows["config_id"].astype(str).to_numpy() + "/" + strata
+    return strata
+
+
+def _reference_sets(table, catalogs, spec, synthetic, rng, n_synthetic, config_id, reference, limit):
+    """S, H, A, P with reference catalogs (see :func:`evaluation_sets`): one size n for S, H and A."""
+    duration = spec.get("duration_days") if spec["representation"] == "binned" else None
+    columns = [c for c in ("config_id", "replicate", "role", "start_event", "end_event", "t_ref") if c in reference]
+    held = pd.concat([table.loc[table["role"] == "heldout", columns], reference.loc[reference["role"] == "heldout", columns]],
+                     ignore_index=True)
+    floor = reference.loc[reference["role"] == "floor", columns].reset_index(drop=True)
+    n_s = n_synthetic if n_synthetic is not None else len(
+        np.unique((synthetic if isinstance(synthetic, pd.DataFrame) else pd.read_parquet(synthetic, columns=["window"]))["window"]))
+    n = min(limit, len(held), len(floor), n_s)
+    sets = {"S": _synthetic_windows(synthetic, duration, n_synthetic, n, rng)}
+    for key, rows in (("H", held), ("A", floor)):
+        rows = rows.iloc[stratified_subsample(_strata(rows), n, rng)]
         sets[key] = catalog_windows(rows, catalogs, spec, config_id)
     sets["P"] = poisson_baseline(sets["A"], rng, mc=spec["mc"])
     return sets

@@ -32,6 +32,37 @@ from .summaries import window_summaries
 SETS = ("S", "H", "A", "P")
 OTHERS = ("S", "A", "P")
 
+RESOLUTION_LEVEL = 0.05
+"""A Comparison's ``resolution`` is the (1 - RESOLUTION_LEVEL) quantile of its distance d_S when S and H come
+from the same process, at the sizes of S and H: a smaller d_S cannot be told from sampling noise, so a
+statistic "at the floor" is so to within this figure. Where the statistic has no known sampling law
+(the Omori and Fano fits, the pair correlation, W1, the CSEP KS distances), it is NaN and d_A (the floor
+measured with a second sample at the same size) is the only guide."""
+
+
+def ks_resolution(n: int, m: int, level: float = RESOLUTION_LEVEL) -> float:
+    """Critical two-sample KS distance at ``level`` for samples of n and m independent values:
+    c·sqrt((n + m)/(n·m)), c = sqrt(-ln(level/2)/2) (the asymptotic Kolmogorov quantile, 1.358 at 5 %).
+    For pooled event samples whose values are dependent (inter-event times and distances of clustered
+    events) the effective sizes are smaller and the true figure larger."""
+    if n < 1 or m < 1:
+        return np.nan
+    return float(np.sqrt(-np.log(level / 2) / 2) * np.sqrt((n + m) / (n * m)))
+
+
+def z_resolution(err_x: float, err_h: float, level: float = RESOLUTION_LEVEL) -> float:
+    """Two-sided normal quantile of |θ_X - θ_H| for independent estimates with standard errors err_x, err_h:
+    z_{1-level/2}·sqrt(err_x² + err_h²) (1.96·... at 5 %)."""
+    return float(sps.norm.isf(level / 2) * np.hypot(err_x, err_h))
+
+
+def mean_resolution(x: np.ndarray, h: np.ndarray, level: float = RESOLUTION_LEVEL) -> float:
+    """:func:`z_resolution` of two means of per-window values (NaN values dropped): errors sd/sqrt(n)."""
+    x, h = (np.asarray(a, float)[np.isfinite(a)] for a in (x, h))
+    if x.size < 2 or h.size < 2:
+        return np.nan
+    return z_resolution(x.std(ddof=1) / np.sqrt(x.size), h.std(ddof=1) / np.sqrt(h.size), level)
+
 
 @dataclass
 class SetData:
@@ -65,6 +96,7 @@ class Comparison:
     errs: dict = field(default_factory=dict)
     d: dict = field(default_factory=dict)
     p: dict = field(default_factory=dict)
+    resolution: float = np.nan
 
     def row(self) -> dict:
         """One row of the comparison table (the column layout of metrics.csv)."""
@@ -75,6 +107,7 @@ class Comparison:
         for k in OTHERS:
             row[f"d_{k}"] = self.d.get(k, np.nan)
             row[f"p_{k}"] = self.p.get(k, np.nan)
+        row["resolution"] = self.resolution
         return row
 
 
@@ -88,8 +121,10 @@ def _value_comparison(statistic, group, distance, values, errs=None, p=None, tra
 def _ks_comparison(statistic, group, samples, values=None) -> Comparison:
     """d_X = two-sample KS distance of X's sample to H's, with its p-value."""
     res = {k: stats.ks_distance(samples[k], samples["H"]) for k in OTHERS}
+    size = {k: int(np.isfinite(np.asarray(samples[k], float)).sum()) for k in ("S", "H")}
     return Comparison(
-        statistic, group, "KS distance", values or {}, {}, {k: r[0] for k, r in res.items()}, {k: r[1] for k, r in res.items()}
+        statistic, group, "KS distance", values or {}, {}, {k: r[0] for k, r in res.items()}, {k: r[1] for k, r in res.items()},
+        ks_resolution(size["S"], size["H"]),
     )
 
 
@@ -108,7 +143,9 @@ def _z_pvalue(a: float, sa: float, b: float, sb: float) -> float:
 
 def _z_test_comparison(statistic, group, distance, values, errs) -> Comparison:
     p = {k: _z_pvalue(values[k], errs[k], values["H"], errs["H"]) for k in OTHERS}
-    return _value_comparison(statistic, group, distance, values, errs, p)
+    out = _value_comparison(statistic, group, distance, values, errs, p)
+    out.resolution = z_resolution(errs["S"], errs["H"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------ magnitudes
@@ -161,7 +198,9 @@ def cv_test(data: dict[str, SetData]) -> Comparison:
     """Mean per-window coefficient of variation of inter-event times; d = |Δ|, KS p of per-window CVs."""
     cv = {k: v.summ["cv"].to_numpy() for k, v in data.items()}
     p = {k: stats.ks_distance(cv[k], cv["H"])[1] for k in OTHERS}
-    return _value_comparison("cv", "time", "|mean CV - mean CV_H|", {k: _nanmean(c) for k, c in cv.items()}, None, p)
+    out = _value_comparison("cv", "time", "|mean CV - mean CV_H|", {k: _nanmean(c) for k, c in cv.items()}, None, p)
+    out.resolution = mean_resolution(cv["S"], cv["H"])
+    return out
 
 
 def log_duration_ks_test(data: dict[str, SetData]) -> Comparison:
@@ -217,7 +256,9 @@ def bath_gap_test(data: dict[str, SetData]) -> Comparison:
     """Mean Båth gap per window; d = |Δ|, KS p of per-window gaps."""
     bg = {k: v.summ["bath_gap"].to_numpy() for k, v in data.items()}
     p = {k: stats.ks_distance(bg[k], bg["H"])[1] for k in OTHERS}
-    return _value_comparison("bath_gap", "aftershocks", "|mean gap - mean gap_H|", {k: _nanmean(a) for k, a in bg.items()}, None, p)
+    out = _value_comparison("bath_gap", "aftershocks", "|mean gap - mean gap_H|", {k: _nanmean(a) for k, a in bg.items()}, None, p)
+    out.resolution = mean_resolution(bg["S"], bg["H"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------ space

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .. import stats
-from .statistics import OTHERS, Comparison, SetData
+from .statistics import OTHERS, RESOLUTION_LEVEL, Comparison, SetData
 from .summaries import SUMMARY_FEATURES
 
 
@@ -49,12 +49,11 @@ def standardised_features(
 def mmd_comparison(
     Zh: np.ndarray, Z: dict[str, np.ndarray], rng: np.random.Generator, n_permutations: int, max_windows: int
 ) -> Comparison:
-    """Unbiased MMD² with one Gaussian kernel (median heuristic on H); d = max(MMD², 0), permutation p."""
+    """Unbiased MMD² with one Gaussian kernel (median heuristic on H); d = max(MMD², 0), permutation p;
+    resolution: the 95 % quantile of S's permutation null (:func:`mmd_with_null`), at most ``max_windows``
+    windows per set."""
     sigma = stats.median_heuristic(Zh, rng)
-    mmd = {
-        k: stats.mmd_test(Z[k], Zh, rng, n_permutations=n_permutations, max_samples=max_windows, bandwidth=sigma)
-        for k in OTHERS
-    }
+    mmd = {k: mmd_with_null(Z[k], Zh, sigma, rng, n_permutations, max_windows) for k in OTHERS}
     return Comparison(
         "mmd",
         "whole windows",
@@ -63,7 +62,37 @@ def mmd_comparison(
         {},
         {k: max(mmd[k][0], 0.0) for k in OTHERS},
         {k: mmd[k][1] for k in OTHERS},
+        mmd["S"][2],
     )
+
+
+def mmd_with_null(X: np.ndarray, Y: np.ndarray, sigma: float, rng: np.random.Generator, n_permutations: int,
+                  max_windows: int, level: float = RESOLUTION_LEVEL) -> tuple[float, float, float]:
+    """(MMD², permutation p-value, (1 - level) quantile of the permutation null) of X against Y, each
+    subsampled to at most ``max_windows`` rows: :func:`etasvae.stats.mmd_test` (same estimator, same
+    p-value), with the null's quantile from the same permutations -- the MMD² that two samples of these
+    sizes from one distribution exceed with probability ``level`` (cost ∝ n²·permutations)."""
+    X, Y = np.asarray(X, float), np.asarray(Y, float)
+    if len(X) > max_windows:
+        X = X[rng.choice(len(X), max_windows, replace=False)]
+    if len(Y) > max_windows:
+        Y = Y[rng.choice(len(Y), max_windows, replace=False)]
+    if len(X) < 2 or len(Y) < 2 or not np.isfinite(sigma):
+        return np.nan, np.nan, np.nan
+    Z = np.vstack([X, Y])
+    K0 = stats._gaussian_gram(Z, sigma)
+    np.fill_diagonal(K0, 0.0)
+    member = np.zeros((len(Z), 1))
+    member[: len(X)] = 1.0
+    observed = float(stats._mmd2_from_gram(K0, member)[0])
+    if n_permutations < 1:
+        return observed, np.nan, np.nan
+    perms = np.argsort(rng.random((n_permutations, len(Z))), axis=1)[:, : len(X)]
+    member = np.zeros((len(Z), n_permutations))
+    member[perms, np.arange(n_permutations)[:, None]] = 1.0
+    null = stats._mmd2_from_gram(K0, member)
+    p = (1.0 + np.sum(null >= observed)) / (1.0 + n_permutations)
+    return observed, float(p), float(max(np.quantile(null, 1.0 - level), 0.0))
 
 
 def c2st_comparison(
@@ -79,7 +108,14 @@ def c2st_comparison(
         {k: cls[k][1] for k in OTHERS},
         {k: abs(cls[k][0] - 0.5) for k in OTHERS},
         {k: cls[k][2] for k in OTHERS},
+        c2st_resolution(cls["S"][1]),
     )
+
+
+def c2st_resolution(se_null: float, level: float = RESOLUTION_LEVEL) -> float:
+    """|accuracy - 0.5| that a classifier reaches by chance with probability ``level`` (two-sided normal
+    approximation of Binomial(n, 1/2)/n): z_{1-level/2}·se_null, se_null = sqrt(0.25/n) for n test windows."""
+    return float(sps.norm.isf(level / 2) * se_null)
 
 
 # ------------------------------------------------------------------------------------------ CSEP

@@ -44,10 +44,11 @@ from .cells import (
 METRIC_COLUMNS = {
     "value_S": "S synthetic",
     "value_H": "H held-out",
-    "value_A": "A training",
+    "value_A": "A floor set",
     "value_P": "P Poisson",
     "d_S": "d(S, H)",
     "d_A": "d(A, H) floor",
+    "resolution": "resolution (95 %)",
     "d_P": "d(P, H) naive",
     "skill": "skill",
     "p_S": "p(S)",
@@ -95,7 +96,7 @@ FIGURE_TITLE = {
 
 # The legend's words for H, A and the floor: ETAS configs, and real catalogs (datasets).
 LEGEND_WORDS = {
-    False: {"A": "the training ETAS windows A", "H": "the held-out ETAS windows H",
+    False: {"A": "a second ETAS sample A (the floor set)", "H": "the held-out ETAS windows H",
             "floor": "a second ETAS sample is (the noise floor)"},
     True: {"A": "the windows of the training period (A)", "H": "the windows of the held-out period (H)",
            "floor": "the training period is (the floor)"},
@@ -135,6 +136,26 @@ def _value_cell(value: Any, err: Any) -> str:
     if _as_number(value) is not None and _as_number(err) is not None:
         return f"<td class='num'>{_esc(fmt(value))} <span class='err'>± {_esc(fmt(err, 2))}</span></td>"
     return _cell(value)
+
+
+def set_sizes_html(summary: dict, real: bool) -> str:
+    """The sets' sizes and where A comes from, and what the resolution column means (one note)."""
+    n = summary.get("n_windows") or {}
+    if not n:
+        return ""
+    sizes = ", ".join(f"{k} {int(v):,}" for k, v in n.items())
+    if real:
+        source = "A is the catalog's training period, H its held-out period (a real catalog has one history)"
+    elif summary.get("floor_set") == "reference":
+        source = ("H is the held-out replicates and half of the reference catalogs simulated for the evaluation "
+                  "only; A is the other half (never trained on), drawn at H's size")
+    else:
+        source = "A is the training windows (no reference catalogs: evaluate.reference_replicates = 0)"
+    return (f"<p class='note'><b>Windows per set:</b> {_esc(sizes)}. {_esc(source)}. <b>resolution (95 %)</b>: "
+            "the distance d(S, H) that two samples of these sizes from one process exceed with probability 5 % "
+            "(from the statistic's sampling law: KS critical value, 1.96 standard errors, the permutation null "
+            "of MMD, the binomial null of the classifier); a smaller d(S, H) is at the floor to within it. Empty "
+            "where the statistic has no known sampling law: read d(A, H) there.</p>")
 
 
 def metrics_table_html(metrics: pd.DataFrame) -> str:
@@ -254,6 +275,7 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
     settings_items = [(k, fmt(v) if isinstance(v, (list, tuple)) else v) for k, v in (settings or {}).items()]
     # A real catalog (summary["real_catalog"]): H is its held-out period and the floor its training period.
     real = bool(summary.get("real_catalog"))
+    sizes_html = set_sizes_html(summary, real)
     reference = "the real catalog" if real else "ETAS"
     floor = "the training period against the held-out period" if real else "a second ETAS sample"
     separated = summary.get("verdict_class") == "separated"
@@ -272,6 +294,7 @@ def render_model_page(path: str | os.PathLike, *, config_id: str, vae_id: str, s
         "</div>",
         f"<h2>Statistics: synthetic (S) against {'the held-out period' if real else 'held-out ETAS'} (H)</h2>",
         f"<p class='note'>{skill_legend(real)}</p>",
+        sizes_html,
         metrics_table_html(metrics),
         extra_html,
         "<h2>Figures</h2>",
