@@ -186,7 +186,7 @@ def test_the_real_dataset_travels_the_same_path(finished_run):
     assert evaluation["real_catalog"]["mc"] == 2.2 and "maximum curvature" in evaluation["real_catalog"]["mc_method"]
     page = (finished_run / "results" / "reports" / "tinyreal" / f"{model.parent.name}.html").read_text()
     assert "real_catalog.mc_method" in page and "maximum curvature + 0.2" in page
-    assert "How close is the VAE to the real catalog?" in page and "against held-out real windows (H)" in page
+    assert "How close is the VAE to the real catalog?" in page and "Statistics: synthetic (S) against the held-out period (H)" in page
     assert "tinyreal" in set(pd.read_csv(finished_run / "results" / "reports" / "summary.csv")["config_id"])
 
 
