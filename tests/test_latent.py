@@ -73,7 +73,7 @@ def pooled(catalogs, tmp_path_factory):
     keep = np.sort(np.asarray(keep))
     table, X = table.loc[keep].reset_index(drop=True), X[keep]
     role = table["role"].to_numpy()
-    result = vae.train_vae(X[role == "train"], X[role == "validation"], TINY, log=_quiet, threads=1)
+    result = vae.train_vae(X[role == "train"], X[role == "validation"], TINY, log=_quiet)
     path = tmp_path_factory.mktemp("model") / "pooled.pt"
     vae.save_model(path, result, TINY, EVENT_SPEC)
     bundle = vae.load_model(path)
@@ -87,7 +87,7 @@ def binned_bundle(catalogs, tmp_path_factory):
     table, X = build_windows(cats["n09"], BINNED_SPEC, heldout_replicates=[2], validation_fraction=0.2)
     role = table["role"].to_numpy()
     settings = {**TINY, "loss": "poisson", "epochs": 10}
-    result = vae.train_vae(X[role == "train"], X[role == "validation"], settings, log=_quiet, threads=1)
+    result = vae.train_vae(X[role == "train"], X[role == "validation"], settings, log=_quiet)
     path = tmp_path_factory.mktemp("model") / "binned.pt"
     vae.save_model(path, result, settings, BINNED_SPEC)
     return vae.load_model(path), table, X

@@ -150,7 +150,7 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
         (threads, mem_mb, runtime), = values
         if rule in PROFILE["set-resources"]:
             assert (mem_mb, runtime) == (PROFILE["set-resources"][rule]["mem_mb"], PROFILE["set-resources"][rule]["runtime"])
-        if rule in PROFILE["set-threads"]:
+        if rule in PROFILE.get("set-threads", {}):
             assert threads == PROFILE["set-threads"][rule]
         for job in jobs.get(rule, []):
             got = (int(job["NumCPUs"]), int(job["CPUs/Task"]), job["MinMemoryNode"], minutes(job["TimeLimit"]))

@@ -43,6 +43,7 @@ from torch import nn
 
 from .decoders import EventHeads, ExcitationIntensity
 from .features import FeatureTransform, check_spec
+from .threads import one_thread
 
 DECODERS = ("mlp", "autoregressive", "gru_lognormal")
 RECURRENT = ("autoregressive", "gru_lognormal")
@@ -486,6 +487,7 @@ def _validation_terms(model: SequenceVAE, Xv: torch.Tensor, Ov: torch.Tensor,
 
 
 @torch.no_grad()
+@one_thread
 def health(model: SequenceVAE, X: np.ndarray, origin: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
     """Held-out numbers of a sequence VAE: mean NLL per window with z = posterior mean, z drawn from q, and
     z drawn from the prior, the margin prior - encoded (nats per window: what z tells the decoder), KL per

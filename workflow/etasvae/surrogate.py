@@ -53,6 +53,7 @@ from .features import FeatureTransform, _event_features, check_spec, events_abov
 from .fileio import atomic_write, plain
 from .seqvae import (CONTEXT, FREE_BITS, SequenceVAE, _below, _init_from_data, _mlp, objective,
                      optimiser_step)
+from .threads import one_thread
 
 MODEL_FORMAT = "etasvae-surrogate-1"
 HISTORY_DROPOUT = 0.1
@@ -350,6 +351,7 @@ def _batch(data: dict[str, torch.Tensor], idx, L: int, dropout: torch.Tensor | N
 # ------------------------------------------------------------------------------------------- training
 
 
+@one_thread
 def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | None, settings: dict[str, Any],
                     spec: dict[str, Any], *, log: Callable[[str], None] = print,
                     dev: torch.device | None = None) -> tuple[ConditionalSequenceVAE, FeatureTransform, pd.DataFrame]:
@@ -409,6 +411,7 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
 
 
 @torch.no_grad()
+@one_thread
 def evaluate_terms(model: ConditionalSequenceVAE, data: dict[str, torch.Tensor], L: int, seed: int = 0) -> tuple[float, float, float]:
     """Mean per window of (NLL, aux NLL, KL to the prior), z drawn from q with a seeded generator."""
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -458,6 +461,7 @@ def load_surrogate(path, device: str | None = None) -> tuple[ConditionalSequence
 
 
 @torch.no_grad()
+@one_thread
 def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days: float, *, seed: int,
                     burn_in_windows: int = 4, log: Callable[[str], None] | None = None) -> list[pd.DataFrame]:
     """One catalog per row of ``c`` (standardised conditioning vectors) covering [0, duration_days): windows

@@ -50,6 +50,7 @@ from .config import TRAINING_DEFAULTS, VAE_DEFAULTS, schema_default
 from .fileio import atomic_write, plain
 from .plotting import new_figure, save_png
 from .features import FeatureTransform
+from .threads import one_thread
 
 LOSSES = ("mse", "gaussian_nll", "bce", "poisson", "channels")
 DECODERS = ("mlp", "autoregressive", "gru_lognormal")
@@ -341,22 +342,22 @@ def shuffled_for_training(model: nn.Module, n: int, generator: torch.Generator) 
     return torch.randperm(n, generator=generator, device=generator.device)
 
 
+@one_thread
 def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str, Any], *,
               log: Callable[[str], None] = print, device: str | None = None,
-              threads: int | None = None, spec: dict[str, Any] | None = None,
+              spec: dict[str, Any] | None = None,
               origin_train: np.ndarray | None = None, origin_val: np.ndarray | None = None) -> TrainResult:
     """Fit the feature transform on ``X_train`` and train a VAE; return the model with its best weights.
 
     Early stopping: after the KL warm-up, the epoch with the lowest validation total loss (training total
     if there are no validation windows) is remembered; training stops after ``patience`` epochs without
     improvement (0 = run all epochs) and the model returns with the remembered weights.
-    A non-finite loss raises TrainingDiverged. On CPU the same seed gives the same history.
+    A non-finite loss raises TrainingDiverged. On CPU the same seed gives the same history, whatever the
+    thread count (one thread for the arithmetic: etasvae.threads).
     Loss ``channels`` trains a sequence VAE (``etasvae.seqvae``): it needs the window ``spec`` (with
     ``region_km``) and takes the first events' positions (n, 2) km (``seqvae.window_origins`` of the table).
     """
     s = check_settings(settings)
-    if threads:
-        torch.set_num_threads(int(threads))
     dev = pick_device(device)
     s = device_settings(s, dev, len(X_train))
     if s["loss"] == "channels":
@@ -558,6 +559,7 @@ def is_sequence(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
+@one_thread
 def encode_windows(bundle: ModelBundle, X: np.ndarray, origin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and log-variance of each window: two float32 arrays (n, latent_dim).
     ``origin``: first-event positions (n, 2) km, read by sequence VAEs (the region's centre where None)."""
@@ -580,6 +582,7 @@ def encode_windows(bundle: ModelBundle, X: np.ndarray, origin: np.ndarray | None
 
 
 @torch.no_grad()
+@one_thread
 def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str | None = None, return_latent: bool = False):
     """n synthetic windows in raw feature space: z ~ N(0, I) -> decoder -> its mean ("mean") or one draw from
     the decoder likelihood ("draw") -> inverse feature transform. Float32 (n, n_features); with
@@ -611,6 +614,7 @@ def sample_windows(bundle: ModelBundle, n: int, *, seed: int, mode: str | None =
 
 
 @torch.no_grad()
+@one_thread
 def reconstruct_windows(bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
     """Decoder mean at the posterior mean (z = mu) of each window, in raw feature space."""
     model = bundle.model.eval()

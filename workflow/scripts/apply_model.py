@@ -40,6 +40,5 @@ log.info("sampled %d windows, %d events (%s); physical-range mapping: %s", n, le
 
 synthetic = synthetic_z[latent_columns(synthetic_z)[0]].to_numpy()
 plot_pca(embedding, smk.output.pca, title=p.title, synthetic=synthetic)
-plot_tsne(embedding, smk.output.tsne, title=p.title, perplexity=p.perplexity, seed=p.latent_seed, synthetic=synthetic,
-          n_jobs=smk.threads)
+plot_tsne(embedding, smk.output.tsne, title=p.title, perplexity=p.perplexity, seed=p.latent_seed, synthetic=synthetic)
 plot_interpolation(bundle, embedding, smk.output.interpolation, title=p.title)

@@ -12,7 +12,7 @@ settings = dict(smk.params.settings)
 role = table["role"].to_numpy()
 train, val = role == "train", role == "validation"
 origin = window_origins(table)
-result = train_vae(X[train], X[val], settings, log=log.info, threads=smk.threads, spec=spec,
+result = train_vae(X[train], X[val], settings, log=log.info, spec=spec,
                    origin_train=None if origin is None else origin[train],
                    origin_val=None if origin is None else origin[val])
 extra = {"config_id": smk.wildcards.model_cfg, "vae_id": smk.wildcards.vae, "etas": meta["etas"]}

@@ -12,6 +12,7 @@ from ..fileio import to_jsonable
 from ..seqvae import health as seqvae_health
 from ..vae import ModelBundle, is_sequence, kl_divergence, reconstruction_loss
 from .metrics import ACTIVE_THRESHOLD, activity_and_kl
+from ..threads import one_thread
 
 
 HEALTH_MAX_WINDOWS = 5_000
@@ -24,6 +25,7 @@ windows per model) is far below it."""
 
 
 @torch.no_grad()
+@one_thread
 def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None = None, *,
                  max_windows: int = HEALTH_MAX_WINDOWS, seed: int = 0) -> dict[str, Any]:
     """VAE health on held-out windows, at z = posterior mean (deterministic): mean reconstruction loss per

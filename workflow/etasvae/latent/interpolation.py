@@ -12,9 +12,11 @@ from ..features import check_spec, windows_to_catalog
 from ..vae import ModelBundle
 from .embedding import latent_columns
 from ..plotting import panel_figure, save_png
+from ..threads import one_thread
 
 
 @torch.no_grad()
+@one_thread
 def interpolation_windows(bundle: ModelBundle, embedding: pd.DataFrame, steps: int = 6
                           ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.Series]:
     """Decoded windows (decoder mean) along the straight line between the latent means of a quiet window

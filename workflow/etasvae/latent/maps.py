@@ -12,6 +12,7 @@ from ..features import build_windows, check_spec
 from ..plotting import panel_figure, save_png
 from ..vae import ModelBundle, encode_windows
 from .embedding import ETAS_COLUMNS, latent_columns
+from ..threads import one_thread
 
 TSNE_MAX_POINTS = 1000         # real windows fitted by t-SNE at most (seeded subsample; a figure, no statistic)
 TSNE_MAP_MAX_POINTS = 20000    # real windows on a t-SNE map at most: those not fitted are placed by transform
@@ -200,8 +201,9 @@ def plot_pca(embedding: pd.DataFrame, path: str | os.PathLike, *, title: str,
               ylabel=f"PC 2 of latent means ({100 * ratio[1]:.0f} % of variance)", rng=rng)
 
 
+@one_thread
 def tsne_map(Z: np.ndarray, *, perplexity: float, seed: int, rng: np.random.Generator,
-             max_fit: int = TSNE_MAX_POINTS, n_jobs: int = 1):
+             max_fit: int = TSNE_MAX_POINTS):
     """openTSNE coordinates (n, 2) of the rows of ``Z``: at most ``max_fit`` rows (seeded subsample) fit the
     map, the others are placed on it by ``transform``. Returns (coordinates, the fitted TSNEEmbedding, the
     fitted rows, the perplexity used)."""
@@ -209,7 +211,7 @@ def tsne_map(Z: np.ndarray, *, perplexity: float, seed: int, rng: np.random.Gene
 
     fit = _subsample(len(Z), max_fit, rng)
     perp = float(max(2.0, min(perplexity, (len(fit) - 1) / 3.0)))
-    tsne = TSNE(n_components=2, perplexity=perp, random_state=int(seed), n_jobs=int(n_jobs), verbose=False)
+    tsne = TSNE(n_components=2, perplexity=perp, random_state=int(seed), n_jobs=1, verbose=False)
     fitted = tsne.fit(Z[fit])
     placed = np.setdiff1d(np.arange(len(Z)), fit)
     coords = np.zeros((len(Z), 2))
@@ -220,7 +222,7 @@ def tsne_map(Z: np.ndarray, *, perplexity: float, seed: int, rng: np.random.Gene
 
 
 def plot_tsne(embedding: pd.DataFrame, path: str | os.PathLike, *, title: str, perplexity: float = 30.0,
-              seed: int = 0, synthetic: np.ndarray | None = None, n_jobs: int = 1) -> None:
+              seed: int = 0, synthetic: np.ndarray | None = None) -> None:
     """PNG: openTSNE map of the real windows' latent means: at most TSNE_MAP_MAX_POINTS windows (seeded
     subsample), of which at most TSNE_MAX_POINTS fit the map (seeded subsample) and the others are placed on
     it with ``TSNEEmbedding.transform``, as are the synthetic latent means (black crosses). Time and memory
@@ -230,7 +232,7 @@ def plot_tsne(embedding: pd.DataFrame, path: str | os.PathLike, *, title: str, p
     shown = _subsample(len(embedding), TSNE_MAP_MAX_POINTS, rng)
     emb = embedding.iloc[shown].reset_index(drop=True)
     Z = emb[zc].to_numpy(dtype=np.float64)
-    coords, fitted, fit, perp = tsne_map(Z, perplexity=perplexity, seed=seed, rng=rng, n_jobs=n_jobs)
+    coords, fitted, fit, perp = tsne_map(Z, perplexity=perplexity, seed=seed, rng=rng)
     placed = np.setdiff1d(np.arange(len(Z)), fit)
     synth = None
     if synthetic is not None and len(synthetic):
