@@ -10,8 +10,8 @@ import pytest
 from etasvae import stats
 from etasvae.evaluate.statistics import set_data
 from etasvae.evaluate.window_tests import csep_number_comparison, mmd_with_null
-from etasvae.simulate import sample_gr_magnitudes, simulate_etas
 from etasvae.params import ETASParams
+from etasvae.simulate import sample_gr_magnitudes, simulate_etas
 
 LN10 = math.log(10.0)
 
