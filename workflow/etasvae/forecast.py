@@ -88,7 +88,8 @@ def score_forecast(catalog: pd.DataFrame, fit: dict[str, Any], *, start_days: fl
     if "background_density" in fit:
         density = BackgroundDensity.from_dict(fit["background_density"])(seq.x, seq.y)
     data = _build([seq], model, mc, float(cut["max_lag_days"]), float(cut["radius_sigma_units"]), params,
-                  radius_cap=cap, tau=tau, background=density)
+                  radius_cap=cap, lag_cap=float(cut.get("pair_max_lag_days", math.inf)), tau=tau,
+                  background=density)
     lik = _Likelihood(data, names)
     _, lam = lik.background_and_rate(theta)
     area = polygon_area(region)

@@ -15,13 +15,15 @@ sequences share the parameters. Log-likelihood (Daley & Vere-Jones 2003, eq. 7.3
 
 with the integral exact up to quadrature (etasvae.inversion_likelihood, etasvae.inversion_geometry).
 
-Pair cut: pair (i, j) enters the sum only when t_i - t_j < T_cut and r_ij < R_j, and the integral uses the
-same truncated kernel, so the likelihood is the exact likelihood of ETAS with kernels truncated to that
-cylinder. T_cut and R_j = k sqrt(sigma_j) leave ``cut_mass`` of each kernel outside at the starting values (and
-again at the estimate when it moved), and never exceed the caps ``max_lag_days`` and ``rupture_multiple``
-times the rupture length of event j (Wells & Coppersmith 1994; the `etas` package's cut), which bound the
-pairs whatever the parameters: memory cannot explode when p or q approach 1. The aftershocks beyond the cut
-are absorbed by mu, which is reported net of them (``far_rate``).
+Pair cut: the model's cut T_cut and R_j = k sqrt(sigma_j) leaves ``cut_mass`` of each kernel outside at the
+starting values (and again at the estimate when it moved); pair (i, j) enters the sum only when
+t_i - t_j < T_cut and r_ij < R_j, and the integral uses the same truncated kernel, so the likelihood is the
+exact likelihood of ETAS with kernels truncated to that cylinder. The aftershocks beyond it are absorbed by
+mu, which is reported net of them (``far_rate``). The caps ``max_lag_days`` and ``rupture_multiple`` times
+the rupture length of event j (Wells & Coppersmith 1994; the `etas` package's cut) bound the pairs whatever
+the parameters (memory cannot explode when p or q approach 1), and only the pairs: where a cap binds, the
+kernel mass between the cap and the model's cut stays in the integral (the `etas` package's rule), so the
+mass beyond the caps is never free (etasvae.inversion_likelihood).
 
 Optimisation: L-BFGS-B on the coordinates of etasvae.inversion_model with the closed-form gradient, from
 several starts (ours, the `etas` package's defaults, jitters). Standard errors: the inverse observed
@@ -280,13 +282,13 @@ class _Context:
     def build(self, params, density):
         t_cut, k_cut = _cut_for({**params, "tau": params.get("tau", self.tau) if self.tapered else None},
                                 self.model, self.cut_mass, self.longest)
-        if self.max_lag_days < self.longest:  # a cap beyond every sequence's span cuts nothing
-            t_cut = min(t_cut, self.max_lag_days)
+        # a cap beyond every sequence's span cuts nothing
+        lag_cap = self.max_lag_days if self.max_lag_days < self.longest else math.inf
         background = None
         if density is not None:
             background = density(np.concatenate([s.x for s in self.seqs]), np.concatenate([s.y for s in self.seqs]))
         data = _build(self.seqs, self.model, self.mc, t_cut, k_cut, params, radius_cap=self.radius_cap,
-                      tau=self.tau, background=background)
+                      lag_cap=lag_cap, tau=self.tau, background=background)
         return data, _Likelihood(data, self.names)
 
 
@@ -357,14 +359,18 @@ def _bound_names(theta, ctx: _Context) -> list[str]:
     return [k for k, v, (lo, hi) in zip(ctx.names, theta, ctx.bounds()) if min(v - lo, hi - v) < 1e-4]
 
 
-def _neglected_mass(data: _Data, est: dict[str, float], model: str, tau: float | None = None) -> float:
-    """Fraction of the triggered mass outside the cut cylinders at ``est`` (productivity-weighted mean)."""
-    kept_t = omori_kept(data.t_cut, est["p"], est["c"], est.get("tau", tau))
+def _neglected_mass(data: _Data, est: dict[str, float], model: str, tau: float | None = None,
+                    pairs: bool = False) -> float:
+    """Fraction of the triggered mass outside the model's cut cylinders at ``est`` (productivity-weighted
+    mean); with ``pairs``, outside the pairs' cylinders (the model's cut within the caps)."""
+    kept_t = omori_kept(data.pair_lag if pairs else data.t_cut, est["p"], est["c"], est.get("tau", tau))
     kept_s = 1.0
-    if model == "space-time" and data.radius2 is not None and np.isfinite(data.radius2).all():
+    radius2 = data.radius2 if pairs else data.model_radius2
+    if model == "space-time" and radius2 is not None:
         weight = np.exp(est["alpha"] * data.dm)
         sigma = est["D"] * np.exp(est["gamma"] * data.dm)
-        tail = np.exp((1.0 - est["q"]) * np.log1p(data.radius2 / sigma))
+        finite = np.isfinite(radius2)
+        tail = np.where(finite, np.exp((1.0 - est["q"]) * np.log1p(np.where(finite, radius2, 0.0) / sigma)), 0.0)
         kept_s = 1.0 - float(np.sum(weight * tail) / np.sum(weight))
     return 1.0 - kept_t * kept_s
 
@@ -459,8 +465,12 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, ctx: _Context, delt
     else:
         est["branching_ratio"], se["branching_ratio"] = math.inf, math.nan
     neglected = _neglected_mass(data, nat, model, ctx.tau)
+    outside_pairs = _neglected_mass(data, nat, model, ctx.tau, pairs=True)
     cut = {"max_lag_days": data.t_cut, "radius_sigma_units": data.k_cut, "cut_mass": ctx.cut_mass,
            "neglected_mass": neglected, "background_rate_cut_model": mu_cut, "far_rate": mu_cut - nat["mu"],
+           # the caps' share: kernel mass inside the model's cut but beyond the caps (its pairs dropped from
+           # the sum, its mass kept in the integral)
+           "capped_mass": max(outside_pairs - neglected, 0.0), "pair_max_lag_days": data.pair_lag,
            "max_lag_cap_days": ctx.max_lag_days,
            "rupture_multiple": ctx.rupture_multiple if ctx.rupture_multiple is not None else math.inf}
     at_bound = _bound_names(th, ctx)

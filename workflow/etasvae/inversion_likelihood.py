@@ -1,7 +1,14 @@
 """The ETAS inversion's log-likelihood and its gradient in closed form (see etasvae.inversion for the model).
 
 _build concatenates the sequences, finds the pairs inside the pair cut (etasvae.inversion_geometry) and the
-region quadrature; _Likelihood evaluates l(theta) and dl/dtheta on the optimiser's coordinates
+region quadrature. Two cuts: the *model's* (T_cut, R_j = k sqrt(sigma_j), chosen from the parameters so
+that cut_mass of each kernel lies beyond) truncates the kernels in the sum and in the integral alike, so
+that the likelihood is exact for the truncated model, whose background absorbs the aftershocks beyond it;
+the *caps* (a lag and a radius per event, fixed whatever the parameters) bound the pairs only. Where a cap
+binds, the pairs between it and the model's cut are dropped from the sum (a log of an intensity term that
+is small where the caps lie) but their kernel mass stays in the integral: an integral without it would
+let the kernels' mass beyond the caps grow at no cost (K without bound as p or q approach 1).
+_Likelihood evaluates l(theta) and dl/dtheta on the optimiser's coordinates
 (etasvae.inversion_model). The Omori integral is closed-form without taper; with the taper it is
 int e^(-s/tau) (s + c)^-p ds, by Gauss-Legendre on u = log(s + c) (_tapered_omori), where the integrand
 exp((1 - p) u - (e^u - c)/tau) is smooth, and its derivatives in log c, p and log tau are quadratures of the
@@ -35,7 +42,7 @@ class _Data:
     dm: np.ndarray  # magnitude - mc, every event
     target: np.ndarray  # bool, scored events
     seq: np.ndarray  # sequence index of every event
-    t_hi: np.ndarray  # per event: min(t1 - t_j, T_cut)
+    t_hi: np.ndarray  # per event: min(t1 - t_j, T_cut), T_cut the model's cut (the integral's)
     t_lo: np.ndarray  # per event: min(max(t0 - t_j, 0), T_cut)
     span: float  # total observed duration (sum of t1 - t0)
     inv_area: np.ndarray | None  # per target event: background density at it (1/area when uniform), 1/km^2
@@ -45,13 +52,15 @@ class _Data:
     r2: np.ndarray | None
     quad: tuple | None  # (rho^2, weight, owner event) of the region integral's nodes, flat (sparse)
     const: tuple[np.ndarray, np.ndarray] | None  # (weight of the constant part, R^2) per event
-    t_cut: float
+    t_cut: float  # the model's lag cut (the integral's)
     k_cut: float
-    radius2: np.ndarray | None  # per event: R_j^2 of its cut disc (km^2)
+    radius2: np.ndarray | None  # per event: R_j^2 of its pairs' disc (km^2), the model's cut within the cap
+    pair_lag: float  # the pairs' lag cut: T_cut within the lag cap
     full_quad: tuple[np.ndarray, np.ndarray] | None  # region quadrature of the uncut kernel
     t_hi_full: np.ndarray  # t1 - t_j (no time cut)
     t_lo_full: np.ndarray  # max(t0 - t_j, 0)
     tau: float | None = None  # the fixed taper time (days), None when free or absent
+    model_radius2: np.ndarray | None = None  # per event: k^2 sigma_j, the model's cut disc (the integral's)
 
 
 def _log_expm1(x: float) -> float:
@@ -75,6 +84,11 @@ def _cut_for(params: dict[str, float], model: str, cut_mass: float, span: float)
     """(T_cut, k): the Omori tail and spatial tail beyond them are each cut_mass of the kernel (T_cut inf when
     the cut would lie beyond ``span``: the whole span is kept)."""
     p, c, tau = params["p"], params["c"], params.get("tau")
+    if tau is not None:
+        # with the taper a lag cut at cut_mass stands in for the taper itself (the truncated law's tail goes to
+        # the background, and tau runs up to the cut): the lag cut leaves cut_mass^2, which the exponential
+        # decay buys for a few tau more lag
+        cut_mass = cut_mass * cut_mass
     if tau is None:
         log_t = math.log(c) + _log_expm1(math.log(cut_mass) / (1.0 - p)) if p > 1 else math.inf
         t_cut = math.inf if log_t >= math.log(span) else math.exp(log_t)
@@ -91,10 +105,11 @@ def _cut_for(params: dict[str, float], model: str, cut_mass: float, span: float)
 
 
 def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, radius_cap=None,
-           tau: float | None = None, background=None) -> _Data:
-    """The data of the likelihood. ``radius_cap``: per-event cap (km) on the cut radius, or None;
-    ``background``: per-event background density (1/km^2; used at the targets), None for uniform over the
-    region (1/area)."""
+           lag_cap: float = math.inf, tau: float | None = None, background=None) -> _Data:
+    """The data of the likelihood: the model's cut (``t_cut``, ``k_cut`` sqrt(sigma_j)) for the sum and
+    the integral, the caps for the pairs only (module docstring). ``radius_cap``: per-event cap (km) on the
+    pairs' radius, or None; ``lag_cap``: cap (days) on the pairs' lag; ``background``: per-event background
+    density (1/km^2; used at the targets), None for uniform over the region (1/area)."""
     space = model == "space-time"
     sizes = np.array([s.time.size for s in seqs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -109,15 +124,16 @@ def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, r
     t_lo = np.minimum(np.maximum(t0 - t, 0.0), t_cut)
     span = float(sum(s.t1 - s.t0 for s in seqs))
     x = y = None
-    radius2 = None
+    radius2 = model_radius2 = None
     if space:
         x = np.concatenate([s.x for s in seqs])
         y = np.concatenate([s.y for s in seqs])
         sigma = params["D"] * np.exp(params["gamma"] * dm)
-        radius2 = k_cut * k_cut * sigma
+        model_radius2 = radius2 = k_cut * k_cut * sigma
         if radius_cap is not None:
             radius2 = np.minimum(radius2, np.asarray(radius_cap, dtype=float) ** 2)
-    pair_i, pair_j, lag, r2 = _pairs(t, x, y, offsets, target, t_cut, radius2)
+    pair_lag = min(t_cut, lag_cap)
+    pair_i, pair_j, lag, r2 = _pairs(t, x, y, offsets, target, pair_lag, radius2)
     quad = const = inv_area = full = None
     if space:
         regions = [s.region for s in seqs]
@@ -127,8 +143,11 @@ def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, r
         uniq = list(dict.fromkeys(keys))
         which = np.array([uniq.index(k) for k in keys], dtype=np.int64)[seq] if seqs else np.zeros(0, np.int64)
         polys = [regions[keys.index(k)] for k in uniq]
-        quad, const = _grouped_quadrature(x, y, polys, which, radius2)
         full = _grouped_quadrature(x, y, polys, which, None)[0]
+        if np.isinf(model_radius2).all():  # the model's cut disc is the plane: the full kernel's nodes
+            quad, const = full, (np.zeros(x.size), np.full(x.size, np.inf))
+        else:
+            quad, const = _grouped_quadrature(x, y, polys, which, model_radius2)
         if background is None:
             area = np.array([polygon_area(r) for r in polys])[which]
             inv_area = 1.0 / area[target]
@@ -137,7 +156,8 @@ def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, r
     return _Data(
         dm=dm, target=target, seq=seq, t_hi=t_hi, t_lo=t_lo, span=span, inv_area=inv_area,
         pair_i=pair_i, pair_j=pair_j, lag=lag, r2=r2, quad=quad, const=const, t_cut=t_cut, k_cut=k_cut,
-        radius2=radius2, full_quad=full, t_hi_full=t1 - t, t_lo_full=np.maximum(t0 - t, 0.0), tau=tau,
+        radius2=radius2, pair_lag=pair_lag, full_quad=full, t_hi_full=t1 - t, t_lo_full=np.maximum(t0 - t, 0.0),
+        tau=tau, model_radius2=model_radius2,
     )
 
 
@@ -186,6 +206,7 @@ class _Likelihood:
         self.space = "D" in names
         self.tau = data.tau
         self.t_cut = data.t_cut
+        self.pair_lag = data.pair_lag
         self.target_index = np.flatnonzero(data.target)
         self.tapered = _tapered(names, data.tau)
         self.free_tau = "tau" in names
@@ -387,12 +408,12 @@ class _Likelihood:
 
     def ground_rate(self, theta, seqs_t: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The ground intensity mu + sum_j kappa_j g(t_i - t_j) F_j at the targets (space-time model: F_j the
-        part of event j's cut kernel inside the region), over the time-cut pairs; ``seqs_t`` the events' times
+        part of event j's kernel inside the region, cut by the model's cut), over the pairs within the lag cut; ``seqs_t`` the events' times
         as given to _build, ``offsets`` the sequences' starts."""
         v = self._natural(theta)
         target = np.zeros(self.dm.size, dtype=bool)
         target[self.target_index] = True
-        pi, pj, lag, _ = _pairs(seqs_t, None, None, offsets, target, self.t_cut, None)
+        pi, pj, lag, _ = _pairs(seqs_t, None, None, offsets, target, self.pair_lag, None)
         weight = math.exp(float(theta[self.names.index("K")])) * np.exp(v["alpha"] * self.dm)
         if self.space:
             weight = weight * self.inside(theta)
