@@ -246,6 +246,15 @@ def check_schema(config: dict[str, Any]) -> None:
     raise ConfigError(f"{_key_path(path)} = {_short_repr(error.instance)}: {message} (schema rule: {error.validator})")
 
 
+def check_given(config: Any) -> None:
+    """The checks of the configuration as given, before the schema fills defaults: top-level keys (before any
+    value is walked, so a huge or self-containing value under a misspelt key is never visited), finite
+    numbers, then types and ranges (check_schema)."""
+    check_top_level_keys(config)
+    check_finite(config)
+    check_schema(config)
+
+
 # ---- reading a configuration file ------------------------------------------------------------------------
 
 # Values a configuration file may hold once its aliases are expanded. Every check walks every value; a file

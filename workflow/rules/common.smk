@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -11,9 +12,7 @@ from etasvae.config import (
     ConfigError,
     catalog_seed,
     check_config,
-    check_finite,
-    check_schema,
-    check_top_level_keys,
+    check_given,
     etas_configs,
     load_config_file,
     vae_settings,
@@ -28,11 +27,9 @@ from etasvae.realdata import DatasetError, check_datasets, comcat_query
 # (names the key, list items by index, and the rule broken), defaults from the schema, and last the physics
 # and the windows against the simulated data.
 try:
-    for path in dict.fromkeys(workflow.configfiles):
+    for path in dict.fromkeys(Path(f).resolve() for f in workflow.configfiles):
         load_config_file(path)
-    check_top_level_keys(config)
-    check_finite(config)
-    check_schema(config)
+    check_given(config)
     validate(config, schema="../schemas/config.schema.yaml")
     for warning in check_config(config):
         print(f"Warning (configuration): {warning}", file=sys.stderr)
