@@ -4,6 +4,7 @@ import copy
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -12,6 +13,7 @@ from etasvae.config import (
     catalog_seed,
     check_config,
     check_finite,
+    check_given,
     check_schema,
     etas_configs,
     format_value,
@@ -246,3 +248,170 @@ def test_sampling_default_is_stated_in_the_schema_and_the_docs_agree():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         text = page.read_text()
         assert f"`sample.mode: {other}` (default)" not in text and f"`sample.mode` default `{other}`" not in text
+
+
+# ---- seeds within what their consumers take ---------------------------------------------------------------
+
+TORCH_SEED_MAX = 2**64 - 1      # torch.manual_seed: vae.grid.seed, sample.seed, surrogate.seed
+SKLEARN_SEED_MAX = 2**32 - 1    # scikit-learn / openTSNE random_state: evaluate.seed
+
+
+def test_the_seed_bounds_are_those_of_the_libraries():
+    # The schema's maxima are these libraries' limits: if a library widened or narrowed its range, the
+    # schema would refuse working seeds or pass failing ones, so the limits are checked against the libraries.
+    import torch
+    from sklearn.model_selection import KFold
+
+    torch.manual_seed(TORCH_SEED_MAX)
+    torch.Generator().manual_seed(TORCH_SEED_MAX)
+    with pytest.raises((ValueError, RuntimeError, OverflowError)):
+        torch.manual_seed(TORCH_SEED_MAX + 1)
+    KFold(3, shuffle=True, random_state=SKLEARN_SEED_MAX).split(list(range(6))).__next__()
+    with pytest.raises(ValueError):
+        KFold(3, shuffle=True, random_state=SKLEARN_SEED_MAX + 1).split(list(range(6))).__next__()
+
+
+@pytest.mark.parametrize("path, value, key, maximum", [
+    (("vae", "grid", "seed"), TORCH_SEED_MAX + 1, "vae.grid.seed", TORCH_SEED_MAX),
+    (("vae", "grid", "seed"), [0, TORCH_SEED_MAX + 1], "vae.grid.seed[1]", TORCH_SEED_MAX),
+    (("sample", "seed"), TORCH_SEED_MAX + 1, "sample.seed", TORCH_SEED_MAX),
+    (("surrogate", "seed"), TORCH_SEED_MAX + 1, "surrogate.seed", TORCH_SEED_MAX),
+    (("evaluate", "seed"), SKLEARN_SEED_MAX + 1, "evaluate.seed", SKLEARN_SEED_MAX),
+])
+def test_seeds_beyond_their_consumers_are_refused_naming_key_and_range(config, path, value, key, maximum):
+    node = config
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        check_given(config)
+    text = str(err.value)
+    assert text.startswith(f"{key} = {maximum + 1}: ") and f"expected an integer from 0 to {maximum}" in text, text
+    # the largest seed the consumer takes passes
+    node[path[-1]] = [0, maximum] if isinstance(value, list) else maximum
+    check_given(config)
+
+
+def test_the_top_level_seed_takes_any_size_and_gives_32_bit_catalog_seeds(config):
+    # The master seed only enters numpy seed sequences (catalog_seed, reference_seed), which take any
+    # non-negative integer and give 32-bit seeds: no maximum, and nothing downstream sees the big number.
+    config["seed"] = 2**70
+    check_given(config)
+    seed = catalog_seed(config["seed"], "a", 0)
+    assert 0 <= seed <= SKLEARN_SEED_MAX
+    np.random.default_rng(seed)
+
+
+# ---- booleans (and integral floats) are no integers ----------------------------------------------------
+
+
+@pytest.mark.parametrize("path, value, key, shown", [
+    (("vae", "grid", "hidden"), [[True]], "vae.grid.hidden[0][0]", "True"),
+    (("vae", "grid", "hidden"), [[32, False]], "vae.grid.hidden[0][1]", "False"),
+    (("vae", "grid", "latent_dim"), [True], "vae.grid.latent_dim[0]", "True"),
+    (("vae", "grid", "beta"), [True], "vae.grid.beta[0]", "True"),
+    (("simulation", "replicates"), True, "simulation.replicates", "True"),
+    (("windows", "event", "length"), True, "windows.event.length", "True"),
+    (("simulation", "replicates"), 4.0, "simulation.replicates", "4.0"),   # range(4.0) would fail in a job
+])
+def test_booleans_where_numbers_are_expected_are_refused(config, path, value, key, shown):
+    node = config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = {shown}: {shown} is not of type '(integer|number)'; expected "):
+        check_given(config)
+
+
+def test_the_grid_expansion_refuses_booleans_without_the_schema(config):
+    # vae_settings is also called on its own (by the rules after the schema, and by scripts and tests):
+    # its own checks take bool for no int either.
+    config["vae"]["grid"]["hidden"] = [[True]]
+    with pytest.raises(ConfigError, match=r"vae\.grid\.hidden = \[\[True\]\]: each entry must be a non-empty list"):
+        vae_settings(config)
+    config["vae"]["grid"]["hidden"] = [[32]]
+    config["vae"]["grid"]["latent_dim"] = [True]
+    with pytest.raises(ConfigError, match=r"vae\.grid\.latent_dim = true: must be an integer"):
+        vae_settings(config)
+
+
+# ---- epochs against the KL warm-up ---------------------------------------------------------------------
+
+
+def test_epochs_below_the_kl_warmup_are_refused_naming_both_keys(config):
+    config["vae"]["kl_warmup_epochs"] = 10
+    config["vae"]["grid"]["epochs"] = [60, 3]
+    with pytest.raises(ConfigError) as err:
+        check_config(config)
+    assert str(err.value) == ("vae.grid.epochs = 3 is below vae.kl_warmup_epochs = 10: the KL weight would end "
+                              "at 3/10 of beta, not beta; train for at least 10 epochs or lower vae.kl_warmup_epochs")
+    config["vae"]["grid"]["epochs"] = [10]   # the warm-up ends at the last epoch: beta is reached
+    check_config(config)
+    config["vae"]["grid"]["epochs"] = [1]
+    config["vae"]["kl_warmup_epochs"] = 0    # no warm-up: any number of epochs
+    check_config(config)
+
+
+def test_the_warmup_default_applies_when_the_key_is_absent(config):
+    del config["vae"]["kl_warmup_epochs"]
+    config["vae"]["grid"]["epochs"] = [schema_default("vae.kl_warmup_epochs") - 1]
+    with pytest.raises(ConfigError, match=r"vae\.grid\.epochs = \d+ is below vae\.kl_warmup_epochs"):
+        vae_settings(config)
+
+
+# ---- messages ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("etas", "grid", "K"), "0.1,0.2",
+     "etas.grid.K = '0.1,0.2': expected a number or a non-empty list of numbers, got a string (schema rule: oneOf)"),
+    (("vae", "grid", "hidden"), "256,128",
+     "vae.grid.hidden = '256,128': expected a non-empty list of integers ≥ 1 or a non-empty list of non-empty "
+     "lists of integers ≥ 1, got a string (schema rule: oneOf)"),
+    (("vae", "grid", "decoder"), 3,
+     "vae.grid.decoder = 3: expected one of 'mlp', 'autoregressive', 'gru_lognormal' or a non-empty list of "
+     "items from 'mlp', 'autoregressive', 'gru_lognormal', got an integer (schema rule: oneOf)"),
+])
+def test_a_value_of_the_wrong_form_is_told_what_is_expected(config, path, value, message):
+    node = config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        check_given(config)
+    assert str(err.value) == message
+
+
+def test_an_unknown_top_level_key_is_named_first_without_a_dump(config):
+    config["seeds"] = 1
+    with pytest.raises(ConfigError) as err:
+        check_given(config)
+    text = str(err.value)
+    assert text.startswith("seeds: not a key of (top level) (did you mean 'seed'?); the keys of (top level) are seed, ")
+    assert "replicates" not in text and "{" not in text   # no dump of the configuration
+
+
+def test_an_unknown_nested_key_is_named_first_without_a_dump(config):
+    config["vae"]["grid"]["epoch"] = [10]
+    with pytest.raises(ConfigError) as err:
+        check_given(config)
+    text = str(err.value)
+    assert text.startswith("vae.grid.epoch: not a key of vae.grid (did you mean 'epochs'?)"), text
+    assert "{" not in text
+
+
+def test_an_unknown_top_level_key_is_refused_before_its_value_is_walked(config):
+    # A value that no walk can finish (it contains itself): a check that walked it before refusing the key
+    # would fail with RecursionError instead of naming the key.
+    looped = []
+    looped.append(looped)
+    config["lol"] = looped
+    with pytest.raises(ConfigError, match=r"^lol: not a key of \(top level\)"):
+        check_given(config)
+
+
+def test_a_large_value_is_not_dumped_into_the_message(config):
+    config["simulation"] = list(range(1000))
+    with pytest.raises(ConfigError) as err:
+        check_given(config)
+    assert len(str(err.value)) < 400 and str(err.value).startswith("simulation = [0, 1, 2,")

@@ -14,9 +14,12 @@ Ids (docs/design.md §2):
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
+import json
 import math
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,6 @@ SED_KEYS = ("log10_mu", "log10_k0", "a", "log10_c", "omega", "log10_d", "gamma",
 SED_OPTIONAL = ("log10_tau",)
 
 VAE_KEYS = ("representation", "decoder", "latent_dim", "hidden", "beta", "lr", "optimizer", "loss", "epochs", "batch_size", "seed")
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 SHARED_TRAINING_KEYS = ("kl_warmup_epochs", "patience", "grad_clip", "cuda_batch_scale")
 
 
@@ -127,17 +129,234 @@ def check_finite(config: Any, path: tuple = ()) -> None:
         raise ConfigError(f"{_key_path(path)} = {config}: must be a finite number")
 
 
+def _is_int(value: Any) -> bool:
+    """An integer, not a boolean (``True`` is an ``int`` in Python) and not a float such as ``4.0``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+# "integer" as a Python int: jsonschema's own "integer" takes 4.0 (an integral float), which then fails as
+# range(4.0) or a layer size deep in a job; booleans are refused by jsonschema already.
+_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _, value: _is_int(value))
+_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER)
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def _unknown_key_error(parent: tuple, key: Any, allowed: list[str]) -> ConfigError:
+    """The message for a key the schema does not know: the key first, a close match, then the keys allowed."""
+    name = key if isinstance(key, str) else repr(key)
+    where = _key_path(parent)
+    close = difflib.get_close_matches(name, allowed, n=1) if isinstance(key, str) else []
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(f"{_key_path((*parent, name))}: not a key of {where}{hint}; "
+                       f"the keys of {where} are {', '.join(allowed)}")
+
+
+def check_top_level_keys(config: Any) -> None:
+    """Refuse a configuration that is not a mapping, or that has a key the schema does not know, without
+    looking at any value: a misspelt section is named first, and a huge value under it is never walked."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"the configuration must be a mapping of keys (seed, simulation, etas, ...), "
+                          f"got {type(config).__name__}")
+    allowed = list(load_schema()["properties"])
+    for key in config:
+        if key not in allowed:
+            raise _unknown_key_error((), key, allowed)
+
+
+def _bounds(s: dict[str, Any]) -> str:
+    lo, hi = s.get("minimum"), s.get("maximum")
+    xlo, xhi = s.get("exclusiveMinimum"), s.get("exclusiveMaximum")
+    if lo is not None and hi is not None:
+        return f" from {lo} to {hi}"
+    parts = [f"≥ {lo}" if lo is not None else None, f"> {xlo}" if xlo is not None else None,
+             f"≤ {hi}" if hi is not None else None, f"< {xhi}" if xhi is not None else None]
+    return "".join(f" {p}" for p in parts if p)
+
+
+def _expected(s: dict[str, Any], plural: bool = False) -> str:
+    """What a schema node accepts, in words: 'a number or a non-empty list of numbers'."""
+    if "$ref" in s:
+        s = {**load_schema()["definitions"][s["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in s.items() if k != "$ref"}}
+    for combinator in ("oneOf", "anyOf"):
+        if combinator in s:
+            return " or ".join(_expected(alt, plural) for alt in s[combinator])
+    if "enum" in s:
+        values = ", ".join(repr(v) for v in s["enum"])
+        return f"items from {values}" if plural else f"one of {values}"
+    kinds = s.get("type", [])
+    if isinstance(kinds, list):
+        return " or ".join(_expected({**s, "type": k}, plural) for k in kinds) or "any value"
+    words = {"integer": ("an integer", "integers"), "number": ("a number", "numbers"), "string": ("a string", "strings"),
+             "boolean": ("true or false", "true or false values"), "object": ("a mapping", "mappings"),
+             "null": ("null", "nulls"), "array": ("a list", "lists")}
+    text = words[kinds][plural]
+    if kinds in ("integer", "number"):
+        text += _bounds(s)
+    if kinds == "array":
+        items = _expected(s["items"], plural=True) if isinstance(s.get("items"), dict) else "values"
+        if s.get("minItems") and s.get("minItems") == s.get("maxItems"):
+            return f"{'lists' if plural else 'a list'} of exactly {s['minItems']} {items}"
+        if s.get("minItems", 0) >= 1:
+            text = "non-empty lists" if plural else "a non-empty list"
+        text += f" of {items}"
+    return text
+
+
+# Rules whose jsonschema message states one bound or type only: the message adds the whole expectation.
+_RANGE_RULES = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping", type(None): "null"}
+    return next((n for t, n in names.items() if isinstance(value, t)), type(value).__name__)
+
+
 def check_schema(config: dict[str, Any]) -> None:
     """Check ``config`` against the schema (without filling defaults); ConfigError names the key (list items
-    by index), the value, and the rule broken."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+    by index), the value, and the rule broken: for a key the schema does not know, the key first (and no
+    dump of its section); for a value that fits none of the alternatives, what is expected."""
+    check_top_level_keys(config)
+    validator = _VALIDATOR(load_schema())
     # best_match descends into oneOf alternatives: for a list, the failing item rather than "not valid
     # under any of the given schemas".
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return
-    raise ConfigError(f"{_key_path(error.absolute_path)} = {error.instance!r}: {error.message} "
-                      f"(schema rule: {error.validator})")
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        if allowed and unknown:
+            raise _unknown_key_error(path, unknown[0], allowed)
+    if error.validator in ("oneOf", "anyOf"):
+        message = f"expected {_expected(error.schema)}, got {_kind(error.instance)}"
+    else:
+        message = error.message
+        full = repr(error.instance)
+        if message.startswith(full):
+            message = _short_repr(error.instance) + message[len(full):]
+        if error.validator in _RANGE_RULES:
+            message += f"; expected {_expected(error.schema)}"
+    raise ConfigError(f"{_key_path(path)} = {_short_repr(error.instance)}: {message} (schema rule: {error.validator})")
+
+
+def check_given(config: Any) -> None:
+    """The checks of the configuration as given, before the schema fills defaults: top-level keys (before any
+    value is walked, so a huge or self-containing value under a misspelt key is never visited), finite
+    numbers, then types and ranges (check_schema)."""
+    check_top_level_keys(config)
+    check_finite(config)
+    check_schema(config)
+
+
+# ---- reading a configuration file ------------------------------------------------------------------------
+
+# Values a configuration file may hold once its aliases are expanded. Every check walks every value; a file
+# of a few aliases can name billions of them (each alias counts its whole anchored value again), and the
+# largest configurations (long grids, polygons of many vertices) hold a few thousand.
+MAX_CONFIG_VALUES = 100_000
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_YAML_TYPES = {"tag:yaml.org,2002:bool": "the boolean", "tag:yaml.org,2002:int": "the integer",
+               "tag:yaml.org,2002:float": "the number", "tag:yaml.org,2002:null": "null",
+               "tag:yaml.org,2002:timestamp": "the date"}
+
+
+def _check_yaml_nodes(root: yaml.Node, where: str) -> None:
+    """Refuse duplicate keys, keys that YAML does not read as strings (``on:`` is the boolean true in YAML
+    1.1), recursive aliases and alias expansions beyond MAX_CONFIG_VALUES; each message gives the line and
+    the key. Walks the composed node graph, in which an alias is the anchored node itself: each node's
+    expanded size is counted once, so the walk is linear in the file however many values the aliases name."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def line(node: yaml.Node) -> str:
+        return f"{where}, line {node.start_mark.line + 1}"
+
+    def walk(node: yaml.Node, path: tuple) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise ConfigError(f"{line(node)}: {_key_path(path)} is a recursive alias (an alias inside the value "
+                              "it names), which has no finite value; write the value out")
+        open_nodes.add(id(node))
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:   # `<<: *anchor` merges a mapping; its keys may be overridden
+                    size += walk(value_node, path)
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+                    text = key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a list or mapping)"
+                    read_as = "a list or mapping"
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.tag in _YAML_TYPES:
+                        value = yaml.safe_load(key_node.value)
+                        read_as = _YAML_TYPES[key_node.tag] + ("" if value is None else f" {value!r}")
+                    raise ConfigError(f"{line(key_node)}: the key `{text}` under {_key_path(path)} is read by YAML "
+                                      f"as {read_as}, not as a name; write it in quotes (\"{text}\") if the name is meant")
+                name = key_node.value
+                key_line = key_node.start_mark.line + 1
+                if name in seen:
+                    raise ConfigError(f"{line(key_node)}: {_key_path((*path, name))} appears twice (first at line "
+                                      f"{seen[name]}); YAML would keep only the last one; list the key once")
+                seen[name] = key_line
+                size += walk(value_node, (*path, name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                size += walk(item, (*path, i))
+        open_nodes.discard(id(node))
+        if size > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{line(node)}: {_key_path(path)} holds more than {MAX_CONFIG_VALUES:,} values once "
+                              "its aliases are expanded; a configuration needs far fewer (an alias bomb?)")
+        sizes[id(node)] = size
+        return size
+
+    walk(root, ())
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"the key {key!r} appears twice in one object; JSON readers keep only the last one")
+        out[key] = value
+    return out
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (or JSON) configuration file strictly: as yaml.safe_load does, but refusing duplicate
+    keys, non-string keys, recursive aliases and alias bombs with the file, the line and the key
+    (ConfigError). Snakemake reads the configfile itself and keeps the last of duplicate keys: the workflow
+    reads every config file again with this before it checks the values."""
+    where = os.fspath(path)
+    text = Path(path).read_text(encoding="utf-8")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        _check_yaml_nodes(node, where)
+        data = loader.construct_document(node)
+    except yaml.YAMLError as err:
+        # A JSON file that YAML does not read (tabs, say) is still a configuration to Snakemake.
+        try:
+            data = json.loads(text, object_pairs_hook=_json_pairs)
+        except ConfigError as json_err:
+            raise ConfigError(f"{where}: {json_err}") from None
+        except ValueError:
+            raise ConfigError(f"{where}: not valid YAML: {err}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the configuration must be a mapping of keys (seed, simulation, etas, ...)")
+    return data
 
 
 def _as_list(value: Any) -> list:
@@ -263,6 +482,7 @@ def vae_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     _check_vae_grid_values(grid)
     _check_no_repeated_grid_values(grid)
     shared = {k: vae.get(k, TRAINING_DEFAULTS[k]) for k in SHARED_TRAINING_KEYS}
+    _check_warmup(grid, shared["kl_warmup_epochs"])
     out: dict[str, dict[str, Any]] = {}
     for point in _grid_points(grid, VAE_KEYS):
         _check_vae_loss(point)
@@ -275,27 +495,46 @@ def _vae_grid(vae: dict[str, Any]) -> dict[str, Any]:
     grid = {**VAE_DEFAULTS, **(vae.get("grid") or {})}
     hidden = grid["hidden"]
     # `hidden` is one list of layer sizes, or a list of such lists.
-    grid["hidden"] = [hidden] if all(isinstance(h, int) for h in hidden) else hidden
+    grid["hidden"] = [hidden] if all(_is_int(h) for h in hidden) else hidden
     for h in grid["hidden"]:
-        if not isinstance(h, list) or not h or not all(isinstance(v, int) and v > 0 for v in h):
+        if not isinstance(h, list) or not h or not all(_is_int(v) and v > 0 for v in h):
             raise ConfigError(f"vae.grid.hidden = {hidden}: each entry must be a non-empty list of positive layer sizes")
     return grid
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_vae_grid_values(grid: dict[str, Any]) -> None:
-    """Raise ConfigError for a grid value outside its allowed range."""
+    """Raise ConfigError for a grid value outside its allowed range (booleans are no numbers here)."""
+    seed_max = load_schema()["definitions"]["torch_seed"]["maximum"]
     checks = {
-        "latent_dim": (lambda v: isinstance(v, int) and 1 <= v <= 1024, "an integer in [1, 1024]"),
-        "beta": (lambda v: v >= 0, ">= 0"),
-        "lr": (lambda v: v > 0, "> 0"),
-        "epochs": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "batch_size": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "seed": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+        "latent_dim": (lambda v: _is_int(v) and 1 <= v <= 1024, "an integer in [1, 1024]"),
+        "beta": (lambda v: _is_number(v) and v >= 0, ">= 0"),
+        "lr": (lambda v: _is_number(v) and v > 0, "> 0"),
+        "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        # torch.manual_seed takes 0 to 2^64 - 1
+        "seed": (lambda v: _is_int(v) and 0 <= v <= seed_max, f"an integer from 0 to {seed_max}"),
     }
     for key, (ok, allowed) in checks.items():
         for v in _as_list(grid[key]):
             if not ok(v):
                 raise ConfigError(f"vae.grid.{key} = {format_value(v)}: must be {allowed}")
+
+
+def _check_warmup(grid: dict[str, Any], warmup: int) -> None:
+    """Raise ConfigError when a model would stop before its KL weight reaches beta: the weight rises linearly
+    over vae.kl_warmup_epochs epochs, so fewer epochs train a model whose setting id says a beta it never had
+    (and early stopping, which starts after the warm-up, never runs)."""
+    short = [e for e in _as_list(grid["epochs"]) if e < warmup]
+    if short:
+        e = min(short)
+        raise ConfigError(
+            f"vae.grid.epochs = {e} is below vae.kl_warmup_epochs = {warmup}: the KL weight would end at "
+            f"{e}/{warmup} of beta, not beta; train for at least {warmup} epochs or lower vae.kl_warmup_epochs"
+        )
 
 
 def _check_no_repeated_grid_values(grid: dict[str, Any]) -> None:

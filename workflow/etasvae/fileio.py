@@ -6,20 +6,30 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
+TMP_SUFFIX = ".tmp"
+
+
+def _temporary_name(name: str) -> re.Pattern:
+    """The names atomic_write gives the temporaries of a file ``name``: ``.{name}.{random}.tmp``, where
+    tempfile's random part has no dot (so the temporaries of ``a.png.x`` never match those of ``a.png``)."""
+    return re.compile(rf"^\.{re.escape(name)}\.[^./]+{re.escape(TMP_SUFFIX)}$")
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file ever carries the final name."""
+    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file ever carries the final name.
+    The temporary is ``.{name}.{random}.tmp`` beside ``path``; a process killed before the rename leaves it
+    behind, and remove_stale_temporaries removes it when the job that writes ``path`` starts again."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -29,6 +39,32 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(outputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Remove the temporaries that atomic_write left for ``outputs`` when a killed job never renamed them
+    (for a directory output, every such temporary inside it); returns what was removed. Called when a job
+    starts: Snakemake lets one job at a time write an output, so a temporary of it found then is a dead job's."""
+    removed = []
+    for output in outputs:
+        path = Path(output)
+        found: list[Path] = []
+        if path.parent.is_dir():
+            pattern = _temporary_name(path.name)
+            found += [e for e in path.parent.iterdir() if pattern.match(e.name)]
+        if path.is_dir():
+            found += [Path(root) / name for root, _, names in os.walk(path) for name in names
+                      if name.startswith(".") and name.endswith(TMP_SUFFIX)]
+        for entry in found:
+            if entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    """Write a table as CSV (no index), atomically."""
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def to_jsonable(obj: Any) -> Any:

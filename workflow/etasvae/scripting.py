@@ -1,4 +1,5 @@
-"""What every workflow script does first: send its log to the rule's log file."""
+"""What every workflow script does first: send its log to the rule's log file, and remove the temporaries a
+killed earlier start of the same job left beside its outputs."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import logging
 import sys
 import warnings
 
+from .fileio import remove_stale_temporaries
+
 
 def setup_log(smk) -> logging.Logger:
-    """Route logging, warnings and uncaught exceptions of a Snakemake script to ``smk.log[0]``."""
+    """Route logging, warnings and uncaught exceptions of a Snakemake script to ``smk.log[0]``; remove the
+    stale temporaries of ``smk.output`` (fileio.remove_stale_temporaries)."""
     handler = logging.FileHandler(smk.log[0], mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -22,4 +26,6 @@ def setup_log(smk) -> logging.Logger:
         log.error("%s failed", smk.rule, exc_info=(kind, value, tb))
 
     sys.excepthook = excepthook
+    for path in remove_stale_temporaries(smk.output):
+        log.info("removed %s, a temporary left by a killed run of this job", path)
     return log

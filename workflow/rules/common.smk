@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -11,20 +12,24 @@ from etasvae.config import (
     ConfigError,
     catalog_seed,
     check_config,
-    check_finite,
-    check_schema,
+    check_given,
     etas_configs,
+    load_config_file,
     vae_settings,
     window_spec,
 )
 from etasvae.evaluate.reference import reference_replicate, reference_seed
 from etasvae.realdata import DatasetError, check_datasets, comcat_query
 
-# Finite numbers, types and ranges first (names the key, list items by index, and the rule broken), then
-# defaults from the schema, then the physics and the windows against the simulated data.
+# Snakemake has read the config files with a YAML reader that keeps the last of duplicate keys, reads `on:`
+# as the key True and follows recursive aliases: each file is read again strictly (the message names the
+# file, line and key). Then the top-level keys before any value is walked, finite numbers, types and ranges
+# (names the key, list items by index, and the rule broken), defaults from the schema, and last the physics
+# and the windows against the simulated data.
 try:
-    check_finite(config)
-    check_schema(config)
+    for path in dict.fromkeys(Path(f).resolve() for f in workflow.configfiles):
+        load_config_file(path)
+    check_given(config)
     validate(config, schema="../schemas/config.schema.yaml")
     for warning in check_config(config):
         print(f"Warning (configuration): {warning}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from etasvae.catalog import read_catalogs
 from etasvae.conditioning import standardise
 from etasvae.features import read_windows
+from etasvae.fileio import write_csv
 from etasvae.scripting import setup_log
 from etasvae.surrogate import save_surrogate, train_surrogate, training_data
 from etasvae.vae import pick_device, plot_loss_curves
@@ -20,5 +21,5 @@ log.info("trained configs %s, held out %s", plan["trained"], plan["heldout"])
 model, _, history = train_surrogate(split["train"], split["validation"], dict(p.settings), spec, log=log.info,
                                     dev=pick_device())
 save_surrogate(smk.output.model, model, dict(p.settings), spec, plan, history)
-history.to_csv(smk.output.history, index=False)
+write_csv(smk.output.history, history)
 plot_loss_curves(history, smk.output.curves, title="surrogate")

@@ -1,6 +1,7 @@
 """Train one VAE on one windows table (one config, or pooled) and save weights, history and loss curves."""
 
 from etasvae.features import read_windows
+from etasvae.fileio import write_csv
 from etasvae.scripting import setup_log
 from etasvae.seqvae import window_origins
 from etasvae.vae import plot_loss_curves, save_model, train_vae
@@ -17,5 +18,5 @@ result = train_vae(X[train], X[val], settings, log=log.info, spec=spec,
                    origin_val=None if origin is None else origin[val])
 extra = {"config_id": smk.wildcards.model_cfg, "vae_id": smk.wildcards.vae, "etas": meta["etas"]}
 save_model(smk.output.model, result, settings, spec, extra)
-result.history.to_csv(smk.output.history, index=False)
+write_csv(smk.output.history, result.history)
 plot_loss_curves(result.history, smk.output.curves, title=smk.params.title)
