@@ -1,6 +1,6 @@
 """Likelihoods of one event of an event window, channel by channel, as torch.distributions objects.
 
-The decoder of a sequence VAE (``etasvae.seqvae``) gives each event i of a window a context vector; the
+The decoder of a sequence VAE (``etasvae.models.sequence``) gives each event i of a window a context vector; the
 heads here turn it into the distribution of that event's channels, given the events before it:
 
     channel          density                                                    sample
@@ -236,17 +236,25 @@ class EventHeads(nn.Module):
         return PositionMixture(self.region, log_mu + w[..., 0], log_cl, centre, sd, terms[..., :L], xy_prev, s, q)
 
     def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
-                          xy: torch.Tensor) -> torch.Tensor:
-        """log density of every event's position (B, L) given the earlier events of its window, at once:
-        ctx (B, L, C), t (B, L) days from the first event, m (B, L) above Mc, xy (B, L, 2) km."""
+                          xy: torch.Tensor, history: "History | None" = None) -> torch.Tensor:
+        """log density of every event's position (B, L) given the earlier events of its window and those of
+        its ``history`` (with positions; None: none), at once: ctx (B, L, C), t (B, L) days from the first
+        event, m (B, L) above Mc, xy (B, L, 2) km."""
         L = t.shape[1]
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
         # Parents broadcast over events i (dim 1): per-parent terms are computed once per window. Events in
         # blocks of ROW_BLOCK, each block with the parents before its end only (the later ones are none).
         out = []
         for r0, r1 in row_blocks(L):
-            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t[:, None, :r1], m[:, None, :r1],
-                                xy[:, None, :r1, :], allowed[r0:r1, :r1])
+            t_par, m_par, xy_par = t[:, None, :r1], m[:, None, :r1], xy[:, None, :r1, :]
+            ok = allowed[r0:r1, :r1]
+            if history is not None:   # the history's events after the window's, parents of every event
+                t_par = torch.cat([t_par, history.t.to(t.dtype)[:, None, :]], dim=-1)
+                m_par = torch.cat([m_par, history.m[:, None, :]], dim=-1)
+                xy_par = torch.cat([xy_par, history.xy[:, None, :, :]], dim=-2)
+                ok = torch.cat([ok[None].expand(len(t), -1, -1), history.ok[:, None, :].expand(-1, r1 - r0, -1)],
+                               dim=-1)
+            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok)
             out.append(mix.log_prob(xy[:, r0:r1]))
         return torch.cat(out, dim=1)
 
@@ -262,11 +270,13 @@ MAX_THINNING = 2000    # candidate draws per event before the thinning sampler g
 
 class History(NamedTuple):
     """Events before a window, as parents of its events: times t (B, H) in days from the window's first event
-    (negative), magnitudes above Mc m (B, H), and ok (B, H) bool (False: no event there)."""
+    (negative), magnitudes above Mc m (B, H), ok (B, H) bool (False: no event there) and, for the position
+    channel, positions xy (B, H, 2) km."""
 
     t: torch.Tensor
     m: torch.Tensor
     ok: torch.Tensor
+    xy: torch.Tensor | None = None
 
 
 def row_blocks(L: int) -> list[tuple[int, int]]:
