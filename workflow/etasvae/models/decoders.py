@@ -32,10 +32,9 @@ from torch.nn import functional as F
 
 N_DT = 8       # log-normal components of the inter-event time
 N_MAG = 4      # exponential components of the magnitude above Mc
-# The exponential components start at the data's rate times exp(-s..s). With s = 1 a component with b near
-# 0.4 kept a small weight through training and made draws above Mc + 2 about 35 % too frequent, which the
-# ETAS intensity (alpha close to beta) turns into extra triggering; with s = 0.3 they stay within the data's
-# sampling error.
+# The exponential components start at the data's rate times exp(-s..s), close together: a component
+# started at a much lower b keeps a small weight through training and makes large magnitudes too frequent,
+# which the ETAS intensity (alpha close to beta) turns into extra triggering.
 MAG_INIT_SPREAD = 0.3
 LOG_SCALE_MIN, LOG_SCALE_MAX = -6.0, 3.0
 NEG_INF = -1e30
@@ -307,8 +306,8 @@ class ExcitationIntensity(nn.Module):
     a pooled model differ in productivity). The background mu (a linear function of the conditioning values
     alone in a conditional model, ``n_cond`` > 0: the last n_cond entries of its z), alpha and the Omori c
     and p are global: in ETAS the background is one number per config, and a per-window mu(z) let z carry
-    each window's count fluctuation, so that windows drawn from the prior were over-dispersed (on the
-    default K = 0.1 config a Fano factor 1.8-2.1 against ETAS's 1.2-1.3, and 7 % too many events per day).
+    each window's count fluctuation, so that windows drawn from the prior would be over-dispersed in their
+    counts (docs/design.md §5).
     mu is constant over the window, so lambda never increases between events: the intensity just after the last event bounds it
     until the next (thinning).
     """
@@ -424,7 +423,7 @@ class ExcitationIntensity(nn.Module):
         tri = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)                 # [i, j]: j before i
         terms_rows, log_sum_rows, mass_rows = [], [], []
         # Rows (events) in blocks of ROW_BLOCK: a block's events have no parent among the window's later events,
-        # so only the columns before its end are computed (about 40 % fewer pairs than the full square).
+        # so only the columns before its end are computed (fewer pairs than the full square).
         for r0, r1 in row_blocks(L):
             a0 = max(r0 - 1, 0)                                   # rows a0..r1-1: the block and the row before it
             cols = torch.cat([tp[:, :r1], tp[:, L:]], dim=1)
