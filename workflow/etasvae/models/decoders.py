@@ -367,8 +367,8 @@ class ExcitationIntensity(nn.Module):
         if self.n_cond:
             log_mu = log_mu + self.background_head(z[..., -self.n_cond:])[..., 0].double()
         log_mu = log_mu.clamp(-12.0, 12.0)
-        t_v = -torch.exp(v[..., N_VIRTUAL:].clamp(-12.0, 8.0))
-        return log_mu, log_K, t_v, v[..., :N_VIRTUAL].clamp(-12.0, 12.0)
+        t_virtual = -torch.exp(v[..., N_VIRTUAL:].clamp(-12.0, 8.0))
+        return log_mu, log_K, t_virtual, v[..., :N_VIRTUAL].clamp(-12.0, 12.0)
 
     def log_productivity(self, log_K: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """log kappa = log K + alpha (m - Mc) (float64); log_K broadcasts against m (above Mc)."""
@@ -379,13 +379,13 @@ class ExcitationIntensity(nn.Module):
         """log mu (B,) and the parents of a window: times (B, L + H + V) (its events t (B, L), the history's
         events, then the virtual parents) and log productivities (B, L + H + V) from the magnitudes above Mc
         m (B, L) and the history's (H = 0 without one)."""
-        log_mu, log_K, t_v, lk_v = self.window_terms(z)
-        lk = self.log_productivity(log_K[:, None], m)
-        times, kappas = [t.double()], [lk]
+        log_mu, log_K, t_virtual, log_kappa_virtual = self.window_terms(z)
+        log_kappa = self.log_productivity(log_K[:, None], m)
+        times, kappas = [t.double()], [log_kappa]
         if history is not None:
             times.append(history.t.double())
             kappas.append(self.log_productivity(log_K[:, None], history.m.clamp_min(0.0)))
-        return log_mu, torch.cat([*times, t_v], dim=1), torch.cat([*kappas, lk_v], dim=1)
+        return log_mu, torch.cat([*times, t_virtual], dim=1), torch.cat([*kappas, log_kappa_virtual], dim=1)
 
     def log_terms(self, lag: torch.Tensor, log_kappa: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """log kappa_j g(lag_j) where ``allowed`` (parent before the time), NEG_INF elsewhere."""
@@ -412,12 +412,12 @@ class ExcitationIntensity(nn.Module):
         B, L = ln_dt.shape
         dt = torch.exp(ln_dt.double())
         t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
-        log_mu, tp, lk = self.parents(z, t, m, history)
+        log_mu, parent_t, log_kappa = self.parents(z, t, m, history)
         _, c, p = self.globals()
         log_norm = torch.log(p - 1.0) - torch.log(c)
         # Parents outside the window (history, then virtual) come before every event; ``rest_ok`` says which
         # are parents at all (absent history events are not).
-        rest_ok = torch.ones(B, tp.shape[1] - L, dtype=torch.bool, device=t.device)
+        rest_ok = torch.ones(B, parent_t.shape[1] - L, dtype=torch.bool, device=t.device)
         if history is not None:
             rest_ok[:, :history.t.shape[1]] = history.ok
         tri = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)                 # [i, j]: j before i
@@ -426,13 +426,13 @@ class ExcitationIntensity(nn.Module):
         # so only the columns before its end are computed (fewer pairs than the full square).
         for r0, r1 in row_blocks(L):
             a0 = max(r0 - 1, 0)                                   # rows a0..r1-1: the block and the row before it
-            cols = torch.cat([tp[:, :r1], tp[:, L:]], dim=1)
-            lk_cols = torch.cat([lk[:, :r1], lk[:, L:]], dim=1)
+            cols = torch.cat([parent_t[:, :r1], parent_t[:, L:]], dim=1)
+            log_kappa_cols = torch.cat([log_kappa[:, :r1], log_kappa[:, L:]], dim=1)
             allowed = torch.cat([tri[a0:r1, :r1][None].expand(B, -1, -1),
                                  rest_ok[:, None, :].expand(-1, r1 - a0, -1)], dim=2)
             # log(1 + lag / c) of every pair, once: the Omori density at t_i and the mass since t_{i-1} share it.
             A = torch.log1p((t[:, a0:r1, None] - cols[:, None, :]).clamp_min(0.0) / c)
-            out = lk_cols[:, None, :] + log_norm - p * A
+            out = log_kappa_cols[:, None, :] + log_norm - p * A
             terms = torch.where(allowed, out, torch.full_like(out, NEG_INF))[:, r0 - a0:]
             log_sum_rows.append(torch.logsumexp(terms, dim=-1))
             pad = torch.full((B, r1 - r0, L - r1), NEG_INF, dtype=terms.dtype, device=t.device)
@@ -440,7 +440,7 @@ class ExcitationIntensity(nn.Module):
             # kappa_j times the Omori mass of [t_{i-1}, t_i]: (1 + lag_{i-1}/c)^(1-p) (1 - ((c + lag_i) /
             # (c + lag_{i-1}))^(1-p)) (``omori_mass``, with log1p(width / (start + c)) = A_i - A_{i-1}).
             A_prev, A_cur = A[:, :-1], A[:, 1:]
-            mass = torch.exp(lk_cols[:, None, :] + (1.0 - p) * A_prev) * -torch.expm1((1.0 - p) * (A_cur - A_prev))
+            mass = torch.exp(log_kappa_cols[:, None, :] + (1.0 - p) * A_prev) * -torch.expm1((1.0 - p) * (A_cur - A_prev))
             mass_rows.append(torch.where(allowed[:, 1:], mass, torch.zeros_like(mass)).sum(-1))
         terms = torch.cat(terms_rows, dim=1)                                                  # (B, L, L + H + V)
         log_lam = torch.logaddexp(log_mu[:, None], torch.cat(log_sum_rows, dim=1))           # (B, L)
@@ -454,9 +454,9 @@ class ExcitationIntensity(nn.Module):
         is the window's past here), log lambda(0) - its integral over [-dt_0, 0] + ln dt_0, exact."""
         log_mu, log_K, _, _ = self.window_terms(z)
         dt0 = torch.exp(ln_dt0.double())
-        lk = self.log_productivity(log_K[:, None], history.m)
-        log_lam = self.log_rate(log_mu, -history.t.double(), lk, history.ok)
-        comp = torch.exp(log_mu) * dt0 + self.interval_mass(-dt0[:, None] - history.t.double(), dt0, lk, history.ok)
+        log_kappa = self.log_productivity(log_K[:, None], history.m)
+        log_lam = self.log_rate(log_mu, -history.t.double(), log_kappa, history.ok)
+        comp = torch.exp(log_mu) * dt0 + self.interval_mass(-dt0[:, None] - history.t.double(), dt0, log_kappa, history.ok)
         return (log_lam - comp + ln_dt0.double()).float()
 
     def log_rate(self, log_mu: torch.Tensor, lag: torch.Tensor, log_kappa: torch.Tensor,
@@ -466,19 +466,19 @@ class ExcitationIntensity(nn.Module):
         return torch.logaddexp(log_mu, torch.logsumexp(terms, dim=-1))
 
     @torch.no_grad()
-    def sample_next(self, log_mu: torch.Tensor, t_last: torch.Tensor, tp: torch.Tensor, lk: torch.Tensor,
+    def sample_next(self, log_mu: torch.Tensor, t_last: torch.Tensor, parent_t: torch.Tensor, log_kappa: torch.Tensor,
                     allowed: torch.Tensor) -> torch.Tensor:
         """Waiting time (B,) float64 from t_last (B,) to the next event, by thinning (Ogata 1981): the intensity
         does not increase between events, so its value at the current candidate bounds it from there on.
         Draws use torch's global generator."""
         cur = torch.zeros_like(t_last)
-        bound = torch.exp(self.log_rate(log_mu, t_last[:, None] - tp, lk, allowed))
+        bound = torch.exp(self.log_rate(log_mu, t_last[:, None] - parent_t, log_kappa, allowed))
         wait = torch.zeros_like(t_last)
         done = torch.zeros_like(t_last, dtype=torch.bool)
         for _ in range(MAX_THINNING):
             e = torch.empty_like(cur).exponential_() / bound
             cand = cur + e
-            lam = torch.exp(self.log_rate(log_mu, (t_last + cand)[:, None] - tp, lk, allowed))
+            lam = torch.exp(self.log_rate(log_mu, (t_last + cand)[:, None] - parent_t, log_kappa, allowed))
             accept = ~done & (torch.rand_like(cur) * bound <= lam)
             wait = torch.where(accept, cand, wait)
             done = done | accept

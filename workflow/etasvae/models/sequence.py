@@ -365,7 +365,8 @@ class SequenceVAE(nn.Module):
         # from its last event until the first window event is drawn, then from that one.
         if past is None:
             has = torch.zeros(n, dtype=torch.bool, device=dev)
-            h_ln_dt, h_m, h_xy = torch.zeros(n, 0, device=dev), torch.zeros(n, 0, device=dev), torch.zeros(n, 0, 2, device=dev)
+            h_ln_dt, h_m = torch.zeros(n, 0, device=dev), torch.zeros(n, 0, device=dev)
+            h_xy = torch.zeros(n, 0, 2, device=dev)
         else:
             has = past.has > 0
             h_ln_dt, h_m, h_xy = past.events.ln_dt, past.events.m.clamp_min(0.0), past.events.xy
@@ -379,11 +380,12 @@ class SequenceVAE(nn.Module):
             state, inp = self.recurrent_start(u, past)
         excited = self.decoder_kind == "autoregressive"
         if excited:   # parents: the window's events (clock from its first event), the history's, the virtual
-            log_mu, log_K, t_virtual, lk_virtual = self.intensity.window_terms(u)
+            log_mu, log_K, t_virtual, log_kappa_virtual = self.intensity.window_terms(u)
             V = t_virtual.shape[1]
             f64 = dict(dtype=torch.float64, device=dev)
-            tp = torch.cat([torch.zeros(n, L, **f64), history_times(h_ln_dt.double()), t_virtual], dim=1)
-            lk = torch.cat([torch.zeros(n, L, **f64), self.intensity.log_productivity(log_K[:, None], h_m), lk_virtual], dim=1)
+            parent_t = torch.cat([torch.zeros(n, L, **f64), history_times(h_ln_dt.double()), t_virtual], dim=1)
+            h_log_kappa = self.intensity.log_productivity(log_K[:, None], h_m)
+            parent_log_kappa = torch.cat([torch.zeros(n, L, **f64), h_log_kappa, log_kappa_virtual], dim=1)
             parent_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), h_ok,
                                    torch.ones(n, V, dtype=torch.bool, device=dev)], dim=1)
         for i in range(L):
@@ -394,12 +396,13 @@ class SequenceVAE(nn.Module):
                 ctx = self.ctx(torch.cat([out[:, 0], u], dim=-1))
             dt_d, m_d = self.heads.time_and_magnitude(ctx, u)
             if excited and i > 0:
-                wait = self.intensity.sample_next(log_mu, tp[:, i - 1], tp, lk, parent_ok)
+                wait = self.intensity.sample_next(log_mu, parent_t[:, i - 1], parent_t, parent_log_kappa, parent_ok)
                 ln_dt[:, i] = torch.log(wait).float().clamp(min_ln_dt, cap)
             elif excited and past is not None:   # the first event: the wait after the history's last event
                 first_ok = parent_ok.clone()
                 first_ok[:, L + H:] = False
-                wait = self.intensity.sample_next(log_mu, torch.zeros(n, **f64), tp, lk, first_ok & has[:, None])
+                wait = self.intensity.sample_next(log_mu, torch.zeros(n, **f64), parent_t, parent_log_kappa,
+                                                  first_ok & has[:, None])
                 from_mixture = self._draw_interval(dt_d, min_ln_dt, cap)
                 ln_dt[:, i] = torch.where(has, torch.log(wait).float().clamp(min_ln_dt, cap), from_mixture)
             else:
@@ -407,17 +410,17 @@ class SequenceVAE(nn.Module):
             if i == 0 and H:   # the history's clocks from the window's first event
                 h_t = h_t - torch.exp(ln_dt[:, 0])[:, None]
                 if excited:
-                    tp[:, L:L + H] = tp[:, L:L + H] - torch.exp(ln_dt[:, 0].double())[:, None]
+                    parent_t[:, L:L + H] = parent_t[:, L:L + H] - torch.exp(ln_dt[:, 0].double())[:, None]
             m[:, i] = _below(m_d, self.spec.get("mmax"), self.spec["mc"])
             if i > 0:
                 t[:, i] = t[:, i - 1] + torch.exp(ln_dt[:, i])
             xy_prev, m_prev = torch.cat([xy, h_xy], dim=1), torch.cat([m, h_m], dim=1)
             if excited:
                 if i > 0:   # the clock the likelihood uses: float64 sums of the stored (float32) intervals
-                    tp[:, i] = tp[:, i - 1] + torch.exp(ln_dt[:, i].double())
-                terms = self.intensity.log_terms(tp[:, i, None] - tp, lk, parent_ok)
+                    parent_t[:, i] = parent_t[:, i - 1] + torch.exp(ln_dt[:, i].double())
+                terms = self.intensity.log_terms(parent_t[:, i, None] - parent_t, parent_log_kappa, parent_ok)
                 mix = self.heads.excited_position(ctx, u, log_mu, terms, xy_prev, m_prev)
-                lk[:, i] = self.intensity.log_productivity(log_K, m[:, i])
+                parent_log_kappa[:, i] = self.intensity.log_productivity(log_K, m[:, i])
                 parent_ok[:, i] = True
             else:
                 allowed = torch.cat([earlier[i].expand(n, -1), h_ok], dim=1)
