@@ -22,8 +22,9 @@ import time
 import numpy as np
 import torch
 
-from etasvae.seqvae import Batch, SequenceVAE, objective
-from etasvae.vae import train_vae
+from etasvae.models.sequence import Batch, SequenceVAE
+from etasvae.models.sequence_training import AUX_WEIGHT
+from etasvae.models.train import train_vae
 
 EPOCH_RATE = re.compile(r"^epoch .*\(([\d,]+) windows/s\)$")
 SPEC = {"representation": "event", "length": 64, "stride": 32, "mc": 2.5, "xy_scale_km": 5.0,
@@ -87,9 +88,9 @@ def bare_loop_rates(model: SequenceVAE, X: np.ndarray, O: np.ndarray, epochs: in
         started = time.perf_counter()
         for i in range(0, len(Xt), 64):
             xb, ob = Xt[i:i + 64], Ot[i:i + 64]
-            nll, aux, kl_term, _ = model.losses(Batch(xb, ob, model.spec), xb)
+            nll, aux, kl_term, _ = model.training_terms(Batch(xb, ob, model.spec))
             optimizer.zero_grad(set_to_none=True)
-            objective(nll, aux, kl_term, 1.0).backward()
+            (nll + AUX_WEIGHT * aux + kl_term).backward()
             optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -66,8 +66,9 @@ def stage_model(p: dict) -> str:
     from etasvae.catalog import write_catalog
     from etasvae.features import read_windows
     from etasvae.sample import latent_table, sample_catalog, synthetic_metadata
-    from etasvae.seqvae import window_origins
-    from etasvae.vae import load_model, save_model, train_vae
+    from etasvae.models.files import load_model, save_model
+    from etasvae.models.sequence import window_origins
+    from etasvae.models.train import train_vae
 
     table, X, spec, meta = read_windows(p["windows"])
     role = table["role"].to_numpy()
@@ -92,8 +93,8 @@ def stage_model(p: dict) -> str:
 def stage_embed(p: dict) -> str:
     from etasvae.features import read_windows
     from etasvae.latent import embed_windows, latent_metrics, model_health
-    from etasvae.seqvae import window_origins
-    from etasvae.vae import load_model
+    from etasvae.models.files import load_model
+    from etasvae.models.sequence import window_origins
 
     bundle = load_model(p["model"])
     table, X, spec, meta = read_windows(p["windows"])
@@ -110,7 +111,7 @@ def stage_maps(p: dict) -> str:
     import pandas as pd
 
     from etasvae.latent import latent_columns, plot_interpolation, plot_pca, plot_tsne
-    from etasvae.vae import load_model
+    from etasvae.models.files import load_model
 
     bundle = load_model(p["model"])
     embedding = pd.read_parquet(p["embedding"])

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from etasvae.vae import train_vae
+from etasvae.models.train import train_vae
 
 
 def main(argv: list[str] | None = None) -> None:

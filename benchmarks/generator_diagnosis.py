@@ -36,11 +36,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from etasvae import decoders  # noqa: E402
+from etasvae.models import decoders  # noqa: E402
 from etasvae.config import check_schema, etas_configs, window_spec  # noqa: E402
 from etasvae.evaluate.reference import reference_seed, simulate_reference_catalogs  # noqa: E402
 from etasvae.features import build_windows  # noqa: E402
-from etasvae.vae import load_model  # noqa: E402
+from etasvae.models.files import load_model  # noqa: E402
 
 RECORD: list[dict[str, torch.Tensor]] = []
 _sample = decoders.PositionMixture.sample

@@ -17,8 +17,8 @@ import numpy as np
 
 from etasvae.features import read_windows
 from etasvae.latent.health import HEALTH_MAX_WINDOWS, model_health
-from etasvae.seqvae import window_origins
-from etasvae.vae import load_model
+from etasvae.models.files import load_model
+from etasvae.models.sequence import window_origins
 
 KEYS = ("nll_encoded_mean_z", "nll_encoded_sampled_z", "nll_prior_z", "prior_minus_encoded_nats", "kl_per_window",
         "recon_loss")

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etasvae import latent, sample, stats, vae
+from etasvae import latent, sample, stats
+from etasvae.models.files import encode_windows, load_model, save_model
+from etasvae.models.train import train_vae
 from etasvae.catalog import read_catalog, validate_catalog, write_catalog
 from etasvae.features import build_windows, pool_windows, windows_to_catalog
 from etasvae.params import ETASParams
@@ -73,10 +75,10 @@ def pooled(catalogs, tmp_path_factory):
     keep = np.sort(np.asarray(keep))
     table, X = table.loc[keep].reset_index(drop=True), X[keep]
     role = table["role"].to_numpy()
-    result = vae.train_vae(X[role == "train"], X[role == "validation"], TINY, log=_quiet)
+    result = train_vae(X[role == "train"], X[role == "validation"], TINY, log=_quiet)
     path = tmp_path_factory.mktemp("model") / "pooled.pt"
-    vae.save_model(path, result, TINY, EVENT_SPEC)
-    bundle = vae.load_model(path)
+    save_model(path, result, TINY, EVENT_SPEC)
+    bundle = load_model(path)
     embedding = latent.embed_windows(bundle, table, X, etas=etas)
     return bundle, table, X, embedding, etas
 
@@ -87,10 +89,10 @@ def binned_bundle(catalogs, tmp_path_factory):
     table, X = build_windows(cats["n09"], BINNED_SPEC, heldout_replicates=[2], validation_fraction=0.2)
     role = table["role"].to_numpy()
     settings = {**TINY, "loss": "poisson", "epochs": 10}
-    result = vae.train_vae(X[role == "train"], X[role == "validation"], settings, log=_quiet)
+    result = train_vae(X[role == "train"], X[role == "validation"], settings, log=_quiet)
     path = tmp_path_factory.mktemp("model") / "binned.pt"
-    vae.save_model(path, result, settings, BINNED_SPEC)
-    return vae.load_model(path), table, X
+    save_model(path, result, settings, BINNED_SPEC)
+    return load_model(path), table, X
 
 
 # ------------------------------------------------------------------------------------------- embedding
@@ -104,7 +106,7 @@ def test_embedding_has_one_row_per_window_with_latents_features_and_parameters(p
     assert set(emb["role"]) == {"train", "validation", "heldout"}
     assert [c for c in emb.columns if c.startswith("z")] == [f"z{i}" for i in range(d)]
     assert [c for c in emb.columns if c.startswith("lv")] == [f"lv{i}" for i in range(d)]
-    mu, logvar = vae.encode_windows(bundle, X)
+    mu, logvar = encode_windows(bundle, X)
     np.testing.assert_allclose(emb[[f"z{i}" for i in range(d)]].to_numpy(), mu, rtol=1e-6)
     np.testing.assert_allclose(emb[[f"lv{i}" for i in range(d)]].to_numpy(), logvar, rtol=1e-6)
     # ETAS parameters come from the config's parameter dict.
@@ -273,7 +275,7 @@ def test_rewindowing_a_synthetic_catalog_gives_back_its_features(pooled):
     # Positions are relative to the window's first event, which build_windows also puts at (0, 0).
     np.testing.assert_allclose(again, held, atol=2e-4)
     z = latent.synthetic_latents(bundle, cat)
-    np.testing.assert_allclose(z, vae.encode_windows(bundle, held)[0], atol=1e-3)
+    np.testing.assert_allclose(z, encode_windows(bundle, held)[0], atol=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------ plots

@@ -11,11 +11,12 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from etasvae.decoders import (N_DT, N_MAG, ROW_BLOCK, ExcitationIntensity, History, PositionMixture,
+from etasvae.models.decoders import (N_DT, N_MAG, ROW_BLOCK, ExcitationIntensity, History, PositionMixture,
                               PowerLawKernel, dt_distribution, magnitude_distribution)
 from etasvae.features import build_windows, windows_to_catalog
-from etasvae.seqvae import Batch, SequenceVAE, window_origins
-from etasvae.vae import encode_windows, load_model, sample_windows, save_model, train_vae
+from etasvae.models.files import encode_windows, load_model, sample_windows, save_model
+from etasvae.models.sequence import Batch, SequenceVAE, window_origins
+from etasvae.models.train import train_vae
 
 from etas_samples import MC, clustered_catalog
 
@@ -117,7 +118,7 @@ def test_position_log_prob_in_blocks_is_that_of_every_earlier_event_as_parent():
     """The heads' position log densities of a window longer than ROW_BLOCK, computed block by block, equal
     each event's PositionMixture with all its earlier events as parent candidates, built one event at a time
     (float32 rounding only)."""
-    from etasvae.decoders import EventHeads
+    from etasvae.models.decoders import EventHeads
 
     torch.manual_seed(0)
     heads = EventHeads(8, 3, [0.0, 100.0, 0.0, 100.0])
@@ -422,7 +423,7 @@ def test_training_lowers_the_held_out_nll_and_z_is_read(windows):
     result = train_vae(Xtr, Xv, {**SMALL, "epochs": 8}, log=quiet, spec=SPEC, origin_train=Otr, origin_val=Ov)
     h = result.history
     assert h["val_recon"].iloc[-1] < h["val_recon"].iloc[0]
-    from etasvae.seqvae import health
+    from etasvae.models.sequence_training import health
 
     Xh, Oh = split(table, X, "heldout")
     numbers = health(result.model, Xh, Oh)

@@ -13,8 +13,8 @@ import torch
 from etasvae.conditioning import SurrogateUnavailable, set_parameters, standardise, surrogate_plan
 from etasvae.config import ConfigError, etas_configs
 from etasvae.features import build_windows
-from etasvae.surrogate import (ConditionalSequenceVAE, chain_catalog, generate_chains, load_surrogate,
-                               save_surrogate, train_surrogate, training_data)
+from etasvae.models.conditional import ConditionalSequenceVAE, surrogate_batch, train_surrogate
+from etasvae.surrogate import chain_catalog, generate_chains, load_surrogate, save_surrogate, training_data
 from etasvae.surrogate_eval import catalog_comparison, catalog_values, chain_windows
 
 from etas_samples import MC, clustered_catalog
@@ -137,14 +137,13 @@ def test_history_changes_the_window_likelihood_only_through_the_api(trained):
     model, _, _, data = trained
     L = SPEC["length"]
     idx = np.flatnonzero(data["has_history"] > 0)[:8]
-    from types import SimpleNamespace
     t = {k: torch.from_numpy(np.asarray(v[idx], dtype=np.float32)) for k, v in data.items() if k != "role"}
     u = torch.cat([torch.zeros(len(idx), model.z_dim), t["c"]], dim=1)
-    win = SimpleNamespace(ln_dt=t["ln_dt"][:, L:], m=t["m"][:, L:], xy=t["xy"][:, L:])
-    with_h = SimpleNamespace(ln_dt=t["ln_dt"][:, :L], m=t["m"][:, :L], xy=t["xy"][:, :L], has=torch.ones(len(idx)))
-    without = SimpleNamespace(**{**vars(with_h), "has": torch.zeros(len(idx))})
+    every = torch.arange(len(idx))
+    with_h = surrogate_batch(t, every, L)
+    without = surrogate_batch({**t, "has_history": torch.zeros(len(idx))}, every, L)
     with torch.no_grad():
-        a, b = model.window_log_probs(u, with_h, win), model.window_log_probs(u, without, win)
+        a, b = model.window_log_probs(u, with_h), model.window_log_probs(u, without)
     assert a.shape == (len(idx), L)
     assert not torch.allclose(a, b)
 

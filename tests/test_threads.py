@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from etasvae.features import build_windows
-from etasvae.seqvae import window_origins
-from etasvae.vae import encode_windows, sample_windows, train_vae
+from etasvae.models.files import encode_windows, sample_windows
+from etasvae.models.sequence import window_origins
+from etasvae.models.train import train_vae
 
 from etas_samples import MC, clustered_catalog
 

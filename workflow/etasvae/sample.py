@@ -18,7 +18,7 @@ import pandas as pd
 
 from .config import schema_default
 from .features import MAX_LOG10_DT_DAYS, check_spec, windows_to_catalog
-from .vae import ModelBundle, sample_windows
+from .models.files import ModelBundle, sample_windows
 
 
 def sample_catalog(bundle: ModelBundle, n_windows: int, *, mode: str | None = None, seed: int = 0,

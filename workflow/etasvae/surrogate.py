@@ -1,31 +1,6 @@
-"""A conditional surrogate of the ETAS simulator: a sequence VAE conditioned on ETAS parameters, and long
-catalogs made by chaining windows (README, *Surrogate*; docs/design.md §8).
-
-**Model.** ``ConditionalSequenceVAE`` is the sequence VAE of ``etasvae.seqvae`` (same decoder heads and
-decoders) with three changes, none inside the decoder:
-
-- conditioning: the standardised varied ETAS parameters c (``etasvae.conditioning``) enter the encoder
-  input, q(z | x, origin, c), and the decoder, which reads u = [z, c] wherever the plain model reads z;
-- history: every window comes with the L events before it in its catalog (the history), which the
-  decoder reads but does not score: ``window_log_probs`` / ``sample_window`` are the decoder API
-  "the events of a window given the events before it" (for the GRU decoder: the GRU first runs over the
-  history, and history events are parent candidates for positions; for the MLP decoder only the latter);
-- the prior is learned: p(z | c, h) = N(m(c, h), diag exp(s(c, h))), an MLP of c and the standardised
-  features of the history window h (and a flag for "no history"), initialised to N(0, I). The history
-  is what carries the state of the sequence (an aftershock sequence under way) from window to window.
-
-Loss per window = -log p(x | u, history) + beta_t * free-bits KL(q || p(z | c, h)), the KL between two
-diagonal Gaussians in closed form: unlike the plain sequence VAE, no auxiliary window-level heads
-(``AUX_SCALE`` = 0; their NLL is still logged). They make z predict each window's mean and spread of ln dt,
-sampling noise of 64 events included; chaining then redraws that noise as a real change of rate from window
-to window, on top of the events' own randomness, and the catalogs' rate wanders: on the default grid the
-Fano factor of 30-day counts at K = 0.1 was 3.8 with the heads against 1.5 for ETAS, and 2.1 without them,
-whose validation NLL is also lower (677.9 against 678.9 nats per window). History and conditioning keep z
-from collapsing without them. With probability ``HISTORY_DROPOUT`` a training
-window is shown without its history, so that the model can start a chain from nothing. Sampled inter-event
-times are truncated at the largest of the training windows (a draw above it is drawn again, as magnitudes
-above Mmax are): a rare draw from the far tail of the log-normal mixture would otherwise leave a gap of
-weeks in a catalog, which the simulator never makes at these rates.
+"""The conditional surrogate of the ETAS simulator: its training data (windows with the events before them),
+its model files, and long catalogs made by chaining windows (docs/methods/surrogate.md; docs/design.md §8).
+The model is ``etasvae.models.conditional.ConditionalSequenceVAE``.
 
 **Chaining.** ``generate_chains`` draws a catalog of a given duration per conditioning vector: window k
 draws z ~ p(z | c, window k-1) and its L events given window k-1 as history; the first
@@ -35,29 +10,21 @@ starts at the last discarded event, as the simulator's burn-in does.
 
 from __future__ import annotations
 
-import io
 import math
-import time
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from .conditioning import standardise
-from .decoders import ExcitationIntensity, History
 from .features import FeatureTransform, _event_features, check_spec, events_above_mc
-from .fileio import atomic_write, plain
-from .seqvae import (CONTEXT, FREE_BITS, SequenceVAE, _below, _init_from_data, _mlp, objective,
-                     optimiser_step)
+from .models.conditional import ConditionalSequenceVAE
+from .models.files import load_model, save_model
+from .models.sequence import Events, Past
+from .models.training import TrainResult
 from .threads import one_thread
 
-MODEL_FORMAT = "etasvae-surrogate-1"
-HISTORY_DROPOUT = 0.1
-AUX_SCALE = 0.0   # weight of the auxiliary heads' NLL relative to the sequence VAE's (module docstring)
 MAX_CHAIN_EVENTS = 2_000_000   # per chain: a guard against a runaway chain
 _LN10 = math.log(10.0)
 
@@ -109,352 +76,24 @@ def training_data(table: pd.DataFrame, catalogs: dict[tuple[str, int], pd.DataFr
     return out
 
 
-# ------------------------------------------------------------------------------------------- model
-
-
-def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
-    """KL(N(mu_q, exp logvar_q) || N(mu_p, exp logvar_p)) per window and latent unit."""
-    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
-
-
-class ConditionalSequenceVAE(SequenceVAE):
-    """SequenceVAE whose decoder reads u = [z, c] and the history, with a learned prior p(z | c, h).
-
-    A recurrent decoder reads the history with its GRU. With ``decoder: autoregressive`` the ETAS intensity
-    counts the history's events as parents too (``decoders.History``): an aftershock sequence that starts in
-    one window goes on decaying in the next, and K is a function of u, so of the ETAS parameters.
-    """
-
-    kind = "conditional-sequence"
-
-    def __init__(self, length: int, latent_dim: int, hidden: list[int], decoder: str, spec: dict[str, Any],
-                 n_cond: int):
-        super().__init__(length, latent_dim + n_cond, hidden, decoder, spec)
-        self.z_dim, self.n_cond = latent_dim, n_cond
-        if self.decoder_kind == "autoregressive":   # the background depends on the conditioning (not on z)
-            self.intensity = ExcitationIntensity(latent_dim + n_cond, n_cond=n_cond)
-        self.encoder = nn.Sequential(*_mlp([4 * length + 2 + n_cond, *hidden]))
-        self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
-        self.prior_net = nn.Sequential(*_mlp([4 * length + 1 + n_cond, *hidden]), nn.Linear(hidden[-1], 2 * latent_dim))
-        # the largest ln dt of the training windows: sampled inter-event times above it are drawn again
-        self.register_buffer("max_ln_dt", torch.tensor(math.log(10.0 ** 6)))
-        with torch.no_grad():   # the prior starts as N(0, I)
-            self.prior_net[-1].weight.zero_()
-            self.prior_net[-1].bias.zero_()
-
-    def architecture(self) -> dict[str, Any]:
-        return {"kind": self.kind, "length": self.length, "latent_dim": self.z_dim, "hidden": self.hidden,
-                "decoder": self.decoder_kind, "spec": self.spec, "n_cond": self.n_cond}
-
-    def posterior(self, X: torch.Tensor, origin: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z | x, origin, c): (mu, logvar)."""
-        inp = torch.cat([(X - self.feat_offset) / self.feat_scale, self.heads.region_units(origin), c], dim=1)
-        return self.posterior_head(self.encoder(inp)).chunk(2, dim=1)
-
-    def prior(self, Xh: torch.Tensor, has: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """p(z | c, h): (mu, logvar) from c and the history window's features (zeros and has = 0: none)."""
-        h = (Xh - self.feat_offset) / self.feat_scale * has[:, None]
-        mu, logvar = self.prior_net(torch.cat([h, has[:, None], c], dim=1)).chunk(2, dim=1)
-        return mu, logvar.clamp(-8.0, 4.0)
-
-    # ---- the decoder API: a window's events given the events before it -----------------------------
-
-    def _start_input(self, n: int, dev) -> torch.Tensor:
-        start = torch.zeros(n, 5, device=dev)
-        start[:, 4] = 1.0
-        return start
-
-    def _event_input(self, ln_dt: torch.Tensor, m: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-        """GRU input that one event (or a sequence of events, ..., L) makes for the event after it."""
-        mean, sd = self.ln_dt_stats[0], self.ln_dt_stats[1]
-        return torch.cat([((ln_dt - mean) / sd)[..., None], m[..., None], self.heads.region_units(xy),
-                          torch.zeros_like(m[..., None])], dim=-1)
-
-    def _prime(self, u: torch.Tensor, hist: SimpleNamespace) -> tuple[torch.Tensor, torch.Tensor]:
-        """GRU state at the window's start and the input of its first event, after reading the history."""
-        n, dev = len(u), u.device
-        h0 = torch.tanh(self.z_to_h(u))[None]
-        start = self._start_input(n, dev)
-        inp = torch.cat([start[:, None, :], self._event_input(hist.ln_dt, hist.m, hist.xy)[:, :-1]], dim=1)
-        uu = u[:, None, :].expand(-1, inp.shape[1], -1)
-        _, hH = self.rnn(torch.cat([inp, uu], dim=-1), h0)
-        has = hist.has[None, :, None] > 0
-        first = self._event_input(hist.ln_dt[:, -1], hist.m[:, -1], hist.xy[:, -1])
-        return torch.where(has, hH, h0), torch.where(has[0], first, start)
-
-    def window_log_probs(self, u: torch.Tensor, hist: SimpleNamespace, win: SimpleNamespace) -> torch.Tensor:
-        """log p(event i | earlier events of the window, history, u) of every window event (n, L).
-        ``hist`` and ``win``: ln_dt, m, xy (km) of the L history and L window events; ``hist.has`` (n,)."""
-        n, L = win.m.shape
-        uu = u[:, None, :].expand(-1, L, -1)
-        if self.decoder_kind == "mlp":
-            ctx = self.ctx_mlp(u).reshape(n, L, CONTEXT)
-        else:
-            h, first = self._prime(u, hist)
-            inp = torch.cat([first[:, None, :], self._event_input(win.ln_dt, win.m, win.xy)[:, :-1]], dim=1)
-            out, _ = self.rnn(torch.cat([inp, uu], dim=-1), h)
-            ctx = self.ctx(torch.cat([out, uu], dim=-1))
-        dt_d, m_d = self.heads.time_and_magnitude(ctx, uu)
-        m_win = win.m.clamp_min(0.0)
-        if self.decoder_kind == "autoregressive":
-            # Inter-event times from the intensity with the history's events as parents (the first event's,
-            # after the history's last event, from the log-normal mixture where there is no history);
-            # positions by its branching probabilities.
-            history = _history(hist, win.ln_dt[:, 0])
-            lp_dt, log_mu, terms = self.intensity.window_log_prob(u, win.ln_dt, m_win, history)
-            lp0 = torch.where(hist.has > 0, self.intensity.first_interval_log_prob(u, win.ln_dt[:, 0], history),
-                              dt_d.log_prob(win.ln_dt)[:, 0])
-            lp = torch.cat([lp0[:, None], lp_dt], dim=1) + m_d.log_prob(m_win)
-            xy_prev = torch.cat([win.xy, hist.xy], dim=1)
-            m_prev = torch.cat([m_win, hist.m.clamp_min(0.0)], dim=1)
-            mix = self.heads.excited_position(ctx, uu, log_mu[:, None], terms, xy_prev[:, None], m_prev[:, None])
-            return lp + mix.log_prob(win.xy)
-        lp = dt_d.log_prob(win.ln_dt) + m_d.log_prob(m_win)
-        t_all, m_all, xy_all, allowed = _parents(hist, win)
-        Lh = hist.m.shape[1]
-        mix = self.heads.position(ctx, u[:, None, :], t_all[:, Lh:], t_all[:, None, :], m_all[:, None, :],
-                                  xy_all[:, None, :, :], allowed)
-        return lp + mix.log_prob(win.xy)
-
-    @torch.no_grad()
-    def sample_window(self, u: torch.Tensor, hist: SimpleNamespace) -> SimpleNamespace:
-        """One window of L events per row of u, given the history (draws from torch's global generator):
-        ln_dt, m (above Mc), xy (km) of the new events."""
-        n, L, dev = len(u), self.length, u.device
-        min_ln_dt = math.log(self.spec["min_dt_days"])
-        Lh = hist.m.shape[1]
-        ln_dt = torch.zeros(n, L, device=dev)
-        m = torch.zeros(n, L, device=dev)
-        xy = torch.zeros(n, L, 2, device=dev)
-        # times relative to the last history event; history times from their inter-event times
-        t = torch.cat([_history_times(hist.ln_dt), torch.zeros(n, L, device=dev)], dim=1)
-        m_all = torch.cat([hist.m, m], dim=1)
-        xy_all = torch.cat([hist.xy, xy], dim=1)
-        hist_ok = (hist.has[:, None] > 0).expand(n, Lh)
-        if self.decoder_kind == "mlp":
-            ctx_all = self.ctx_mlp(u).reshape(n, L, CONTEXT)
-        else:
-            h, inp = self._prime(u, hist)
-        excited = self.decoder_kind == "autoregressive"
-        if excited:   # parents: the window's events (clock from its first event), the history's, the virtual
-            log_mu, log_K, t_v, lk_v = self.intensity.window_terms(u)
-            t_h = _history_times(hist.ln_dt.double())
-            tp = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev), t_h, t_v], dim=1)
-            lk = torch.cat([torch.zeros(n, L, dtype=torch.float64, device=dev),
-                            self.intensity.log_productivity(log_K[:, None], hist.m.clamp_min(0.0)), lk_v], dim=1)
-            xy_par = torch.cat([xy, hist.xy], dim=1)
-            m_par = torch.cat([m, hist.m.clamp_min(0.0)], dim=1)
-            par_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), hist_ok,
-                                torch.ones(n, t_v.shape[1], dtype=torch.bool, device=dev)], dim=1)
-        last = torch.zeros(n, device=dev)
-        for i in range(L):
-            if self.decoder_kind == "mlp":
-                ctx = ctx_all[:, i]
-            else:
-                out, h = self.rnn(torch.cat([inp, u], dim=-1)[:, None, :], h)
-                ctx = self.ctx(torch.cat([out[:, 0], u], dim=-1))
-            dt_d, m_d = self.heads.time_and_magnitude(ctx, u)
-            if excited and i > 0:
-                wait = self.intensity.sample_next(log_mu, tp[:, i - 1], tp, lk, par_ok)
-                ln_dt[:, i] = torch.log(wait).float().clamp(min_ln_dt, float(self.max_ln_dt))
-            elif excited:   # the first event: from the intensity of the history where there is one (its last
-                # event at 0, no virtual parent), else from the mixture; then the history's clock is shifted
-                # so that the first event sits at 0
-                has_hist = hist.has > 0
-                first_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), hist_ok,
-                                      torch.zeros(n, t_v.shape[1], dtype=torch.bool, device=dev)], dim=1)
-                wait = self.intensity.sample_next(log_mu, torch.zeros(n, dtype=torch.float64, device=dev), tp, lk,
-                                                  first_ok & has_hist[:, None])
-                ln_mix = _below(dt_d, float(self.max_ln_dt), 0.0)
-                ln_dt[:, i] = torch.where(has_hist, torch.log(wait).float(), ln_mix).clamp(min_ln_dt, float(self.max_ln_dt))
-                tp[:, L:L + Lh] = tp[:, L:L + Lh] - torch.exp(ln_dt[:, i].double())[:, None]
-            else:
-                ln_dt[:, i] = _below(dt_d, float(self.max_ln_dt), 0.0).clamp_min(min_ln_dt)
-            m[:, i] = _below(m_d, self.spec.get("mmax"), self.spec["mc"])
-            if excited:
-                if i > 0:   # the clock the likelihood uses: float64 sums of the stored (float32) intervals
-                    tp[:, i] = tp[:, i - 1] + torch.exp(ln_dt[:, i].double())
-                terms = self.intensity.log_terms(tp[:, i, None] - tp, lk, par_ok)
-                m_par[:, i] = m[:, i]
-                mix = self.heads.excited_position(ctx, u, log_mu, terms, xy_par, m_par)
-                xy[:, i] = mix.sample()
-                xy_par[:, i] = xy[:, i]
-                lk[:, i] = self.intensity.log_productivity(log_K, m[:, i])
-                par_ok[:, i] = True
-                inp = self._event_input(ln_dt[:, i], m[:, i], xy[:, i])
-                continue
-            last = last + torch.exp(ln_dt[:, i])
-            t[:, Lh + i] = last
-            m_all[:, Lh + i] = m[:, i]
-            window_ok = torch.arange(L, device=dev)[None, :].expand(n, L) < i
-            allowed = torch.cat([hist_ok, window_ok], dim=1)
-            mix = self.heads.position(ctx, u, t[:, Lh + i], t, m_all, xy_all, allowed)
-            xy[:, i] = mix.sample()
-            xy_all[:, Lh + i] = xy[:, i]
-            if self.decoder_kind != "mlp":
-                inp = self._event_input(ln_dt[:, i], m[:, i], xy[:, i])
-        return SimpleNamespace(ln_dt=ln_dt, m=m, xy=xy)
-
-    # ---- training terms ------------------------------------------------------------------------------
-
-    def losses(self, d: SimpleNamespace, free_bits: float = FREE_BITS) -> tuple[torch.Tensor, ...]:
-        """(mean NLL, mean aux NLL, free-bits KL term, mean plain KL) per window of a batch ``d``."""
-        mu, logvar = self.posterior(d.X, d.origin, d.c)
-        pmu, plogvar = self.prior(d.Xh, d.hist.has, d.c)
-        z = self.reparameterise(mu, logvar)
-        u = torch.cat([z, d.c], dim=1)
-        nll = -self.window_log_probs(u, d.hist, d.win).sum(1)
-        aux = self.aux_nll(u, d.win)
-        kl = gaussian_kl(mu, logvar, pmu, plogvar)
-        return nll.mean(), aux.mean(), torch.clamp(kl.mean(0), min=free_bits).sum(), kl.sum(1).mean()
-
-
-def _history_times(hist_ln_dt: torch.Tensor) -> torch.Tensor:
-    """Times (n, H) of the history's events from its last event (which is at 0, the others before), in the
-    dtype of the log intervals (float64 for the intensity's clock)."""
-    dt = torch.exp(hist_ln_dt)
-    return -(torch.flip(torch.cumsum(torch.flip(dt, [1]), 1), [1]) - dt)
-
-
-def _history(hist: SimpleNamespace, first_ln_dt: torch.Tensor) -> History:
-    """The history as parents of a window's events: times from the window's first event, which comes
-    exp(first_ln_dt) after the history's last event; events of windows without a history are not parents."""
-    t = _history_times(hist.ln_dt.double()) - torch.exp(first_ln_dt.double())[:, None]
-    ok = (hist.has[:, None] > 0).expand_as(hist.m)
-    return History(t, hist.m.clamp_min(0.0), ok)
-
-
-def _parents(hist: SimpleNamespace, win: SimpleNamespace):
-    """Times (relative), magnitudes, positions of history + window events and the parent mask (n, L, 2L)."""
-    n, L = win.m.shape
-    Lh = hist.m.shape[1]
-    ln_dt = torch.cat([hist.ln_dt, win.ln_dt], dim=1)
-    t = torch.cumsum(torch.exp(ln_dt), dim=1)
-    t = t - t[:, Lh:Lh + 1]
-    earlier = torch.ones(L, Lh + L, dtype=torch.bool, device=t.device).tril(Lh - 1)   # [i, j]: j < Lh + i
-    from_hist = torch.arange(Lh + L, device=t.device) < Lh
-    allowed = earlier[None] & ~(from_hist[None, None, :] & (hist.has[:, None, None] <= 0))
-    return t, torch.cat([hist.m, win.m], dim=1), torch.cat([hist.xy, win.xy], dim=1), allowed
-
-
-def _batch(data: dict[str, torch.Tensor], idx, L: int, dropout: torch.Tensor | None = None) -> SimpleNamespace:
-    has = data["has_history"][idx]
-    if dropout is not None:
-        has = has * (dropout >= HISTORY_DROPOUT).float()
-    split = lambda a: (a[idx][:, :L], a[idx][:, L:])  # noqa: E731
-    (hl, wl), (hm, wm), (hxy, wxy) = split(data["ln_dt"]), split(data["m"]), split(data["xy"])
-    return SimpleNamespace(X=data["X"][idx], Xh=data["Xh"][idx], origin=data["origin"][idx], c=data["c"][idx],
-                           hist=SimpleNamespace(ln_dt=hl, m=hm, xy=hxy, has=has),
-                           win=SimpleNamespace(ln_dt=wl, m=wm, xy=wxy))
-
-
-# ------------------------------------------------------------------------------------------- training
-
-
-@one_thread
-def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | None, settings: dict[str, Any],
-                    spec: dict[str, Any], *, log: Callable[[str], None] = print,
-                    dev: torch.device | None = None) -> tuple[ConditionalSequenceVAE, FeatureTransform, pd.DataFrame]:
-    """Train a ConditionalSequenceVAE on ``training_data`` arrays (settings as ``vae_settings`` gives them);
-    keep the epoch with the lowest validation loss; early stopping after ``patience`` epochs."""
-    from .vae import HISTORY_COLUMNS, BestEpoch, TrainingDiverged, beta_at, history_row, log_epoch, make_optimizer, pick_device
-
-    dev = dev or pick_device()
-    spec = check_spec(spec)
-    s, L = settings, spec["length"]
-    torch.manual_seed(s["seed"])
-    generator = torch.Generator(device="cpu").manual_seed(s["seed"])
-    n_cond = train["c"].shape[1]
-    model = ConditionalSequenceVAE(L, s["latent_dim"], s["hidden"], s["decoder"], spec, n_cond).to(dev)
-    tensors = lambda d: {k: torch.from_numpy(np.asarray(v, dtype=np.float32)).to(dev) for k, v in d.items() if k != "role"}  # noqa: E731
-    T = tensors(train)
-    V = tensors(val) if val is not None and len(val["X"]) else None
-    transform = FeatureTransform.fit(train["X"], kind="standard")
-    _init_from_data(model, transform, T["X"], T["origin"], spec)
-    model.max_ln_dt.fill_(float(T["ln_dt"][:, L:].max()))
-    log(f"training the surrogate ({s['decoder']} decoder, {n_cond} conditioning values) on {dev}: "
-        f"{len(T['X'])} training / {0 if V is None else len(V['X'])} validation windows of {L} events with "
-        f"{L} history events, latent {s['latent_dim']}, history dropout {HISTORY_DROPOUT:g}")
-    params = list(model.parameters())
-    optimizer = make_optimizer(params, s)
-    n = len(T["X"])
-    rows, best = [], BestEpoch(s["kl_warmup_epochs"], s["patience"])
-    for epoch in range(1, s["epochs"] + 1):
-        beta_t = beta_at(s, epoch)
-        started = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=generator).to(dev)
-        drop = torch.rand(n, generator=generator).to(dev)
-        sums = np.zeros(3)
-        for i in range(0, n, s["batch_size"]):
-            idx = perm[i:i + s["batch_size"]]
-            nll, aux, kl_term, kl = model.losses(_batch(T, idx, L, drop[idx]))
-            loss = objective(nll, AUX_SCALE * aux, kl_term, beta_t)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"surrogate training diverged in epoch {epoch}; lower the learning rate")
-            optimiser_step(optimizer, loss, params, s["grad_clip"])
-            sums += np.array([float(nll.detach()), float(aux.detach()), float(kl.detach())]) * len(idx)
-        tr = sums / n
-        model.eval()
-        va = evaluate_terms(model, V, L, seed=epoch) if V is not None else (math.nan,) * 3
-        rows.append(history_row(epoch, beta_t, tr[0], tr[2], va[0], va[2]))
-        log_epoch(log, epoch, s["epochs"], beta_t, started, n,
-                  f"train NLL {tr[0]:.5g} aux {tr[1]:.3g} KL {tr[2]:.3g}  val NLL {va[0]:.5g} aux {va[1]:.3g} KL {va[2]:.3g}")
-        score = objective(va[0], AUX_SCALE * va[1], va[2], beta_t) if V is not None else rows[-1]["train_total"]
-        if not math.isfinite(score):
-            raise TrainingDiverged(f"surrogate training diverged: the validation loss is not finite after epoch {epoch}")
-        if best.stop_after(epoch, score, model, log):
-            break
-    best.restore(model, log, "validation loss" if V is not None else "training loss")
-    model.eval()
-    return model, transform, pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-
-
-@torch.no_grad()
-@one_thread
-def evaluate_terms(model: ConditionalSequenceVAE, data: dict[str, torch.Tensor], L: int, seed: int = 0) -> tuple[float, float, float]:
-    """Mean per window of (NLL, aux NLL, KL to the prior), z drawn from q with a seeded generator."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    tot, n = np.zeros(3), len(data["X"])
-    for i in range(0, n, 512):
-        idx = torch.arange(i, min(i + 512, n), device=data["X"].device)
-        d = _batch(data, idx, L)
-        mu, logvar = model.posterior(d.X, d.origin, d.c)
-        pmu, plogvar = model.prior(d.Xh, d.hist.has, d.c)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(mu.device)
-        u = torch.cat([z, d.c], dim=1)
-        terms = (-model.window_log_probs(u, d.hist, d.win).sum(1), model.aux_nll(u, d.win),
-                 gaussian_kl(mu, logvar, pmu, plogvar).sum(1))
-        tot += np.array([float(t.sum()) for t in terms])
-    return tuple(tot / max(n, 1))
-
-
 # ------------------------------------------------------------------------------------------- files
 
 
 def save_surrogate(path, model: ConditionalSequenceVAE, settings: dict[str, Any], spec: dict[str, Any],
                    plan: dict[str, Any], history: pd.DataFrame) -> None:
-    """One file, loadable with weights_only=True, written atomically (same bytes for the same model)."""
-    payload = {"format": MODEL_FORMAT, "architecture": plain(model.architecture()),
-               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-               "settings": plain(settings), "spec": plain(spec), "plan": plain(plan),
-               "history": {c: plain(history[c].to_numpy()) for c in history.columns}}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+    """An ordinary model file (``models.files.save_model``) whose extras hold the conditioning ``plan``; the
+    feature transform is the model's own standardisation."""
+    transform = FeatureTransform("standard", model.vae.feat_offset.cpu().numpy(), model.vae.feat_scale.cpu().numpy())
+    save_model(path, TrainResult(model, transform, history), settings, spec, {"plan": plan})
 
 
 def load_surrogate(path, device: str | None = None) -> tuple[ConditionalSequenceVAE, dict[str, Any]]:
-    """(model in eval mode, payload without the state dict) of a file written by save_surrogate."""
-    from .vae import pick_device
-
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not an etasvae surrogate file (format {payload.get('format')!r})")
-    a = payload.pop("architecture")
-    model = ConditionalSequenceVAE(a["length"], a["latent_dim"], a["hidden"], a["decoder"], a["spec"], a["n_cond"])
-    model.load_state_dict(payload.pop("state_dict"))
-    return model.to(pick_device(device)).eval(), payload
+    """(model in eval mode, {"plan", "settings", "spec", "history"}) of a file written by save_surrogate."""
+    bundle = load_model(path, device)
+    if not isinstance(bundle.model, ConditionalSequenceVAE):
+        raise ValueError(f"{path}: a {bundle.model.kind} model, not the surrogate's")
+    return bundle.model, {"plan": bundle.extra["plan"], "settings": bundle.settings, "spec": bundle.spec,
+                          "history": bundle.history}
 
 
 # ------------------------------------------------------------------------------------------- chaining
@@ -472,9 +111,8 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
     dev = next(model.parameters()).device
     n, L, mc = len(c), model.length, model.spec["mc"]
     C = torch.from_numpy(np.asarray(c, dtype=np.float32)).to(dev)
-    hist = SimpleNamespace(ln_dt=torch.zeros(n, L, device=dev), m=torch.zeros(n, L, device=dev),
-                           xy=torch.zeros(n, L, 2, device=dev), has=torch.zeros(n, device=dev))
-    Xh = torch.zeros(n, 4 * L, device=dev)
+    past = Past(Events(torch.zeros(n, L, device=dev), torch.zeros(n, L, device=dev), torch.zeros(n, L, 2, device=dev)),
+                torch.zeros(n, device=dev), torch.zeros(n, 4 * L, device=dev))
     clock = np.zeros(n)                        # float64 time of the last event, per chain
     t0 = np.zeros(n)
     out: list[list[np.ndarray]] = [[] for _ in range(n)]
@@ -485,10 +123,11 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
         torch.manual_seed(int(seed))
         while len(active):
             a = torch.from_numpy(active).to(dev)
-            h = SimpleNamespace(ln_dt=hist.ln_dt[a], m=hist.m[a], xy=hist.xy[a], has=hist.has[a])
-            pmu, plogvar = model.prior(Xh[a], h.has, C[a])
-            z = pmu + torch.exp(0.5 * plogvar) * torch.randn_like(pmu)
-            w = model.sample_window(torch.cat([z, C[a]], dim=1), h)
+            ev = past.events
+            now = Past(Events(ev.ln_dt[a], ev.m[a], ev.xy[a]), past.has[a], past.X[a])
+            prior_mu, prior_logvar = model.prior(now.X, now.has, C[a])
+            z = prior_mu + torch.exp(0.5 * prior_logvar) * torch.randn_like(prior_mu)
+            w = model.vae.generate(torch.cat([z, C[a]], dim=1), now)
             dt = np.exp(w.ln_dt.double().cpu().numpy())
             times = clock[active, None] + np.cumsum(dt, axis=1)
             mags = w.m.cpu().numpy().astype(np.float64) + mc
@@ -499,10 +138,10 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
             if k >= burn_in_windows:
                 for r, chain in enumerate(active):
                     out[chain].append(np.column_stack([times[r] - t0[chain], mags[r], xy[r]]))
-            hist.ln_dt[a], hist.m[a], hist.xy[a] = w.ln_dt, w.m, w.xy
-            hist.has[a] = 1.0
+            ev.ln_dt[a], ev.m[a], ev.xy[a] = w.ln_dt, w.m, w.xy
+            past.has[a] = 1.0
             feats = sequence_features(w.ln_dt.cpu().numpy(), w.m.cpu().numpy(), w.xy.cpu().numpy(), model.spec)
-            Xh[a] = torch.from_numpy(feats).to(dev)
+            past.X[a] = torch.from_numpy(feats).to(dev)
             k += 1
             done = (clock[active] - t0[active] >= duration_days) & (k > burn_in_windows)
             done |= (k - burn_in_windows) * L >= MAX_CHAIN_EVENTS
@@ -527,6 +166,15 @@ def chain_catalog(chains: list[pd.DataFrame]) -> pd.DataFrame:
     df["generation"] = np.int32(-1)
     df["window"] = df["window"].astype(np.int64)
     return df
+
+
+def chain_metadata(spec: dict[str, Any], name: str, *, values: dict[str, float], set_kind: str, flags: list,
+                   chains: int, duration_days: float, seed: int, burn_in_windows: int) -> dict[str, Any]:
+    """The catalog metadata of a parameter set's chained catalogs (``chain_catalog``), as ``write_catalog``
+    stores it: the set, its values, kind and flags, the chaining's settings and the surrogate's window spec."""
+    return {"kind": "surrogate", "set": name, "values": values, "set_kind": set_kind, "flags": flags,
+            "chains": chains, "duration_days": duration_days, "seed": seed, "burn_in_windows": burn_in_windows,
+            "mc": spec["mc"], "spec": spec}
 
 
 def conditions_of(plan: dict[str, Any], payload: dict[str, Any], sets: list[str]) -> np.ndarray:

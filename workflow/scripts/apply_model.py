@@ -11,8 +11,8 @@ from etasvae.latent import (embed_windows, latent_columns, latent_metrics, model
                             plot_tsne)
 from etasvae.sample import latent_table, n_synthetic_windows, sample_catalog, synthetic_metadata
 from etasvae.scripting import setup_log
-from etasvae.seqvae import window_origins
-from etasvae.vae import load_model
+from etasvae.models.files import load_model
+from etasvae.models.sequence import window_origins
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)

@@ -6,8 +6,9 @@ import numpy as np
 from etasvae.catalog import read_catalogs, write_catalog
 from etasvae.features import read_windows
 from etasvae.scripting import setup_log
-from etasvae.surrogate import chain_catalog, generate_chains, save_surrogate, train_surrogate, training_data
-from etasvae.vae import pick_device
+from etasvae.models.conditional import train_surrogate
+from etasvae.models.training import pick_device
+from etasvae.surrogate import chain_catalog, chain_metadata, generate_chains, save_surrogate, training_data
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
@@ -22,8 +23,7 @@ model, _, history = train_surrogate(split["train"], split["validation"], dict(p.
 save_surrogate(smk.output.model, model, dict(p.settings), spec, {"varied": [], "ranges": {}, "config": cfg}, history)
 chains = generate_chains(model, np.zeros((p.chains, 0), dtype=np.float32), p.duration_days, seed=p.seed,
                          burn_in_windows=p.burn_in_windows, log=log.info)
-meta = {"kind": "surrogate", "set": cfg, "values": {}, "set_kind": "per-config", "flags": [], "chains": p.chains,
-        "duration_days": p.duration_days, "seed": p.seed, "burn_in_windows": p.burn_in_windows,
-        "mc": model.spec["mc"], "spec": model.spec}
+meta = chain_metadata(model.spec, cfg, values={}, set_kind="per-config", flags=[], chains=p.chains,
+                      duration_days=p.duration_days, seed=p.seed, burn_in_windows=p.burn_in_windows)
 write_catalog(chain_catalog(chains), smk.output.catalogs, meta, mc=model.spec["mc"])
 log.info("%s: %d chains, %d events", cfg, p.chains, sum(len(c) for c in chains))

@@ -5,8 +5,9 @@ from etasvae.conditioning import standardise
 from etasvae.features import read_windows
 from etasvae.fileio import write_csv
 from etasvae.scripting import setup_log
-from etasvae.surrogate import save_surrogate, train_surrogate, training_data
-from etasvae.vae import pick_device, plot_loss_curves
+from etasvae.models.conditional import train_surrogate
+from etasvae.models.training import pick_device, plot_loss_curves
+from etasvae.surrogate import save_surrogate, training_data
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)

@@ -3,8 +3,10 @@
 from etasvae.features import read_windows
 from etasvae.fileio import write_csv
 from etasvae.scripting import setup_log
-from etasvae.seqvae import window_origins
-from etasvae.vae import plot_loss_curves, save_model, train_vae
+from etasvae.models.files import save_model
+from etasvae.models.sequence import window_origins
+from etasvae.models.train import train_vae
+from etasvae.models.training import plot_loss_curves
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)

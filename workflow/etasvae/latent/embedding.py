@@ -17,8 +17,8 @@ import pandas as pd
 
 from .. import stats
 from ..features import check_spec, windows_to_catalog
-from ..seqvae import window_origins
-from ..vae import ModelBundle, encode_windows
+from ..models.files import ModelBundle, encode_windows
+from ..models.sequence import window_origins
 
 # ETAS parameters copied onto every embedded window (those present in the config's parameter dict).
 ETAS_COLUMNS = ("mu", "K", "alpha", "c", "p", "D", "q", "gamma", "b", "tau", "branching_ratio")

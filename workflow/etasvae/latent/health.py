@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from ..fileio import to_jsonable
-from ..seqvae import health as seqvae_health
-from ..vae import ModelBundle, is_sequence, kl_divergence, reconstruction_loss
+from ..models.files import ModelBundle, is_sequence
+from ..models.mlp import kl_divergence, reconstruction_loss
+from ..models.sequence_training import health as sequence_health
 from .metrics import ACTIVE_THRESHOLD, activity_and_kl
 from ..threads import one_thread
 
@@ -31,7 +32,7 @@ def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray 
     """VAE health on held-out windows, at z = posterior mean (deterministic): mean reconstruction loss per
     window in the model's own loss units (summed over features), mean squared error per feature in the
     model's scaled feature space (standardised for mse / gaussian_nll), mean KL per window, activity and
-    active units (as latent_metrics, over the held-out windows). Sequence VAEs: ``seqvae.health`` (NLL with
+    active units (as latent_metrics, over the held-out windows). Sequence VAEs: ``models.sequence_training.health`` (NLL with
     encoded z against z from the prior; ``origin`` = first-event positions of the windows).
 
     More than ``max_windows`` windows: a uniform subsample of that many (generator seeded with ``seed``);
@@ -49,7 +50,7 @@ def model_health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray 
 def _health(bundle: ModelBundle, X_heldout: np.ndarray, origin: np.ndarray | None) -> dict[str, Any]:
     model = bundle.model.eval()
     if is_sequence(model):
-        return to_jsonable(seqvae_health(model, X_heldout, origin))
+        return to_jsonable(sequence_health(model, X_heldout, origin))
     X = np.asarray(X_heldout, dtype=np.float32)
     d = model.latent_dim
     if len(X) == 0:

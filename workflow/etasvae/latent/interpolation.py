@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from ..features import check_spec, windows_to_catalog
-from ..vae import ModelBundle
+from ..models.files import ModelBundle
 from .embedding import latent_columns
 from ..plotting import panel_figure, save_png
 from ..threads import one_thread

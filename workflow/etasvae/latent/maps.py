@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..features import build_windows, check_spec
 from ..plotting import panel_figure, save_png
-from ..vae import ModelBundle, encode_windows
+from ..models.files import ModelBundle, encode_windows
 from .embedding import ETAS_COLUMNS, latent_columns
 from ..threads import one_thread
 

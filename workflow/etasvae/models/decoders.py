@@ -1,6 +1,6 @@
 """Likelihoods of one event of an event window, channel by channel, as torch.distributions objects.
 
-The decoder of a sequence VAE (``etasvae.seqvae``) gives each event i of a window a context vector; the
+The decoder of a sequence VAE (``etasvae.models.sequence``) gives each event i of a window a context vector; the
 heads here turn it into the distribution of that event's channels, given the events before it:
 
     channel          density                                                    sample
@@ -32,10 +32,9 @@ from torch.nn import functional as F
 
 N_DT = 8       # log-normal components of the inter-event time
 N_MAG = 4      # exponential components of the magnitude above Mc
-# The exponential components start at the data's rate times exp(-s..s). With s = 1 a component with b near
-# 0.4 kept a small weight through training and made draws above Mc + 2 about 35 % too frequent, which the
-# ETAS intensity (alpha close to beta) turns into extra triggering; with s = 0.3 they stay within the data's
-# sampling error.
+# The exponential components start at the data's rate times exp(-s..s), close together: a component
+# started at a much lower b keeps a small weight through training and makes large magnitudes too frequent,
+# which the ETAS intensity (alpha close to beta) turns into extra triggering.
 MAG_INIT_SPREAD = 0.3
 LOG_SCALE_MIN, LOG_SCALE_MAX = -6.0, 3.0
 NEG_INF = -1e30
@@ -236,17 +235,25 @@ class EventHeads(nn.Module):
         return PositionMixture(self.region, log_mu + w[..., 0], log_cl, centre, sd, terms[..., :L], xy_prev, s, q)
 
     def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
-                          xy: torch.Tensor) -> torch.Tensor:
-        """log density of every event's position (B, L) given the earlier events of its window, at once:
-        ctx (B, L, C), t (B, L) days from the first event, m (B, L) above Mc, xy (B, L, 2) km."""
+                          xy: torch.Tensor, history: "History | None" = None) -> torch.Tensor:
+        """log density of every event's position (B, L) given the earlier events of its window and those of
+        its ``history`` (with positions; None: none), at once: ctx (B, L, C), t (B, L) days from the first
+        event, m (B, L) above Mc, xy (B, L, 2) km."""
         L = t.shape[1]
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
         # Parents broadcast over events i (dim 1): per-parent terms are computed once per window. Events in
         # blocks of ROW_BLOCK, each block with the parents before its end only (the later ones are none).
         out = []
         for r0, r1 in row_blocks(L):
-            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t[:, None, :r1], m[:, None, :r1],
-                                xy[:, None, :r1, :], allowed[r0:r1, :r1])
+            t_par, m_par, xy_par = t[:, None, :r1], m[:, None, :r1], xy[:, None, :r1, :]
+            ok = allowed[r0:r1, :r1]
+            if history is not None:   # the history's events after the window's, parents of every event
+                t_par = torch.cat([t_par, history.t.to(t.dtype)[:, None, :]], dim=-1)
+                m_par = torch.cat([m_par, history.m[:, None, :]], dim=-1)
+                xy_par = torch.cat([xy_par, history.xy[:, None, :, :]], dim=-2)
+                ok = torch.cat([ok[None].expand(len(t), -1, -1), history.ok[:, None, :].expand(-1, r1 - r0, -1)],
+                               dim=-1)
+            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok)
             out.append(mix.log_prob(xy[:, r0:r1]))
         return torch.cat(out, dim=1)
 
@@ -262,11 +269,13 @@ MAX_THINNING = 2000    # candidate draws per event before the thinning sampler g
 
 class History(NamedTuple):
     """Events before a window, as parents of its events: times t (B, H) in days from the window's first event
-    (negative), magnitudes above Mc m (B, H), and ok (B, H) bool (False: no event there)."""
+    (negative), magnitudes above Mc m (B, H), ok (B, H) bool (False: no event there) and, for the position
+    channel, positions xy (B, H, 2) km."""
 
     t: torch.Tensor
     m: torch.Tensor
     ok: torch.Tensor
+    xy: torch.Tensor | None = None
 
 
 def row_blocks(L: int) -> list[tuple[int, int]]:
@@ -297,8 +306,8 @@ class ExcitationIntensity(nn.Module):
     a pooled model differ in productivity). The background mu (a linear function of the conditioning values
     alone in a conditional model, ``n_cond`` > 0: the last n_cond entries of its z), alpha and the Omori c
     and p are global: in ETAS the background is one number per config, and a per-window mu(z) let z carry
-    each window's count fluctuation, so that windows drawn from the prior were over-dispersed (on the
-    default K = 0.1 config a Fano factor 1.8-2.1 against ETAS's 1.2-1.3, and 7 % too many events per day).
+    each window's count fluctuation, so that windows drawn from the prior would be over-dispersed in their
+    counts (docs/design.md §5).
     mu is constant over the window, so lambda never increases between events: the intensity just after the last event bounds it
     until the next (thinning).
     """
@@ -358,8 +367,8 @@ class ExcitationIntensity(nn.Module):
         if self.n_cond:
             log_mu = log_mu + self.background_head(z[..., -self.n_cond:])[..., 0].double()
         log_mu = log_mu.clamp(-12.0, 12.0)
-        t_v = -torch.exp(v[..., N_VIRTUAL:].clamp(-12.0, 8.0))
-        return log_mu, log_K, t_v, v[..., :N_VIRTUAL].clamp(-12.0, 12.0)
+        t_virtual = -torch.exp(v[..., N_VIRTUAL:].clamp(-12.0, 8.0))
+        return log_mu, log_K, t_virtual, v[..., :N_VIRTUAL].clamp(-12.0, 12.0)
 
     def log_productivity(self, log_K: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """log kappa = log K + alpha (m - Mc) (float64); log_K broadcasts against m (above Mc)."""
@@ -370,13 +379,13 @@ class ExcitationIntensity(nn.Module):
         """log mu (B,) and the parents of a window: times (B, L + H + V) (its events t (B, L), the history's
         events, then the virtual parents) and log productivities (B, L + H + V) from the magnitudes above Mc
         m (B, L) and the history's (H = 0 without one)."""
-        log_mu, log_K, t_v, lk_v = self.window_terms(z)
-        lk = self.log_productivity(log_K[:, None], m)
-        times, kappas = [t.double()], [lk]
+        log_mu, log_K, t_virtual, log_kappa_virtual = self.window_terms(z)
+        log_kappa = self.log_productivity(log_K[:, None], m)
+        times, kappas = [t.double()], [log_kappa]
         if history is not None:
             times.append(history.t.double())
             kappas.append(self.log_productivity(log_K[:, None], history.m.clamp_min(0.0)))
-        return log_mu, torch.cat([*times, t_v], dim=1), torch.cat([*kappas, lk_v], dim=1)
+        return log_mu, torch.cat([*times, t_virtual], dim=1), torch.cat([*kappas, log_kappa_virtual], dim=1)
 
     def log_terms(self, lag: torch.Tensor, log_kappa: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """log kappa_j g(lag_j) where ``allowed`` (parent before the time), NEG_INF elsewhere."""
@@ -403,27 +412,27 @@ class ExcitationIntensity(nn.Module):
         B, L = ln_dt.shape
         dt = torch.exp(ln_dt.double())
         t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
-        log_mu, tp, lk = self.parents(z, t, m, history)
+        log_mu, parent_t, log_kappa = self.parents(z, t, m, history)
         _, c, p = self.globals()
         log_norm = torch.log(p - 1.0) - torch.log(c)
         # Parents outside the window (history, then virtual) come before every event; ``rest_ok`` says which
         # are parents at all (absent history events are not).
-        rest_ok = torch.ones(B, tp.shape[1] - L, dtype=torch.bool, device=t.device)
+        rest_ok = torch.ones(B, parent_t.shape[1] - L, dtype=torch.bool, device=t.device)
         if history is not None:
             rest_ok[:, :history.t.shape[1]] = history.ok
         tri = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)                 # [i, j]: j before i
         terms_rows, log_sum_rows, mass_rows = [], [], []
         # Rows (events) in blocks of ROW_BLOCK: a block's events have no parent among the window's later events,
-        # so only the columns before its end are computed (about 40 % fewer pairs than the full square).
+        # so only the columns before its end are computed (fewer pairs than the full square).
         for r0, r1 in row_blocks(L):
             a0 = max(r0 - 1, 0)                                   # rows a0..r1-1: the block and the row before it
-            cols = torch.cat([tp[:, :r1], tp[:, L:]], dim=1)
-            lk_cols = torch.cat([lk[:, :r1], lk[:, L:]], dim=1)
+            cols = torch.cat([parent_t[:, :r1], parent_t[:, L:]], dim=1)
+            log_kappa_cols = torch.cat([log_kappa[:, :r1], log_kappa[:, L:]], dim=1)
             allowed = torch.cat([tri[a0:r1, :r1][None].expand(B, -1, -1),
                                  rest_ok[:, None, :].expand(-1, r1 - a0, -1)], dim=2)
             # log(1 + lag / c) of every pair, once: the Omori density at t_i and the mass since t_{i-1} share it.
             A = torch.log1p((t[:, a0:r1, None] - cols[:, None, :]).clamp_min(0.0) / c)
-            out = lk_cols[:, None, :] + log_norm - p * A
+            out = log_kappa_cols[:, None, :] + log_norm - p * A
             terms = torch.where(allowed, out, torch.full_like(out, NEG_INF))[:, r0 - a0:]
             log_sum_rows.append(torch.logsumexp(terms, dim=-1))
             pad = torch.full((B, r1 - r0, L - r1), NEG_INF, dtype=terms.dtype, device=t.device)
@@ -431,7 +440,7 @@ class ExcitationIntensity(nn.Module):
             # kappa_j times the Omori mass of [t_{i-1}, t_i]: (1 + lag_{i-1}/c)^(1-p) (1 - ((c + lag_i) /
             # (c + lag_{i-1}))^(1-p)) (``omori_mass``, with log1p(width / (start + c)) = A_i - A_{i-1}).
             A_prev, A_cur = A[:, :-1], A[:, 1:]
-            mass = torch.exp(lk_cols[:, None, :] + (1.0 - p) * A_prev) * -torch.expm1((1.0 - p) * (A_cur - A_prev))
+            mass = torch.exp(log_kappa_cols[:, None, :] + (1.0 - p) * A_prev) * -torch.expm1((1.0 - p) * (A_cur - A_prev))
             mass_rows.append(torch.where(allowed[:, 1:], mass, torch.zeros_like(mass)).sum(-1))
         terms = torch.cat(terms_rows, dim=1)                                                  # (B, L, L + H + V)
         log_lam = torch.logaddexp(log_mu[:, None], torch.cat(log_sum_rows, dim=1))           # (B, L)
@@ -445,9 +454,9 @@ class ExcitationIntensity(nn.Module):
         is the window's past here), log lambda(0) - its integral over [-dt_0, 0] + ln dt_0, exact."""
         log_mu, log_K, _, _ = self.window_terms(z)
         dt0 = torch.exp(ln_dt0.double())
-        lk = self.log_productivity(log_K[:, None], history.m)
-        log_lam = self.log_rate(log_mu, -history.t.double(), lk, history.ok)
-        comp = torch.exp(log_mu) * dt0 + self.interval_mass(-dt0[:, None] - history.t.double(), dt0, lk, history.ok)
+        log_kappa = self.log_productivity(log_K[:, None], history.m)
+        log_lam = self.log_rate(log_mu, -history.t.double(), log_kappa, history.ok)
+        comp = torch.exp(log_mu) * dt0 + self.interval_mass(-dt0[:, None] - history.t.double(), dt0, log_kappa, history.ok)
         return (log_lam - comp + ln_dt0.double()).float()
 
     def log_rate(self, log_mu: torch.Tensor, lag: torch.Tensor, log_kappa: torch.Tensor,
@@ -457,19 +466,19 @@ class ExcitationIntensity(nn.Module):
         return torch.logaddexp(log_mu, torch.logsumexp(terms, dim=-1))
 
     @torch.no_grad()
-    def sample_next(self, log_mu: torch.Tensor, t_last: torch.Tensor, tp: torch.Tensor, lk: torch.Tensor,
+    def sample_next(self, log_mu: torch.Tensor, t_last: torch.Tensor, parent_t: torch.Tensor, log_kappa: torch.Tensor,
                     allowed: torch.Tensor) -> torch.Tensor:
         """Waiting time (B,) float64 from t_last (B,) to the next event, by thinning (Ogata 1981): the intensity
         does not increase between events, so its value at the current candidate bounds it from there on.
         Draws use torch's global generator."""
         cur = torch.zeros_like(t_last)
-        bound = torch.exp(self.log_rate(log_mu, t_last[:, None] - tp, lk, allowed))
+        bound = torch.exp(self.log_rate(log_mu, t_last[:, None] - parent_t, log_kappa, allowed))
         wait = torch.zeros_like(t_last)
         done = torch.zeros_like(t_last, dtype=torch.bool)
         for _ in range(MAX_THINNING):
             e = torch.empty_like(cur).exponential_() / bound
             cand = cur + e
-            lam = torch.exp(self.log_rate(log_mu, (t_last + cand)[:, None] - tp, lk, allowed))
+            lam = torch.exp(self.log_rate(log_mu, (t_last + cand)[:, None] - parent_t, log_kappa, allowed))
             accept = ~done & (torch.rand_like(cur) * bound <= lam)
             wait = torch.where(accept, cand, wait)
             done = done | accept

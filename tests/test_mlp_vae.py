@@ -11,22 +11,10 @@ import torch
 
 from etasvae.config import schema_default
 from etasvae.features import FeatureTransform, build_windows, windows_to_catalog
-from etasvae.vae import (
-    MIN_STEPS_PER_EPOCH,
-    VAE,
-    ModelBundle,
-    TrainingDiverged,
-    device_settings,
-    encode_windows,
-    kl_divergence,
-    load_model,
-    plot_loss_curves,
-    reconstruct_windows,
-    reconstruction_loss,
-    sample_windows,
-    save_model,
-    train_vae,
-)
+from etasvae.models.files import ModelBundle, encode_windows, load_model, reconstruct_windows, sample_windows, save_model
+from etasvae.models.mlp import VAE, kl_divergence, reconstruction_loss
+from etasvae.models.train import train_vae
+from etasvae.models.training import MIN_STEPS_PER_EPOCH, TrainingDiverged, device_settings, plot_loss_curves
 
 from etas_samples import BINNED_SPEC, MC, clustered_catalog
 
