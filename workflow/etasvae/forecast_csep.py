@@ -17,8 +17,9 @@ x_obs) of each test's statistic; a test passes at the 0.05 level as the field re
 A horizon without observed events has no M, S or PL test (pyCSEP marks them not valid); those horizons are
 left out of those tests' pass rates.
 
-pyCSEP lives in the ``forecast`` extra (``pip install .[forecast]``: pycsep 0.8.0 with numpy, scipy,
-pandas, matplotlib, cartopy, obspy, pyproj, shapely and a few others).
+pyCSEP lives in the ``forecast`` extra (``pip install .[forecast]``: pycsep 0.8.0, which requires
+cartopy, matplotlib, mercantile, obspy, pyproj, python-dateutil, rasterio and shapely besides numpy, scipy
+and pandas).
 """
 
 from __future__ import annotations
