@@ -166,3 +166,30 @@ def test_missing_pycsep_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "csep", None)  # `import csep` raises ImportError
     with pytest.raises(ForecastError, match=r"etasvae\[forecast\]"):
         csep_tests(_fit(), pd.DataFrame({"time": [], "magnitude": [], "x": [], "y": []}), 0.0, 7.0)
+
+
+def test_background_over_a_polygon_and_from_the_smoothed_density():
+    """No history: the background alone. Uniform over an L-shaped polygon (the lower 50 x 25 km strip and
+    the upper 25 x 25 km arm): every point inside, the upper arm's share 1/3 within 4 binomial standard
+    errors. From a smoothed density of 200 events at one point (bandwidth 1 km, far from the edges): the
+    squared distances to it are those of a unit Gaussian step."""
+    from etasvae.inversion import inside_polygon
+    from etasvae.inversion_background import smoothed_background
+
+    poly = [[0, 0], [50, 0], [50, 50], [0, 50]]
+    ell = [[0, 0], [50, 0], [50, 50], [25, 50], [25, 25], [0, 25]]
+    sims = simulate_forward(_fit(K=0.0), pd.DataFrame({"time": [], "magnitude": [], "x": [], "y": []}),
+                            0.0, 30.0, ell, np.random.default_rng(2), n_catalogs=200)
+    assert inside_polygon(ell, sims["x"].to_numpy(), sims["y"].to_numpy()).all()
+    share = float(np.mean(sims["y"] > 25.0))
+    assert abs(share - 1 / 3) < 4.0 * math.sqrt(2 / 9 / len(sims)), share
+    rng = np.random.default_rng(3)
+    xs, ys = 30.0 + 0.01 * rng.standard_normal(200), 20.0 + 0.01 * rng.standard_normal(200)
+    density = smoothed_background(xs, ys, np.ones(200), poly, min_bandwidth=1.0)
+    fit = {**_fit(K=0.0), "background_density": density.to_dict()}
+    sims = simulate_forward(fit, pd.DataFrame({"time": [], "magnitude": [], "x": [], "y": []}), 0.0, 30.0,
+                            poly, np.random.default_rng(4), n_catalogs=50)
+    r = np.hypot(sims["x"] - 30.0, sims["y"] - 20.0)
+    # r^2 / 2 of a unit Gaussian step is a standard exponential (sd 1): its mean within 4 standard errors
+    assert len(sims) > 1000 and r.max() < 6.0
+    assert abs(float(np.mean(r**2)) / 2.0 - 1.0) < 4.0 / math.sqrt(len(sims))
