@@ -11,6 +11,11 @@ branching ratio >= 1 is not usable: the command says which and what to try, and 
 the fit as a forecast of the test period [T, E) (etasvae.forecast): TLL, SLL and MLL per test event, beside a
 Poisson model fitted on the training period.
 
+``python -m etasvae csep CATALOG.parquet --fit FIT.json --start-days T [--end-days E] [--horizon-days 7]
+[--catalogs 1000] [--seed 0] [--cell-km 10] [--json]``: pyCSEP's catalog-based number, magnitude, spatial and
+pseudo-likelihood tests of the fit over consecutive horizons of [T, E) (etasvae.forecast_csep; needs the
+``forecast`` extra), with their pass rates.
+
 The catalog's metadata gives Mc, the region (the projected outline of its lon/lat region, else region_km)
 and the duration when present; otherwise Mc is the smallest magnitude, the region the events' bounding box
 and the end the last event's time. Magnitudes reported in bins (0.1 or 0.01, as networks do) are detected,
@@ -27,6 +32,8 @@ import numpy as np
 
 from .catalog import CatalogError, read_catalog
 from .forecast import catalog_region, score_forecast
+from .forecast_csep import csep_tests
+from .forecast_sim import ForecastError
 from .inversion import BACKGROUNDS, MODELS, RUPTURE_MULTIPLE, InversionError, fit_catalog, magnitude_bin
 
 UNUSABLE = 3  # exit status of a fit that ran but is not usable
@@ -106,24 +113,33 @@ def _fit(args) -> int:
     return status
 
 
-def _score(args) -> int:
+def _catalog_and_fit(args, keys):
+    """(catalog, meta, fit, test period end) for `score` and `csep`, or None after an error message."""
     read = _read(args.catalog)
     if read is None:
-        return 2
+        return None
     catalog, meta = read
     try:
         with open(args.fit) as fh:
             fit = json.load(fh)
     except (OSError, ValueError) as err:
         print(f"error: --fit {args.fit}: {err}", file=sys.stderr)
-        return 2
-    missing = [k for k in ("model", "estimates", "cut", "mc", "n_target", "span_days") if k not in fit]
+        return None
+    missing = [k for k in keys if k not in fit]
     if missing:
         print(f"error: --fit {args.fit} lacks {', '.join(missing)}: write it with `fit --json`", file=sys.stderr)
-        return 2
+        return None
     end = args.end_days
     if end is None:
         end = float(meta.get("duration_days", np.nextafter(catalog["time"].max(), np.inf)))
+    return catalog, meta, fit, end
+
+
+def _score(args) -> int:
+    loaded = _catalog_and_fit(args, ("model", "estimates", "cut", "mc", "n_target", "span_days"))
+    if loaded is None:
+        return 2
+    catalog, meta, fit, end = loaded
     try:
         scores = score_forecast(catalog, fit, start_days=args.start_days, end_days=end,
                                 region=fit.get("region") or catalog_region(meta, catalog))
@@ -139,6 +155,43 @@ def _score(args) -> int:
     for name, s in scores.items():
         print(f"  {name:>8}: TLL {s['tll']:.4f}  SLL {s['sll']:.4f}  MLL {s['mll']:.4f}  (nats per event)")
     return 0
+
+
+def _csep(args) -> int:
+    loaded = _catalog_and_fit(args, ("model", "estimates", "mc"))
+    if loaded is None:
+        return 2
+    catalog, meta, fit, end = loaded
+    try:
+        result = csep_tests(fit, catalog, args.start_days, args.horizon_days, n_catalogs=args.catalogs,
+                            seed=args.seed, region=fit.get("region") or catalog_region(meta, catalog),
+                            end_days=end, cell_km=args.cell_km)
+    except (ForecastError, InversionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not fit.get("usable", True):
+        print("warning: the fit is not usable (" + "; ".join(fit.get("problems", [])) + ")", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.catalog}: {result['n_horizons']} horizons of {args.horizon_days:g} days from {args.start_days:g}, "
+          f"{args.catalogs} simulated catalogs each, pass at quantile >= {result['level']:g}")
+    for name, rate in result["pass_rate"].items():
+        print(f"  {name:>16}: pass rate {rate:.3f} over {result['n_valid'][name]} horizons")
+    return 0
+
+
+def _csep_parser(sub) -> None:
+    csep = sub.add_parser("csep", help="pyCSEP catalog-based tests (N, M, S, PL) of a fit over forecast horizons")
+    csep.add_argument("catalog")
+    csep.add_argument("--fit", required=True, help="the fit's JSON (python -m etasvae fit --json)")
+    csep.add_argument("--start-days", type=float, required=True, help="the test period starts at T days")
+    csep.add_argument("--end-days", type=float, default=None, help="and ends at E days (default: the catalog's end)")
+    csep.add_argument("--horizon-days", type=float, default=7.0, help="forecast horizon (default 7 days)")
+    csep.add_argument("--catalogs", type=int, default=1000, help="simulated catalogs per horizon (default 1000)")
+    csep.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    csep.add_argument("--cell-km", type=float, default=10.0, help="spatial cell size of the tests' grid (default 10 km)")
+    csep.add_argument("--json", action="store_true", help="print the pass rates and per-horizon quantiles as JSON")
 
 
 def _fit_parser(sub) -> None:
@@ -181,9 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--start-days", type=float, required=True, help="the test period starts at T days")
     score.add_argument("--end-days", type=float, default=None, help="and ends at E days (default: the catalog's end)")
     score.add_argument("--json", action="store_true", help="print the scores as JSON")
+    _csep_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "score":
         return _score(args)
+    if args.command == "csep":
+        return _csep(args)
     if args.aux_days < 0:
         parser.error(f"--aux-days = {args.aux_days}: must be >= 0")
     if not 0 < args.profile_level < 1:
