@@ -15,6 +15,7 @@ from etasvae.catalog import CATALOG_COLUMNS, validate_catalog, write_catalog
 from etasvae.params import ETASParams, ParameterError, from_sed
 from etasvae.simulate import (
     PRUNE_EPSILON,
+    _poisson,
     _time_order,
     expected_count,
     family_reach_bound,
@@ -526,3 +527,10 @@ def test_pruning_leaves_heavy_kernel_catalogs_byte_identical():
     assert st["pruned"] == 0 and st["simulated"] > len(plain) > 0
     assert pruned.equals(plain)
     assert PRUNE_EPSILON == 1e-4  # the documented bound (docs/methods/etas.md, docs/design.md)
+
+
+def test_poisson_counts_where_every_hit_is_a_single_event():
+    """Rates so small that no entry draws two (``_poisson_hits`` then gives no counts): ones and zeros, and
+    the total is Poisson(sum of rates) = Poisson(10) here, so within 5 of its sd (sqrt 10) of 10."""
+    counts = _poisson(np.full(100_000, 1e-4), np.random.default_rng(0))
+    assert set(np.unique(counts)) <= {0, 1} and abs(counts.sum() - 10) < 5 * np.sqrt(10)

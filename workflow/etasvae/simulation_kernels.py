@@ -166,7 +166,7 @@ def _poisson(rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Poisson(rate) counts, exact, mostly without numpy's per-element Poisson sampler (see ``_poisson_hits``)."""
     hit, count = _poisson_hits(rate, rng)
     counts = np.zeros(rate.size, dtype=np.int64)
-    counts[hit] = count
+    counts[hit] = 1 if count is None else count   # None: every parent with children has one
     return counts
 
 
