@@ -13,7 +13,8 @@ import pytest
 from comcat_files import dataset_config, write_comcat_csv
 from etasvae.forecast_sim import ForecastError, simulate_forward
 from etasvae.params import ETASParams, omori_normaliser
-from etasvae.simulate import _omori_survival_integral, omori_cdf, simulate_etas
+from etasvae.simulate import omori_cdf, simulate_etas
+from etasvae.simulation_expectation import _omori_survival_integral
 
 MC = 2.0
 TRUTH = {"mu": 1.0, "K": 0.3, "alpha": 1.0, "c": 0.01, "p": 1.3, "D": 0.5, "q": 1.5, "gamma": 1.0, "b": 1.0}

@@ -39,7 +39,7 @@ import pandas as pd
 
 from .inversion_background import BackgroundDensity
 from .inversion_geometry import as_polygon, inside_polygon
-from .simulate import _poisson_hits, sample_gr_magnitudes, sample_kernel_distances, sample_omori_times
+from .simulation_kernels import _poisson_hits, sample_gr_magnitudes, sample_kernel_distances, sample_omori_times
 
 COLUMNS = ("catalog", "time", "magnitude", "x", "y", "generation")
 # A forward simulation with more events than this (all catalogs) is a runaway (n >= 1 or a huge kappa).
