@@ -20,6 +20,7 @@ SCORES = ("tll", "sll", "mll")
 SCORE_LABEL = {"tll": "TLL (time)", "sll": "SLL (space)", "mll": "MLL (magnitude)"}
 FIRST = ("poisson", "etas")
 VAE_PREFIX = "vae:"
+NAMES = {"poisson": "Poisson", "etas": "ETAS fit"}  # where a scores file gives no label
 
 
 def _ordered(forecasters: dict[str, dict]) -> list[str]:
@@ -59,7 +60,7 @@ def _num(x: float, signed: bool = False) -> str:
 def _label(name: str, entry: dict) -> str:
     if entry.get("label"):
         return str(entry["label"])
-    return f"VAE setting {name[len(VAE_PREFIX):]}" if name.startswith(VAE_PREFIX) else name
+    return f"VAE setting {name[len(VAE_PREFIX):]}" if name.startswith(VAE_PREFIX) else NAMES.get(name, name)
 
 
 def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, heading: str = "h2") -> str:
@@ -82,8 +83,9 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
         own = vae_id is not None and name == f"{VAE_PREFIX}{vae_id}"
         cells = [f"<td class='txt'>{_esc(_label(name, entry))}{' (this page)' if own else ''}</td>"]
         cells += [_num(_value(entry, k)) for k in SCORES]
-        cells += [_num(gap[name][k], signed=True).replace("<td class='", "<td class='ref " if i == 0 else "<td class='", 1)
-                  for i, k in enumerate(SCORES)]
+        # the reference's gaps to itself are no information: a dash
+        cells += [_num(math.nan if name == ref else gap[name][k], signed=True).replace(
+                  "<td class='", "<td class='ref " if i == 0 else "<td class='", 1) for i, k in enumerate(SCORES)]
         found = flags(entry)
         cells.append("<td class='txt'>" + " ".join(f"<span class='skill poor'>{_esc(f)}</span>" for f in found) + "</td>")
         rows.append(f"<tr{' class=best' if own else ''}>{''.join(cells)}</tr>")
@@ -110,7 +112,7 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
         "the period per event (log 1/day), <b>SLL</b> the log density of its location (log 1/km²), <b>MLL</b> the "
         "log density of its magnitude; higher is better. The Poisson and ETAS models are "
         f"{_esc(fitted)}; the Poisson model has the training period's rate, uniform in the region (its SLL is −log "
-        f"of the area, {scores.get('area_km2', float('nan')):.4g} km²). Gaps are the forecaster's score minus the "
+        f"of the area, {scores.get('area_km2', float('nan')):,.0f} km²). Gaps are the forecaster's score minus the "
         f"ETAS fit's: positive is better than ETAS.{_esc(model)} A fit marked <i>not usable</i> (a parameter at "
         "a bound, or supercritical) is scored all the same: read its scores with care.</p>",
         f"<table class='metrics'>{''.join(rows)}</table>",
