@@ -2,7 +2,8 @@
 with the real Snakemake and the one command of docs/datasets.md, offline.
 
 The run (about a minute on 2 cores) is shared by the checks of this module: the import of the shipped file,
-the pages' words for real data, the small-set warnings and the verdicts' whole-window rule.
+the pages' words for real data, the small-set warnings, the verdicts' whole-window rule and the forecast of
+the held-out period.
 """
 
 import inspect

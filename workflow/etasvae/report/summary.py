@@ -1,7 +1,8 @@
 """The run summary: every config (and dataset) x VAE setting, ranked per config by overall score, as HTML and CSV.
 
 ETAS configs come first, then the datasets (real catalogs) under their own heading; a dataset's section
-is built by its own lines (``_dataset_line``, ``_ranking_html``), so that its forecast scores can join it.
+is built by its own lines (``_dataset_line``, ``_ranking_html``), followed by the forecast table of its held-out
+period (etasvae.report.forecast_table).
 """
 
 from __future__ import annotations
@@ -223,7 +224,9 @@ SUMMARY_HELP = (
     "catalog's held-out period and the floor A its training period, not ETAS. A verdict marked "
     "<i>separated</i> (red score) is one where a whole-window test (the classifier, MMD) tells the synthetic "
     "windows from H, whatever the median skill; <i>small set</i> marks a model whose H has too few windows "
-    "for the tests to say much (the model page says what each test can still tell).</p>"
+    "for the tests to say much (the model page says what each test can still tell). Each dataset's section ends "
+    "with the forecast of its held-out period: the log-likelihood per event (time, space, magnitude) of a Poisson "
+    "model and of the ETAS model fitted to its training period, with the gaps to the ETAS fit and its flags.</p>"
 )
 
 
