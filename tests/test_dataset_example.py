@@ -2,7 +2,8 @@
 with the real Snakemake and the one command of docs/datasets.md, offline.
 
 The run (about a minute on 2 cores) is shared by the checks of this module: the import of the shipped file,
-the pages' words for real data, the small-set warnings and the verdicts' whole-window rule.
+the pages' words for real data, the small-set warnings, the verdicts' whole-window rule and the forecast of
+the held-out period.
 """
 
 import inspect
@@ -99,3 +100,21 @@ def test_the_held_out_b_value_counts_each_event_once(example_run):
     for metrics in sorted((example_run / "results" / "evaluation" / "ridgecrest").glob("*/metrics.csv")):
         row = pd.read_csv(metrics).set_index("statistic").loc["b_value"]
         assert row["value_H"] == pytest.approx(b, rel=1e-9) and row["err_H"] == pytest.approx(err, rel=1e-9)
+
+
+def test_the_held_out_period_is_scored_as_a_forecast(example_run):
+    out = example_run / "results" / "forecast" / "ridgecrest"
+    scores = json.loads((out / "scores.json").read_text())
+    fit = json.loads((out / "etas_fit.json").read_text())
+    assert scores["n_events"] == 76 and scores["period"]["test_days"] == [4.0, 7.0]
+    assert scores["period"]["training_days"] == [0.25, 3.0] and fit["t_start"] == 0.25 and fit["t_end"] == 3.0
+    etas, poisson = scores["forecasters"]["etas"], scores["forecasters"]["poisson"]
+    assert etas["usable"] is fit["usable"] and etas["at_bound"] == fit["at_bound"]
+    # Ridgecrest's week is an aftershock sequence: the ETAS fit's decaying rate must give the held-out events a
+    # higher temporal likelihood than the training period's constant rate (a Poisson rate 4-5 times too high
+    # for days 4-7), and its clustered locations a higher spatial one than the uniform density.
+    assert etas["tll"] > poisson["tll"] and etas["sll"] > poisson["sll"]
+    for page in pages(example_run):
+        text = page.read_text(encoding="utf-8")
+        assert "Forecast of the held-out period" in text and f"<td class='num'>{etas['tll']:.3f}</td>" in text
+        assert f"<td class='ref num'>{poisson['tll'] - etas['tll']:+.3f}</td>" in text

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "tests" / "slurm"
-RULES = ("simulate_catalog", "simulate_references", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "train_vae",
+RULES = ("simulate_catalog", "simulate_references", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "forecast_dataset", "train_vae",
          "apply_model", "evaluate_model", "invert_catalog", "invert_windows",
          "invert_model", "report_page", "summary")
 # Outputs that record when or how long, not what: compared by presence only.

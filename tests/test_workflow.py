@@ -187,12 +187,21 @@ def test_the_real_dataset_travels_the_same_path(finished_run):
     page = (finished_run / "results" / "reports" / "tinyreal" / f"{model.parent.name}.html").read_text()
     assert "real_catalog.mc_method" in page and "maximum curvature + 0.2" in page
     assert "How close is the VAE to the real catalog?" in page and "Statistics: synthetic (S) against the held-out period (H)" in page
-    assert "tinyreal" in set(pd.read_csv(finished_run / "results" / "reports" / "summary.csv")["config_id"])
+    summary = pd.read_csv(finished_run / "results" / "reports" / "summary.csv")
+    assert "tinyreal" in set(summary["config_id"])
+    # the held-out period as a forecast: Poisson and the ETAS fit, on the page and in the summary
+    scores = json.loads((finished_run / "results" / "forecast" / "tinyreal" / "scores.json").read_text())
+    assert scores["period"]["test_days"] == imported["periods_days"]["heldout"]
+    assert scores["n_events"] == imported["events_per_period"]["heldout"]
+    assert "Forecast of the held-out period" in page
+    row = summary[summary["config_id"] == "tinyreal"].iloc[0]
+    assert row["forecast_tll_poisson"] == pytest.approx(scores["forecasters"]["poisson"]["tll"], rel=1e-12)
+    assert row["forecast_n_events"] == scores["n_events"]
 
 
 def test_dry_run_shows_the_datasets_jobs_beside_the_etas_configs(tmp_path):
     jobs = planned_jobs(run_snakemake(tmp_path, TINY, "-n"))
-    assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1
+    assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1 and jobs["forecast_dataset"] == 1
     assert jobs["simulate_catalog"] == 6 and jobs["simulate_references"] == 2 and jobs["build_windows"] == 2
     assert jobs["train_vae"] == jobs["evaluate_model"] == jobs["report_page"] == MODELS
 

@@ -68,6 +68,7 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "depth_unit": "km",
     "header": True,
     "event_types": None,
+    "aux_days": 0.0,
 }
 DOWNLOAD_DEFAULTS: dict[str, Any] = {"retries": 3, "timeout_s": 120.0, "retry_wait_s": 10.0, "deadline_s": 900.0}
 
@@ -129,6 +130,12 @@ def check_dataset(name: str, ds: dict[str, Any], reserved: set[str] = frozenset(
         raise DatasetError(
             f"{key}: need start < split.validation_start < split.heldout_start < end, got {start.isoformat()}, "
             f"{val.isoformat()}, {held.isoformat()}, {end.isoformat()}"
+        )
+    train_days = (val - start) / pd.Timedelta(days=1)
+    if not 0 <= ds["aux_days"] < train_days:
+        raise DatasetError(
+            f"{key}.aux_days = {ds['aux_days']:g}: the auxiliary period (history of the forecast's ETAS fit) must "
+            f"leave part of the training period to fit, which is {train_days:g} days long (start to split.validation_start)"
         )
     mc = ds["mc"]
     if isinstance(mc, str) and mc not in MC_METHODS:

@@ -130,7 +130,8 @@ def model_etas(wildcards):
 
 
 def dataset_params(wildcards):
-    return DATASETS[wildcards.dataset]
+    """A dataset's import settings: aux_days is the forecast's alone, so changing it leaves the import be."""
+    return {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "aux_days"}
 
 
 def dataset_source(wildcards):
@@ -202,6 +203,13 @@ def model_files(wildcards):
 def heldout_catalog(wildcards):
     """The first held-out replicate of a config: the whole catalog the inversion is checked on."""
     return f"results/catalogs/{wildcards.cfg}/rep{REPLICATES[-N_HELDOUT]}.parquet"
+
+
+def model_forecast(wildcards):
+    """The forecast scores of a dataset model's held-out period (Poisson, ETAS fit); none for ETAS configs."""
+    if wildcards.model_cfg in DATASETS:
+        return f"results/forecast/{wildcards.model_cfg}/scores.json"
+    return []
 
 
 def model_inversion(wildcards):

@@ -70,8 +70,33 @@ rule build_dataset_windows:
         "../scripts/build_dataset_windows.py"
 
 
+# The held-out period as a forecast test: Poisson and the ETAS fit of the training period (history: the
+# auxiliary period), scored event by event with every earlier event as history (docs/methods/real-catalogs.md).
+rule forecast_dataset:
+    input:
+        catalog="results/catalogs/{dataset}/catalog.parquet",
+    output:
+        scores="results/forecast/{dataset}/scores.json",
+        fit="results/forecast/{dataset}/etas_fit.json",
+    log:
+        "results/logs/forecast/{dataset}.log",
+    benchmark:
+        "results/benchmarks/forecast/{dataset}.tsv"
+    conda:
+        "../../envs/sim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        aux_days=lambda wildcards: DATASETS[wildcards.dataset]["aux_days"],
+    script:
+        "../scripts/forecast_dataset.py"
+
+
 # Target `datasets`: the report pages of the datasets only (every VAE setting), without the ETAS grid's
 # simulations; e.g. `snakemake datasets --cores 2 --configfile config/dataset_example.yaml`.
 rule datasets:
     input:
         expand("results/reports/{dataset}/{vae}.html", dataset=DATASET_IDS, vae=VAES),
+        expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),

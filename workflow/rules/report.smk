@@ -10,6 +10,7 @@ rule report_page:
         interpolation="results/latent/{model_cfg}/{vae}/interpolation.png",
         clipping="results/synthetic/{model_cfg}/{vae}/clipping.json",
         inversion=model_inversion,
+        forecast=model_forecast,
     output:
         report(
             "results/reports/{model_cfg}/{vae}.html",
@@ -46,6 +47,7 @@ rule summary:
             "results/inversion/{m}/estimates.json",
             m=[f"{c}/{v}" for c in CONFIG_IDS + DATASET_IDS for v in VAES],
         ),
+        forecasts=expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
     output:
         html=report(
             "results/reports/summary.html",

@@ -5,6 +5,7 @@ import pandas as pd
 from etasvae.fileio import read_json
 from etasvae.inversion_report import inversion_html
 from etasvae.report import render_model_page
+from etasvae.report.forecast_table import forecast_html
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -12,6 +13,7 @@ log = setup_log(smk)
 i = smk.input
 inversion = [i.inversion] if isinstance(i.inversion, str) else list(i.inversion)  # none: pooled model, datasets
 summary = read_json(i.summary)
+forecast = read_json(i.forecast) if isinstance(i.forecast, str) else None  # a dataset's held-out period as a forecast
 images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
 render_model_page(
     smk.output[0],
@@ -23,5 +25,5 @@ render_model_page(
     latent_metrics=read_json(i.latent_metrics),
     clipping=read_json(i.clipping),
     images=images,
-    extra_html="".join(inversion_html(read_json(f)) for f in inversion),
+    extra_html=forecast_html(forecast, vae_id=smk.params.vae_id) + "".join(inversion_html(read_json(f)) for f in inversion),
 )

@@ -5,6 +5,7 @@ from pathlib import Path
 from etasvae.fileio import read_json
 from etasvae.inversion_report import summary_columns
 from etasvae.report import render_summary
+from etasvae.report.forecast_table import forecast_columns
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -12,9 +13,14 @@ log = setup_log(smk)
 summaries = [read_json(path) for path in smk.input.summaries]
 # ETAS inversion columns, matched by the results/inversion/{config}/{vae}/estimates.json path
 inversions = {tuple(Path(path).parts[-3:-1]): read_json(path) for path in smk.input.inversions}
+# a dataset's forecast scores, matched by the results/forecast/{dataset}/scores.json path
+forecasts = {Path(path).parts[-2]: read_json(path) for path in smk.input.forecasts}
 for s in summaries:
     found = inversions.get((s["config_id"], s["vae_id"]))
-    if found:
-        s["extra_columns"] = summary_columns(found)
-table = render_summary(smk.output.html, smk.output.table, summaries, etas=dict(smk.params.etas), vaes=dict(smk.params.vaes))
+    columns = summary_columns(found) if found else {}
+    columns.update(forecast_columns(forecasts.get(s["config_id"]), vae_id=s["vae_id"]))
+    if columns:
+        s["extra_columns"] = columns
+table = render_summary(smk.output.html, smk.output.table, summaries, etas=dict(smk.params.etas), vaes=dict(smk.params.vaes),
+                       forecasts=forecasts)
 log.info("summary of %d models", len(table))

@@ -1,7 +1,8 @@
 """The run summary: every config (and dataset) x VAE setting, ranked per config by overall score, as HTML and CSV.
 
 ETAS configs come first, then the datasets (real catalogs) under their own heading; a dataset's section
-is built by its own lines (``_dataset_line``, ``_ranking_html``), so that its forecast scores can join it.
+is built by its own lines (``_dataset_line``, ``_ranking_html``), followed by the forecast table of its held-out
+period (etasvae.report.forecast_table).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .cells import (
     _skill_cell,
     fmt,
 )
+from .forecast_table import forecast_html
 
 
 def _setting_text(value: Any) -> str:
@@ -222,7 +224,9 @@ SUMMARY_HELP = (
     "catalog's held-out period and the floor A its training period, not ETAS. A verdict marked "
     "<i>separated</i> (red score) is one where a whole-window test (the classifier, MMD) tells the synthetic "
     "windows from H, whatever the median skill; <i>small set</i> marks a model whose H has too few windows "
-    "for the tests to say much (the model page says what each test can still tell).</p>"
+    "for the tests to say much (the model page says what each test can still tell). Each dataset's section ends "
+    "with the forecast of its held-out period: the log-likelihood per event (time, space, magnitude) of a Poisson "
+    "model and of the ETAS model fitted to its training period, with the gaps to the ETAS fit and its flags.</p>"
 )
 
 
@@ -254,10 +258,11 @@ def _first_sentence(text: str) -> str:
 
 
 def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, summaries: list[dict], *,
-                   etas: dict[str, dict], vaes: dict[str, dict]) -> pd.DataFrame:
+                   etas: dict[str, dict], vaes: dict[str, dict], forecasts: dict[str, dict] | None = None) -> pd.DataFrame:
     """Write the run summary: a CSV (summary_table) and a self-contained HTML page ranking the VAE settings
     of each config by overall score, with links to the model pages ({config_id}/{vae_id}.html, relative to
-    the summary). Returns the table."""
+    the summary); a dataset's section also shows its forecast table (``forecasts``: its scores file by
+    dataset id). Returns the table."""
     table = summary_table(summaries, etas=etas, vaes=vaes)
     atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False))
 
@@ -299,6 +304,8 @@ def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, su
         body.append(f"<h{3 if real else 2}>{'Dataset' if real else 'Config'} {_esc(cfg)}</h{3 if real else 2}>")
         body.append(_dataset_line(facts.get(cfg)) if real else _config_line(cfg, etas.get(cfg)))
         body.append(_ranking_html(part, shown))
+        if real:
+            body.append(forecast_html((forecasts or {}).get(cfg), heading="h4"))
         body.append(_skill_matrix_html(part, stat_names, groups, shown))
     body.append("<p class='note'>All numbers: <a href='" + _esc(quote(Path(csv_path).name)) + "'>"
                 + _esc(Path(csv_path).name) + "</a> (one row per config × VAE setting).</p>")

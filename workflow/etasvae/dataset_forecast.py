@@ -1,0 +1,141 @@
+"""A dataset's held-out period as a forecast test (docs/methods/real-catalogs.md, *Forecast of the held-out
+period*): the rule ``forecast_dataset``'s computation.
+
+Periods (days since the dataset's start, from its import report): the auxiliary period [0, aux_days) is history
+only; the ETAS model is fitted to the training period [aux_days, validation_start) with the auxiliary events
+as history; the test period is the held-out period, scored event by event with every earlier event (auxiliary,
+training, validation and the earlier test events) as history (``etasvae.forecast.score_forecast``: TLL, SLL
+and MLL per test event, beside a homogeneous Poisson model fitted on the same training period). The
+validation period is history for the test and is not fitted: the VAE's early stopping uses it, and a
+forecast fitted on it would see more data than the VAE trained on.
+
+The fit takes the ``fit`` command's defaults (:data:`FIT_OPTIONS`), which are meant to fit a real catalog
+without tuning. A fit that is not usable (a parameter at a bound, or supercritical) is scored all the same
+and flagged; a fit that cannot run (too few events) leaves the ETAS entry with its error and the Poisson
+baseline alone. The run never fails for either.
+
+The scores file keeps one entry per forecaster under ``forecasters`` (``poisson``, ``etas``; more, e.g. a
+VAE setting's ``vae:<setting id>``, join it with the same keys ``tll``, ``sll``, ``mll``, ``n_events``), and
+``reference`` names the one the gaps are taken against.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .forecast import catalog_region, score_forecast
+from .inversion import MAX_LAG_DAYS, RUPTURE_MULTIPLE, InversionError, catalog_sequence, fit_catalog, magnitude_bin
+from .inversion_geometry import polygon_area
+from .stats import b_value_aki_utsu
+
+# The `fit` command's defaults (etasvae.__main__; tests/test_dataset_forecast.py checks they agree).
+FIT_OPTIONS: dict[str, Any] = {
+    "model": "space-time", "tau": "auto", "background": "auto", "n_starts": 3, "cut_mass": 0.05,
+    "rupture_multiple": RUPTURE_MULTIPLE, "max_lag_days": MAX_LAG_DAYS,
+}
+REFERENCE = "etas"
+LABELS = {
+    "poisson": "Poisson (training-period rate, uniform in the region)",
+    "etas": "ETAS fitted to the training period",
+}
+UNITS = {"tll": "nats per event (log 1/day)", "sll": "nats per event (log 1/km²)",
+         "mll": "nats per event (log 1/magnitude unit)"}
+
+
+def forecast_periods(meta: dict[str, Any], aux_days: float = 0.0) -> dict[str, list[float]]:
+    """{"auxiliary", "training", "test"}: [start, end) in days of the forecast protocol, from a dataset
+    catalog's metadata (its import report's ``periods_days``)."""
+    periods = meta["periods_days"]
+    t0, t1 = (float(v) for v in periods["train"])
+    if not 0 <= aux_days < t1 - t0:
+        raise InversionError(f"aux_days = {aux_days:g}: must be in [0, {t1 - t0:g}) (the training period's length)")
+    return {"auxiliary": [t0, t0 + aux_days], "training": [t0 + aux_days, t1],
+            "test": [float(v) for v in periods["heldout"]]}
+
+
+def _utc(meta: dict[str, Any], days: list[float]) -> list[str]:
+    t0 = pd.Timestamp(meta["origin_utc"])
+    return [(t0 + pd.Timedelta(days=d)).isoformat() for d in days]
+
+
+def fit_training_period(catalog: pd.DataFrame, meta: dict[str, Any], *, aux_days: float = 0.0) -> dict[str, Any]:
+    """The ETAS fit of a dataset's training period as ``fit --json`` writes it (ETASFit.to_dict() with mc,
+    delta_m, region, t_start, t_end; what score_forecast reads), or {"error": why} when it cannot be fitted."""
+    periods = forecast_periods(meta, aux_days)
+    mc = float(meta["mc"])
+    region = catalog_region(meta, catalog)
+    delta_m = magnitude_bin(catalog["magnitude"].to_numpy())
+    (h0, _), (t_start, t_end) = periods["auxiliary"], periods["training"]
+    try:
+        fit = fit_catalog(catalog, mc=mc, t_start=t_start, t_end=t_end, aux_days=t_start - h0, region=region,
+                          delta_m=delta_m, **FIT_OPTIONS)
+    except InversionError as err:
+        return {"error": str(err), "mc": mc, "delta_m": delta_m, "region": region, "t_start": t_start, "t_end": t_end}
+    return {**fit.to_dict(), "mc": mc, "delta_m": delta_m, "region": region, "t_start": t_start, "t_end": t_end}
+
+
+def _magnitude_ll(m: np.ndarray, mc: float, b: float, delta_m: float) -> np.ndarray:
+    """Gutenberg-Richter log density per magnitude unit (the bin's probability over its width when binned)."""
+    beta = b * math.log(10.0)
+    if delta_m > 0:
+        k = np.round((m - mc) / delta_m)
+        return math.log(-math.expm1(-beta * delta_m)) - beta * delta_m * k - math.log(delta_m)
+    return math.log(beta) - beta * (m - mc)
+
+
+def poisson_scores(catalog: pd.DataFrame, *, mc: float, delta_m: float, region, periods: dict[str, list[float]]) -> dict[str, float]:
+    """The Poisson baseline's scores without an ETAS fit (score_forecast's baseline when the fit could not
+    run): rate and b (Aki-Utsu) of the training period's events, uniform over the region."""
+    (t_start, t_end), (s0, s1) = periods["training"], periods["test"]
+    train = catalog_sequence(catalog, mc=mc, t_start=t_start, t_end=t_end, aux_days=0.0, region=region, delta_m=delta_m)
+    test = catalog_sequence(catalog, mc=mc, t_start=s0, t_end=s1, aux_days=0.0, region=region, delta_m=delta_m)
+    n, n_train = int(test.time.size), int(train.time.size)
+    if n == 0 or n_train < 2:
+        raise InversionError(f"{n_train} training and {n} test events above Mc = {mc:g}: nothing to score")
+    rate = n_train / (t_end - t_start)
+    b = b_value_aki_utsu(train.magnitude, mc, delta_m)
+    return {"tll": math.log(rate) - rate * (s1 - s0) / n, "sll": -math.log(polygon_area(region)),
+            "mll": float(np.mean(_magnitude_ll(test.magnitude, mc, b, delta_m))), "n_events": n}
+
+
+def forecast_scores(catalog: pd.DataFrame, meta: dict[str, Any], fit: dict[str, Any], *, aux_days: float = 0.0,
+                    fit_file: str | None = None) -> dict[str, Any]:
+    """The scores file of a dataset (see the module docstring): Poisson and the ETAS fit ``fit``
+    (fit_training_period's dict) as forecasts of the held-out period."""
+    periods = forecast_periods(meta, aux_days)
+    region = fit.get("region") or catalog_region(meta, catalog)
+    mc, delta_m = float(fit.get("mc", meta["mc"])), float(fit.get("delta_m", 0.0))
+    (s0, s1) = periods["test"]
+    etas: dict[str, Any] = {"label": LABELS["etas"]}
+    if "error" in fit:
+        poisson = poisson_scores(catalog, mc=mc, delta_m=delta_m, region=region, periods=periods)
+        etas.update(error=fit["error"], usable=False, at_bound=[], problems=[f"not fitted: {fit['error']}"])
+    else:
+        scores = score_forecast(catalog, fit, start_days=s0, end_days=s1, region=region)
+        poisson = scores["poisson"]
+        est = fit["estimates"]
+        etas.update(scores["etas"], usable=bool(fit["usable"]), at_bound=list(fit["at_bound"]),
+                    problems=list(fit["problems"]), model=fit["model"], taper=fit["taper"],
+                    background=fit["background"], branching_ratio=est["branching_ratio"],
+                    n_training_events=fit["n_target"], n_history_events=fit["n_history"],
+                    converged=bool(fit["converged"]), **({"fit_file": fit_file} if fit_file else {}))
+    return {
+        "dataset": meta.get("dataset"),
+        "n_events": int(poisson["n_events"]),
+        "period": {
+            **{f"{k}_days": v for k, v in periods.items()},
+            **{f"{k}_utc": _utc(meta, v) for k, v in periods.items()},
+            "history": "every earlier event of the catalog (auxiliary, training, validation, earlier test events)",
+        },
+        "mc": mc,
+        "delta_m": delta_m,
+        "area_km2": polygon_area(region),
+        "region": meta.get("region"),
+        "units": UNITS,
+        "reference": REFERENCE,
+        "forecasters": {"poisson": {"label": LABELS["poisson"], **poisson}, "etas": etas},
+    }
