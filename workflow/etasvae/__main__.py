@@ -146,8 +146,7 @@ def _score(args) -> int:
     except InversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not fit.get("usable", True):
-        print("warning: the fit is not usable (" + "; ".join(fit.get("problems", [])) + ")", file=sys.stderr)
+    _warn_if_not_usable(fit)
     if args.json:
         print(json.dumps(scores, indent=2))
         return 0
@@ -155,6 +154,11 @@ def _score(args) -> int:
     for name, s in scores.items():
         print(f"  {name:>8}: TLL {s['tll']:.4f}  SLL {s['sll']:.4f}  MLL {s['mll']:.4f}  (nats per event)")
     return 0
+
+
+def _warn_if_not_usable(fit: dict) -> None:
+    if not fit.get("usable", True):
+        print("warning: the fit is not usable (" + "; ".join(fit.get("problems", [])) + ")", file=sys.stderr)
 
 
 def _csep(args) -> int:
@@ -169,8 +173,7 @@ def _csep(args) -> int:
     except (ForecastError, InversionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not fit.get("usable", True):
-        print("warning: the fit is not usable (" + "; ".join(fit.get("problems", [])) + ")", file=sys.stderr)
+    _warn_if_not_usable(fit)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .forecast import catalog_region, score_forecast
+from .forecast import catalog_region, magnitude_log_density, score_forecast
 from .inversion import MAX_LAG_DAYS, RUPTURE_MULTIPLE, InversionError, catalog_sequence, fit_catalog, magnitude_bin
 from .inversion_geometry import polygon_area
 from .stats import b_value_aki_utsu
@@ -78,15 +78,6 @@ def fit_training_period(catalog: pd.DataFrame, meta: dict[str, Any], *, aux_days
     return {**fit.to_dict(), "mc": mc, "delta_m": delta_m, "region": region, "t_start": t_start, "t_end": t_end}
 
 
-def _magnitude_ll(m: np.ndarray, mc: float, b: float, delta_m: float) -> np.ndarray:
-    """Gutenberg-Richter log density per magnitude unit (the bin's probability over its width when binned)."""
-    beta = b * math.log(10.0)
-    if delta_m > 0:
-        k = np.round((m - mc) / delta_m)
-        return math.log(-math.expm1(-beta * delta_m)) - beta * delta_m * k - math.log(delta_m)
-    return math.log(beta) - beta * (m - mc)
-
-
 def poisson_scores(catalog: pd.DataFrame, *, mc: float, delta_m: float, region, periods: dict[str, list[float]]) -> dict[str, float]:
     """The Poisson baseline's scores without an ETAS fit (score_forecast's baseline when the fit could not
     run): rate and b (Aki-Utsu) of the training period's events, uniform over the region."""
@@ -99,7 +90,7 @@ def poisson_scores(catalog: pd.DataFrame, *, mc: float, delta_m: float, region, 
     rate = n_train / (t_end - t_start)
     b = b_value_aki_utsu(train.magnitude, mc, delta_m)
     return {"tll": math.log(rate) - rate * (s1 - s0) / n, "sll": -math.log(polygon_area(region)),
-            "mll": float(np.mean(_magnitude_ll(test.magnitude, mc, b, delta_m))), "n_events": n}
+            "mll": float(np.mean(magnitude_log_density(test.magnitude, mc, b, delta_m))), "n_events": n}
 
 
 def forecast_scores(catalog: pd.DataFrame, meta: dict[str, Any], fit: dict[str, Any], *, aux_days: float = 0.0,

@@ -53,7 +53,8 @@ def catalog_region(meta: dict[str, Any], catalog: pd.DataFrame, *, edge_points: 
     return [float(catalog[c].agg(f)) for c in ("x", "y") for f in ("min", "max")]
 
 
-def _magnitude_ll(m: np.ndarray, mc: float, b: float, delta_m: float) -> np.ndarray:
+def magnitude_log_density(m: np.ndarray, mc: float, b: float, delta_m: float) -> np.ndarray:
+    """Gutenberg-Richter log density per magnitude unit (the bin's probability over its width when binned)."""
     beta = b * math.log(10.0)
     if delta_m > 0:
         k = np.round((m - mc) / delta_m)
@@ -103,7 +104,7 @@ def score_forecast(catalog: pd.DataFrame, fit: dict[str, Any], *, start_days: fl
     integral = float(cut["background_rate_cut_model"]) * duration + lik.triggered(theta)
     tll = np.log(ground) - integral / n
     mags = seq.magnitude[seq.time >= start_days]
-    mll = _magnitude_ll(mags, mc, float(est["b"]), delta_m)
+    mll = magnitude_log_density(mags, mc, float(est["b"]), delta_m)
     rate = fit["n_target"] / fit["span_days"]
     poisson_tll = math.log(rate) - rate * duration / n
     return {
