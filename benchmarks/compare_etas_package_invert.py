@@ -69,13 +69,17 @@ print(json.dumps({"theta": {k: float(v) for k, v in theta.items() if v is not No
 """
 
 
-def package_estimates(out: dict) -> dict[str, float]:
-    """The package's estimates in our parameters (module docstring)."""
+def package_estimates(out: dict, delta_m: float = 0.0) -> dict[str, float]:
+    """The package's estimates in our parameters (module docstring). Its kernels take magnitudes above
+    Mc - delta_m/2 (its ``m_ref - delta_m / 2``), ours above Mc: k0 and d absorb e^(a delta_m/2) and
+    e^(gamma delta_m/2)."""
     th = out["theta"]
-    rho, d, gamma = th["rho"], 10 ** th["log10_d"], th["gamma"]
+    rho, gamma = th["rho"], th["gamma"]
+    d = 10 ** th["log10_d"] * math.exp(gamma * delta_m / 2)
     beta = out["beta"]
     alpha = th["a"] - rho * gamma
-    k = 10 ** th["log10_k0"] * math.pi / rho * d**-rho * out["time_integral"]
+    k0 = 10 ** th["log10_k0"] * math.exp(th["a"] * delta_m / 2)
+    k = k0 * math.pi / rho * d**-rho * out["time_integral"]
     return {"mu": 10 ** th["log10_mu"] * out["area_km2"], "K": k, "alpha": alpha, "c": 10 ** th["log10_c"],
             "p": 1.0 + th["omega"], "D": d, "q": 1.0 + rho, "gamma": gamma, "b": beta / math.log(10.0),
             "branching_ratio": k * beta / (beta - alpha) if beta > alpha else math.inf,

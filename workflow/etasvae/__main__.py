@@ -34,7 +34,9 @@ from .catalog import CatalogError, read_catalog
 from .forecast import catalog_region, score_forecast
 from .forecast_csep import csep_tests
 from .forecast_sim import ForecastError
-from .inversion import BACKGROUNDS, MODELS, RUPTURE_MULTIPLE, InversionError, fit_catalog, magnitude_bin
+from .inversion import (
+    BACKGROUNDS, MODELS, RUPTURE_MULTIPLE, SPACE_INTEGRALS, InversionError, fit_catalog, magnitude_bin,
+)
 
 UNUSABLE = 3  # exit status of a fit that ran but is not usable
 
@@ -85,7 +87,8 @@ def _fit(args) -> int:
         fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
                           region=region, cut_mass=args.cut_mass, n_starts=args.starts, delta_m=delta_m,
                           profile=profile, profile_level=args.profile_level, tau=tau, background=args.background,
-                          rupture_multiple=args.rupture_multiple or None, max_lag_days=args.max_lag_days)
+                          rupture_multiple=args.rupture_multiple or None, max_lag_days=args.max_lag_days,
+                          space_integral=args.space_integral)
     except InversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -212,6 +215,9 @@ def _fit_parser(sub) -> None:
     fit.add_argument("--background", choices=BACKGROUNDS, default="auto",
                      help="auto (default: uniform over the region, and inhomogeneous when that fit is not usable), "
                           "uniform, or inhomogeneous (smoothed from the background probabilities; space-time model)")
+    fit.add_argument("--space-integral", choices=SPACE_INTEGRALS, default="region",
+                     help="each kernel integrated over the region (default: the exact likelihood of the events "
+                          "observed in it) or over the whole plane (the `etas` package's model)")
     fit.add_argument("--rupture-multiple", type=float, default=RUPTURE_MULTIPLE,
                      help=f"pairs farther than this many rupture lengths apart are cut (default {RUPTURE_MULTIPLE:g}; 0: no cap)")
     fit.add_argument("--max-lag-days", type=float, default=3652.5, help="pairs further apart in time are cut (default 3652.5)")

@@ -57,7 +57,7 @@ __all__ = [
     "MODELS", "TEMPORAL_PARAMS", "SPATIAL_PARAMS", "LN10", "DEFAULT_START", "ETASFit", "InversionError",
     "Sequence", "BackgroundDensity", "param_names", "catalog_sequence", "window_sequences", "fit_sequences",
     "fit_catalog", "fit_windows", "magnitude_bin", "profile_loglik", "profile_interval", "profile_parameters",
-    "signed_root", "polygon_area", "inside_polygon", "TAPER_CHOICES", "BACKGROUNDS",
+    "signed_root", "polygon_area", "inside_polygon", "TAPER_CHOICES", "BACKGROUNDS", "SPACE_INTEGRALS",
     # the pieces benchmarks and tests reach for
     "_build", "_cut_for", "_Data", "_Likelihood", "_natural", "_to_theta", "_constrained_theta", "_hessian",
     "_BOUNDS", "_PAIR_CHUNK", "_TREE_BLOCK", "_CHUNK_PAIRS", "omori_kept",
@@ -65,6 +65,7 @@ __all__ = [
 
 TAPER_CHOICES = ("none", "free", "auto")  # or a number: tau fixed (days)
 BACKGROUNDS = ("uniform", "inhomogeneous", "auto")
+SPACE_INTEGRALS = ("region", "plane")
 # Default caps of the pair cut: 70 rupture lengths and ten years. The `etas` package cuts at 100 rupture
 # lengths; 70 keeps the pairs of the worst case (p and q at 1, every pair inside the caps) of a 10^5-event
 # catalog at the default experiment's density within 2 GiB (benchmarks/bench_invert.py --near-one).
@@ -178,6 +179,7 @@ def fit_sequences(
     background: str = "uniform",
     rupture_multiple: float | None = RUPTURE_MULTIPLE,
     max_lag_days: float = MAX_LAG_DAYS,
+    space_integral: str = "region",
 ) -> ETASFit:
     """Maximum-likelihood ETAS fit, jointly over ``seqs`` (see the module docstring). ``delta_m``: the
     magnitudes' bin width (0: continuous), for b by Aki-Utsu with Utsu's bin correction. ``profile``: True
@@ -186,11 +188,13 @@ def fit_sequences(
     (pure Omori law), "free" (tapered, tau fitted), a number (tapered, tau fixed, days) or "auto" (free, and
     the pure law when tau runs to its upper bound: no taper within the catalog). ``background``: "uniform",
     "inhomogeneous" (space-time model) or "auto" (uniform; inhomogeneous when that is not usable). ``rupture_multiple`` (None: no cap) and ``max_lag_days``: the caps
-    of the pair cut."""
+    of the pair cut. ``space_integral``: "region" (each kernel integrated over the region: the exact
+    likelihood of events observed in it) or "plane" (over the whole plane, the `etas` package's model: mass
+    sent outside the region counts as expected events; no quadrature)."""
     kind, tau_value = _taper_option(tau)
     options = dict(mc=mc, model=model, start=start, n_starts=n_starts, cut_mass=cut_mass, seed=seed,
                    delta_m=delta_m, profile=profile, profile_level=profile_level, background=background,
-                   rupture_multiple=rupture_multiple, max_lag_days=max_lag_days)
+                   rupture_multiple=rupture_multiple, max_lag_days=max_lag_days, space_integral=space_integral)
     if background == "auto":
         # the uniform background first; where it is not usable (real seismicity's background clusters on
         # faults, and a uniform one leaves that clustering to the triggering), the smoothed one
@@ -206,6 +210,8 @@ def fit_sequences(
             if plain.usable or not tapered.usable:
                 return plain
         return tapered
+    if space_integral not in SPACE_INTEGRALS:
+        raise InversionError(f"space_integral = {space_integral!r}: must be one of {', '.join(SPACE_INTEGRALS)}")
     if background not in BACKGROUNDS:
         raise InversionError(f"background = {background!r}: must be one of {', '.join(BACKGROUNDS)}")
     if background == "inhomogeneous" and model != "space-time":
@@ -230,7 +236,7 @@ def fit_sequences(
         guess["tau"] = tau_value
     guess.update({k: v for k, v in (start or {}).items() if k in names and v is not None})
     ctx = _Context(seqs, model, mc, names, kind, tau_value, cut_mass, rupture_multiple, max_lag_days,
-                   np.random.default_rng(seed))
+                   np.random.default_rng(seed), plane=space_integral == "plane")
     starts = _starts(ctx, guess, n_starts)
     density = None
     theta_prev = None
@@ -258,8 +264,9 @@ def fit_sequences(
 class _Context:
     """What every stage of one fit shares."""
 
-    def __init__(self, seqs, model, mc, names, kind, tau, cut_mass, rupture_multiple, max_lag_days, rng):
-        self.seqs, self.model, self.mc, self.names = seqs, model, mc, names
+    def __init__(self, seqs, model, mc, names, kind, tau, cut_mass, rupture_multiple, max_lag_days, rng,
+                 plane=False):
+        self.seqs, self.model, self.mc, self.names, self.plane = seqs, model, mc, names, plane
         self.kind, self.tau, self.cut_mass = kind, tau, cut_mass
         self.tapered = kind in ("free", "fixed")
         self.rupture_multiple, self.max_lag_days, self.rng = rupture_multiple, max_lag_days, rng
@@ -288,7 +295,7 @@ class _Context:
         if density is not None:
             background = density(np.concatenate([s.x for s in self.seqs]), np.concatenate([s.y for s in self.seqs]))
         data = _build(self.seqs, self.model, self.mc, t_cut, k_cut, params, radius_cap=self.radius_cap,
-                      lag_cap=lag_cap, tau=self.tau, background=background)
+                      lag_cap=lag_cap, tau=self.tau, background=background, plane=self.plane)
         return data, _Likelihood(data, self.names)
 
 
@@ -481,6 +488,7 @@ def _summarise(result, theta, data: _Data, lik: _Likelihood, ctx: _Context, delt
         n_pairs=int(data.pair_i.size), cut=cut, converged=bool(result.success), at_bound=at_bound,
         background_probability=prob, covariance=cov, usable=not problems, problems=problems,
         taper={"none": "none", "free": "free", "fixed": "fixed"}[ctx.kind], span_days=float(data.span),
+        space_integral="plane" if ctx.plane else "region",
         _state={"lik": lik, "theta": th, "names": names, "n_mag": int(mags.size), "tau": ctx.tau,
                 "mag_excess": float(np.sum(mags - (mc - delta_m / 2))), "beta": beta},
     )

@@ -61,6 +61,7 @@ class _Data:
     t_lo_full: np.ndarray  # max(t0 - t_j, 0)
     tau: float | None = None  # the fixed taper time (days), None when free or absent
     model_radius2: np.ndarray | None = None  # per event: k^2 sigma_j, the model's cut disc (the integral's)
+    plane: bool = False  # the kernels' spatial integral over the whole plane (the `etas` package's)
 
 
 def _log_expm1(x: float) -> float:
@@ -105,11 +106,13 @@ def _cut_for(params: dict[str, float], model: str, cut_mass: float, span: float)
 
 
 def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, radius_cap=None,
-           lag_cap: float = math.inf, tau: float | None = None, background=None) -> _Data:
+           lag_cap: float = math.inf, tau: float | None = None, background=None, plane: bool = False) -> _Data:
     """The data of the likelihood: the model's cut (``t_cut``, ``k_cut`` sqrt(sigma_j)) for the sum and
     the integral, the caps for the pairs only (module docstring). ``radius_cap``: per-event cap (km) on the
     pairs' radius, or None; ``lag_cap``: cap (days) on the pairs' lag; ``background``: per-event background
-    density (1/km^2; used at the targets), None for uniform over the region (1/area)."""
+    density (1/km^2; used at the targets), None for uniform over the region (1/area); ``plane``: each
+    kernel's spatial integral over the whole plane instead of the region (no quadrature; the mass an event
+    near the boundary sends outside counts as expected events, as in the `etas` package)."""
     space = model == "space-time"
     sizes = np.array([s.time.size for s in seqs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -143,11 +146,15 @@ def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, r
         uniq = list(dict.fromkeys(keys))
         which = np.array([uniq.index(k) for k in keys], dtype=np.int64)[seq] if seqs else np.zeros(0, np.int64)
         polys = [regions[keys.index(k)] for k in uniq]
-        full = _grouped_quadrature(x, y, polys, which, None)[0]
-        if np.isinf(model_radius2).all():  # the model's cut disc is the plane: the full kernel's nodes
-            quad, const = full, (np.zeros(x.size), np.full(x.size, np.inf))
+        if plane:  # no nodes: the cut kernel's mass is its disc's, the uncut kernel's is 1
+            none = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+            full, quad, const = none, none, (np.ones(x.size), model_radius2)
         else:
-            quad, const = _grouped_quadrature(x, y, polys, which, model_radius2)
+            full = _grouped_quadrature(x, y, polys, which, None)[0]
+            if np.isinf(model_radius2).all():  # the model's cut disc is the plane: the full kernel's nodes
+                quad, const = full, (np.zeros(x.size), np.full(x.size, np.inf))
+            else:
+                quad, const = _grouped_quadrature(x, y, polys, which, model_radius2)
         if background is None:
             area = np.array([polygon_area(r) for r in polys])[which]
             inv_area = 1.0 / area[target]
@@ -157,7 +164,7 @@ def _build(seqs, model: str, mc: float, t_cut: float, k_cut: float, params, *, r
         dm=dm, target=target, seq=seq, t_hi=t_hi, t_lo=t_lo, span=span, inv_area=inv_area,
         pair_i=pair_i, pair_j=pair_j, lag=lag, r2=r2, quad=quad, const=const, t_cut=t_cut, k_cut=k_cut,
         radius2=radius2, pair_lag=pair_lag, full_quad=full, t_hi_full=t1 - t, t_lo_full=np.maximum(t0 - t, 0.0),
-        tau=tau, model_radius2=model_radius2,
+        tau=tau, model_radius2=model_radius2, plane=plane and space,
     )
 
 
@@ -231,6 +238,7 @@ class _Likelihood:
             self.rho2, self.w, self.owner = data.quad
             self.const_w, self.R2 = data.const
             self.rho2_full, self.w_full, self.owner_full = data.full_quad
+        self.plane = data.plane
         self.t_hi_full, self.t_lo_full = data.t_hi_full, data.t_lo_full
 
     def _natural(self, theta) -> dict[str, float]:
@@ -370,6 +378,8 @@ class _Likelihood:
                 # d inside / d log sigma and d inside / d log(q - 1)
                 d_sigma = (1.0 - q) * np.bincount(owner, w * tail * (ratio / (1.0 + ratio)), minlength=n_events)
                 d_q = (q - 1.0) * np.bincount(owner, w * tail * log_r, minlength=n_events)
+            if not cut and self.plane:
+                inside = inside + 1.0
             if cut:
                 finite = np.isfinite(self.R2)
                 ratio_r = np.where(finite, self.R2, 0.0) / sigma
