@@ -36,6 +36,17 @@ def feature_batches(X: torch.Tensor, origin: torch.Tensor, spec: dict[str, Any])
 PriorOf = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
 
 
+def evaluation_latent(model: SequenceVAE, mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor, z: str,
+                      prior: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """The z that ``mean_terms`` scores for standard normal ``noise``: "sample" mu + exp(logvar / 2) noise (a
+    draw from q), "mean" mu, "prior" a draw from the sampling prior, or from the learned prior (mu, logvar)."""
+    if z == "sample":
+        return mu + torch.exp(0.5 * logvar) * noise
+    if z == "mean":
+        return mu
+    return model.prior_draw(noise) if prior is None else prior[0] + torch.exp(0.5 * prior[1]) * noise
+
+
 @torch.no_grad()
 def mean_terms(model: SequenceVAE, batches: Iterable[Batch], *, z: str = "sample", seed: int = 0,
                prior_of: PriorOf | None = None) -> dict[str, float]:
@@ -49,13 +60,7 @@ def mean_terms(model: SequenceVAE, batches: Iterable[Batch], *, z: str = "sample
             g = torch.Generator(device=mu.device).manual_seed(seed)
         noise = torch.randn(mu.shape, generator=g, device=mu.device)
         prior = None if prior_of is None else prior_of(b)
-        if z == "sample":
-            latent = mu + torch.exp(0.5 * logvar) * noise
-        elif z == "mean":
-            latent = mu
-        else:
-            latent = model.prior_draw(noise) if prior is None else prior[0] + torch.exp(0.5 * prior[1]) * noise
-        u = model.decoder_input(latent, b.c)
+        u = model.decoder_input(evaluation_latent(model, mu, logvar, noise, z, prior), b.c)
         kl = kl_per_unit(mu, logvar) if prior is None else gaussian_kl(mu, logvar, *prior)
         terms = (-model.event_log_probs(u, b).sum(dim=1), model.aux_nll(u, b.window), kl.sum(1))
         total += np.array([float(t.sum()) for t in terms])
