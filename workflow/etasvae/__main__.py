@@ -35,8 +35,10 @@ from .forecast import catalog_region, score_forecast
 from .forecast_csep import csep_tests
 from .forecast_sim import ForecastError
 from .inversion import (
-    BACKGROUNDS, MODELS, RUPTURE_MULTIPLE, SPACE_INTEGRALS, InversionError, fit_catalog, magnitude_bin,
+    BACKGROUNDS, MODELS, RUPTURE_MULTIPLE, SPACE_INTEGRALS, InversionError, catalog_sequence, fit_catalog,
+    magnitude_bin,
 )
+from .inversion_package import fit_package_estimator
 
 UNUSABLE = 3  # exit status of a fit that ran but is not usable
 
@@ -84,11 +86,14 @@ def _fit(args) -> int:
     profile = False if args.profile is None else (tuple(args.profile) or True)
     tau = "none" if (profile and args.tau == "auto") else args.tau
     try:
-        fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
-                          region=region, cut_mass=args.cut_mass, n_starts=args.starts, delta_m=delta_m,
-                          profile=profile, profile_level=args.profile_level, tau=tau, background=args.background,
-                          rupture_multiple=args.rupture_multiple or None, max_lag_days=args.max_lag_days,
-                          space_integral=args.space_integral)
+        if args.estimator == "etas-package":
+            fit = _package_fit(args, catalog, mc, region, t_begin, t_end, delta_m)
+        else:
+            fit = fit_catalog(catalog, mc=mc, model=args.model, t_start=t_begin + args.aux_days, t_end=t_end,
+                              region=region, cut_mass=args.cut_mass, n_starts=args.starts, delta_m=delta_m,
+                              profile=profile, profile_level=args.profile_level, tau=tau, background=args.background,
+                              rupture_multiple=args.rupture_multiple or None, max_lag_days=args.max_lag_days,
+                              space_integral=args.space_integral)
     except InversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -99,7 +104,8 @@ def _fit(args) -> int:
         print(json.dumps({**fit.to_dict(), "mc": mc, "delta_m": delta_m, "region": region,
                           "t_start": t_begin + args.aux_days, "t_end": t_end}, indent=2))
         return status
-    print(f"{args.catalog}: {args.model} ETAS (taper {fit.taper}, {fit.background} background), Mc = {mc:g}, "
+    print(f"{args.catalog}: {args.model} ETAS (taper {fit.taper}, {fit.background} background, kernels over the "
+          f"{fit.space_integral}{'; the etas package estimator' if fit.estimator != 'mle' else ''}), Mc = {mc:g}, "
           f"magnitude bin {delta_m:g}, target [{t_begin + args.aux_days:g}, {t_end:g}) days, "
           f"{fit.n_target} target events, {fit.n_history} history events, {fit.n_pairs} pairs")
     if profile:
@@ -114,6 +120,21 @@ def _fit(args) -> int:
           f"kernel mass beyond the pair cut {fit.cut['neglected_mass']:.3g}" + ("" if fit.converged else "; NOT CONVERGED"))
     print("usable: yes" if fit.usable else "usable: NO (see the messages above)")
     return status
+
+
+def _package_fit(args, catalog, mc, region, t_begin, t_end, delta_m):
+    """The `etas` package's estimator (etasvae.inversion_package): its model (space-time, uniform background,
+    the plane's integral), tau free unless given."""
+    if args.model != "space-time" or args.background not in ("auto", "uniform") or args.profile is not None:
+        raise InversionError("--estimator etas-package fits the package's model: the space-time model with a "
+                             "uniform background, without --profile")
+    if args.space_integral != "plane":
+        print("note: --estimator etas-package integrates the kernels over the plane (the package's model)",
+              file=sys.stderr)
+    seq = catalog_sequence(catalog, mc=mc, t_start=t_begin + args.aux_days, t_end=t_end, region=region,
+                           delta_m=delta_m)
+    return fit_package_estimator([seq], mc=mc, tau="free" if args.tau == "auto" else args.tau, delta_m=delta_m,
+                                 rupture_multiple=args.rupture_multiple or None, max_lag_days=args.max_lag_days)
 
 
 def _catalog_and_fit(args, keys):
@@ -218,6 +239,9 @@ def _fit_parser(sub) -> None:
     fit.add_argument("--space-integral", choices=SPACE_INTEGRALS, default="region",
                      help="each kernel integrated over the region (default: the exact likelihood of the events "
                           "observed in it) or over the whole plane (the `etas` package's model)")
+    fit.add_argument("--estimator", choices=("mle", "etas-package"), default="mle",
+                     help="mle (default: maximum likelihood) or etas-package: the fixed point of the `etas` "
+                          "package's EM (its model; not the likelihood's maximum, docs/methods/forecast.md)")
     fit.add_argument("--rupture-multiple", type=float, default=RUPTURE_MULTIPLE,
                      help=f"pairs farther than this many rupture lengths apart are cut (default {RUPTURE_MULTIPLE:g}; 0: no cap)")
     fit.add_argument("--max-lag-days", type=float, default=3652.5, help="pairs further apart in time are cut (default 3652.5)")

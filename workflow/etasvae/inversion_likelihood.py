@@ -262,7 +262,7 @@ class _Likelihood:
         pair_end = np.append(self.run_start[1:], self.n_pairs)
         return [(int(self.run_start[r0]), int(pair_end[r1 - 1]), int(r0), int(r1)) for r0, r1 in zip(firsts, ends)]
 
-    def _sums(self, theta, grad: bool):
+    def _sums(self, theta, grad: bool, lam: np.ndarray | None = None):
         """(background, lambda at the targets, sums over each target's pairs of a_ij times each of the terms
         of d log a_ij / d theta (rows: 1, dm, 1/(lag + c), log(lag + c), and for the space-time model
         f = v/(1+v), dm f, log(1+v); None without ``grad``), natural parameters)."""
@@ -272,6 +272,7 @@ class _Likelihood:
         background = v["mu"] * self.inv_area if self.space else np.full(self.n_target, v["mu"])
         rows = ((7 if self.space else 4) + self.free_tau) if grad else 1
         sums = np.zeros((rows, self.run_start.size))
+        weights = None if lam is None else np.zeros(self.dm.size)
         if self.space:
             gamma, q = v["gamma"], v["q"]
             log_d = float(theta[self.names.index("D")])
@@ -291,6 +292,9 @@ class _Likelihood:
                 log_a = (const + alpha * dm) - p * log_lag
             if self.tapered:
                 log_a -= raw_lag * inv_tau
+            if weights is not None:  # a_ij / lambda_i summed per source j (offspring)
+                weights += np.bincount(self.pj[a:b], np.exp(log_a) / lam[self.pi[a:b]], minlength=weights.size)
+                continue
             pair = np.exp(log_a, out=log_a)
             terms = np.empty((rows, b - a))
             terms[0] = pair
@@ -305,9 +309,47 @@ class _Likelihood:
                 if self.free_tau:
                     np.multiply(pair, raw_lag, out=terms[-1])
             sums[:, r0:r1] = np.add.reduceat(terms, self.run_start[r0:r1] - a, axis=1)
+        if weights is not None:
+            return weights
         rate = np.zeros(self.n_target)
         rate[self.per_target > 0] = sums[0]
         return background, background + rate, (sums if grad else None), v
+
+    def offspring(self, theta) -> np.ndarray:
+        """Per event j, the expected number of its aftershocks among the targets: sum_i a_ij / lambda_i
+        over its pairs (the `etas` package's l_hat)."""
+        _, lam = self.background_and_rate(theta)
+        return self._sums(theta, grad=False, lam=lam)
+
+    def window_fraction(self, theta) -> tuple[np.ndarray, np.ndarray]:
+        """Per event j, F_j: the fraction of its (uncut) Omori kernel in the observed window, and
+        d log F_j / d theta (events x coordinates). Space-time models need the plane's integral (the
+        spatial fraction 1)."""
+        if self.space and not self.plane:
+            raise InversionError("window_fraction: the region's spatial fraction is not supported (use the plane)")
+        v = self._natural(theta)
+        c, p, names = v["c"], v["p"], self.names
+        lo, hi = self.t_lo_full, self.t_hi_full
+        d = np.zeros((self.dm.size, len(names)))
+        if self.tapered:
+            tau = v["tau"]
+            omori, d_c, d_p, d_tau = _tapered_omori(lo, hi, c, p, tau, grad=True)
+            z, z_c, z_p, z_tau = (float(a[0]) for a in _tapered_omori(np.zeros(1), np.full(1, np.inf), c, p, tau,
+                                                                        grad=True))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d[:, names.index("c")] = d_c / omori - z_c / z
+                d[:, names.index("p")] = d_p / omori - z_p / z
+                if self.free_tau:
+                    d[:, names.index("tau")] = d_tau / omori - z_tau / z
+            return omori / z, d
+        x_lo, x_hi = lo / c, hi / c
+        l_lo, l_hi = np.log1p(x_lo), np.log1p(x_hi)
+        e_lo, e_hi = np.exp((1.0 - p) * l_lo), np.exp((1.0 - p) * l_hi)
+        frac = e_lo - e_hi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d[:, names.index("c")] = (p - 1.0) * (e_lo * x_lo / (1.0 + x_lo) - e_hi * x_hi / (1.0 + x_hi)) / frac
+            d[:, names.index("p")] = (p - 1.0) * (e_hi * l_hi - e_lo * l_lo) / frac
+        return frac, d
 
     def background_and_rate(self, theta):
         background, lam, _, _ = self._sums(theta, grad=False)

@@ -141,6 +141,7 @@ class ETASFit:
     background: str = "uniform"  # "uniform" over the region, or "inhomogeneous" (kernel-smoothed)
     span_days: float = math.nan  # the observed target time, summed over the sequences
     space_integral: str = "region"  # the kernels' spatial integral: over the "region" or the whole "plane"
+    estimator: str = "mle"  # "mle", or "etas-package" (etasvae.inversion_package: the package's EM fixed point)
     # what profile_loglik needs to refit: the likelihood, the estimate (theta) and the magnitudes' sufficient
     # statistics (number of targets, sum of m - (Mc - delta_m/2)); not part of the result's value. It keeps
     # the pair arrays alive as long as the fit (callers that hold many fits keep fit.to_dict() instead)
@@ -183,6 +184,7 @@ class ETASFit:
             "taper": self.taper,
             "background": self.background,
             "space_integral": self.space_integral,
+            "estimator": self.estimator,
             "expected_background_events": float(self.background_probability.sum()),
             "span_days": self.span_days,
             # the smoothed background (etasvae.inversion_background) when inhomogeneous: what a forecast needs
