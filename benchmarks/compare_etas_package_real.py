@@ -13,11 +13,13 @@ lengths). Not shipped: pass the CSV (columns time, longitude, latitude, magnitud
 
 Both fits see the same events: targets in the training period, every earlier event of the auxiliary period
 as history, the region the projected lon/lat quadrilateral (a polygon in km). The comparison fit is the
-package's model: uniform background, tapered Omori law with tau free, each kernel integrated over the whole
-plane (``space_integral="plane"``), pairs beyond 100 rupture lengths out of the sum. Beside it, the
-command's defaults (the kernels integrated over the region, background auto). Each estimate is put into our
-exact likelihood of the training period (no pair cut; plane and region integral) and scored on the test
-period with etasvae.forecast (the region's model; the same cut for all: 100 rupture lengths). Times: wall
+package's estimator on the package's model (etasvae.inversion_package: uniform background, tapered Omori law
+with tau free, each kernel integrated over the whole plane, pairs beyond 100 rupture lengths out of the sum).
+Beside it, the maximum-likelihood estimate of that model (``space_integral="plane"``), which differs from
+the package's EM fixed point, and the command's defaults (the kernels integrated over the region, background
+auto). Each estimate is put into our likelihood of the training period (the package's: plane, pairs within
+100 rupture lengths; and the exact one of the region, no cut) and scored on the test period with
+etasvae.forecast (the region's model; the same cut for all: 100 rupture lengths). Times: wall
 and CPU of each fit alone, one thread (the package: prepare + invert in its own process, its CPU including
 the process start).
 """
@@ -46,6 +48,7 @@ from etasvae.inversion import (  # noqa: E402
     _build, _Likelihood, _to_theta, catalog_sequence, fit_catalog, param_names, polygon_area,
 )
 from etasvae.inversion_geometry import rupture_length_km  # noqa: E402
+from etasvae.inversion_package import fit_package_estimator  # noqa: E402
 from etasvae.realdata import project  # noqa: E402
 
 
@@ -101,8 +104,13 @@ def exact_loglik(cat, polygon, mc, t0, t1, est, plane: bool = False, cap: float 
 
 def _fit(cat, args, days, polygon, **options):
     start, cpu = time.perf_counter(), time.process_time()
-    fit = fit_catalog(cat, mc=args.mc, model="space-time", t_start=days["train_start"], t_end=days["test_start"],
-                      region=polygon, delta_m=0.01, rupture_multiple=100.0, **options)
+    if options.pop("estimator", "mle") == "etas-package":
+        seq = catalog_sequence(cat, mc=args.mc, t_start=days["train_start"], t_end=days["test_start"], region=polygon,
+                               delta_m=0.01)
+        fit = fit_package_estimator([seq], mc=args.mc, delta_m=0.01, rupture_multiple=100.0, **options)
+    else:
+        fit = fit_catalog(cat, mc=args.mc, model="space-time", t_start=days["train_start"],
+                          t_end=days["test_start"], region=polygon, delta_m=0.01, rupture_multiple=100.0, **options)
     return fit, time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -121,7 +129,8 @@ def main(argv=None) -> None:
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--json", default=None, help="also write the fits and scores here")
     parser.add_argument("--save-package-json", default=None, help="write the package's result here (for --package-json)")
-    parser.add_argument("--fits", nargs="*", default=["plane", "default"], choices=["plane", "default"],
+    parser.add_argument("--fits", nargs="*", default=["package", "plane", "default"],
+                        choices=["package", "plane", "default"],
                         help="our fits to run (default both)")
     args = parser.parse_args(argv)
     raw, cat, polygon, origin, days = load(args)
@@ -130,7 +139,8 @@ def main(argv=None) -> None:
     print(f"catalog {args.catalog}: {len(cat)} events, region {area:.0f} km^2; training [{t0:.0f}, {t1:.0f}) d, "
           f"test [{t1:.0f}, {t2:.0f}) d after {args.aux_start}")
     # the package's model (uniform background, tau free), and the command's defaults (tau and background auto)
-    choices = {"etasvae plane": dict(tau="free", background="uniform", space_integral="plane"),
+    choices = {"etasvae package": dict(tau="free", estimator="etas-package"),
+               "etasvae plane": dict(tau="free", background="uniform", space_integral="plane"),
                "etasvae default": dict(tau="auto", background="auto")}
     fits = {name: _fit(cat, args, days, polygon, **options) for name, options in choices.items()
             if name.split()[-1] in args.fits}
@@ -145,6 +155,8 @@ def main(argv=None) -> None:
     elif args.etas_python:
         with tempfile.TemporaryDirectory() as tmp:
             out = run_package(raw, args, Path(tmp))
+        if args.save_package_json:
+            Path(args.save_package_json).write_text(json.dumps(out))
     else:
         out = None
     if out:
@@ -152,10 +164,10 @@ def main(argv=None) -> None:
         theirs["tau"] = theirs.pop("tau_days")
         print(f"etas package: {out['seconds']:.1f} s wall, {out['cpu_seconds']:.1f} s CPU, {out['iterations']} EM "
               f"iterations, {out['n_target']} targets, area {out['area_km2']:.0f} km^2, peak {out['peak_gib']:.2f} GiB")
-    ours = fits["etasvae plane"][0] if "etasvae plane" in fits else None
+    ours = fits["etasvae package"][0] if "etasvae package" in fits else None
     default = fits["etasvae default"][0] if "etasvae default" in fits else None
     if ours is not None:
-        print(f"{'parameter':>16} {'plane':>10} {'+- se':>9} {'etas pkg':>10} {'diff/se':>8} {'default':>10} {'+- se':>9}")
+        print(f"{'parameter':>16} {'ours':>10} {'+- se':>9} {'etas pkg':>10} {'diff/se':>8} {'default':>10} {'+- se':>9}")
         for k, v in ours.estimates.items():
             se = ours.std_errors.get(k, math.nan)
             other = theirs.get(k, math.nan) if theirs else math.nan
@@ -167,8 +179,10 @@ def main(argv=None) -> None:
     no_cut = {"max_lag_days": math.inf, "radius_sigma_units": math.inf, "rupture_multiple": 100.0}
     candidates = {name: fit.to_dict() for name, (fit, _, _) in fits.items()}
     if theirs:
+        span = days["test_start"] - days["train_start"]
         candidates["etas pkg"] = {"model": "space-time", "taper": "free", "background": "uniform",
-                                  "estimates": theirs, "cut": {**no_cut, "background_rate_cut_model": theirs["mu"]}}
+                                  "estimates": theirs, "cut": {**no_cut, "background_rate_cut_model": theirs["mu"]},
+                                  "n_target": out["n_target"], "span_days": span}
     n_target = next(iter(fits.values()))[0].n_target if fits else 1
     for name, fit in candidates.items():
         fit = {**fit, "mc": args.mc, "delta_m": 0.01, "region": polygon}
@@ -188,8 +202,6 @@ def main(argv=None) -> None:
               f"MLL {s['mll']:.4f} over {s['n_events']} events")
     p = next(iter(results.values()))["scores"]["poisson"]
     print(f"{'poisson':>16}: test TLL {p['tll']:.4f} SLL {p['sll']:.4f} MLL {p['mll']:.4f}")
-    if out and args.save_package_json:
-        Path(args.save_package_json).write_text(json.dumps(out))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
 

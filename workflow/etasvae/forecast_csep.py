@@ -6,8 +6,9 @@ the fit given every event before t (etasvae.forecast_sim), the observed events o
 0.8's ``csep.core.catalog_evaluations`` tests on a CartesianGrid2D of square cells (``cell_km``, covering
 the region's bounding box, coordinates in km given to pyCSEP as its longitude and latitude: the tests count
 events per cell and never read the cell's area) and magnitude bins of delta_m (0.1 for continuous
-magnitudes) from Mc. pyCSEP reports two quantiles, delta_1 = P(X_sim >= x_obs) and delta_2 = P(X_sim <=
-x_obs) of each test's statistic; a test passes at the 0.05 level as the field reads them:
+magnitudes) from Mc up to the larger of Mc + 2 and the largest observed magnitude, the last bin open (a
+simulated magnitude above it counts in it: Gutenberg-Richter has no upper end). pyCSEP reports two
+quantiles, delta_1 = P(X_sim >= x_obs) and delta_2 = P(X_sim <= x_obs) of each test's statistic; a test passes at the 0.05 level as the field reads them:
 
 - number test (N, the count): two-sided, passes when delta_1 >= 0.025 and delta_2 >= 0.025;
 - magnitude test (M, D the misfit of the magnitude histogram, large is bad): one-sided, delta_1 >= 0.025;
@@ -117,6 +118,8 @@ def csep_tests(fit: dict[str, Any], catalog: pd.DataFrame, start_days: float, ho
         sims = simulate_forward(fit, events[events["time"] < a], a, b, region, rng, n_catalogs=int(n_catalogs))
         bounds = np.searchsorted(sims["catalog"].to_numpy(), np.arange(int(n_catalogs) + 1))
         cols = [sims[c].to_numpy() for c in ("time", "magnitude", "x", "y")]
+        # the last magnitude bin is open (M >= its edge): Gutenberg-Richter has no upper end, the bins do
+        cols[1] = np.minimum(cols[1], magnitudes[-1])
         catalogs = [_csep_catalog(*(c[lo:hi] for c in cols), grid, i, CSEPCatalog)
                     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
         forecast = CatalogForecast(catalogs=catalogs, region=grid, n_cat=int(n_catalogs))
