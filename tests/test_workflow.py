@@ -202,6 +202,7 @@ def test_the_real_dataset_travels_the_same_path(finished_run):
 def test_dry_run_shows_the_datasets_jobs_beside_the_etas_configs(tmp_path):
     jobs = planned_jobs(run_snakemake(tmp_path, TINY, "-n"))
     assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1 and jobs["forecast_dataset"] == 1
+    assert jobs["forecast_vae"] == len(TINY["vae"]["grid"]["decoder"])   # one per VAE setting of the dataset
     assert jobs["simulate_catalog"] == 6 and jobs["simulate_references"] == 2 and jobs["build_windows"] == 2
     assert jobs["train_vae"] == jobs["evaluate_model"] == jobs["report_page"] == MODELS
 

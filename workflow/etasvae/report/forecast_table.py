@@ -116,7 +116,7 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
     model = (f" The ETAS fit is the {etas['model']} model (taper {etas.get('taper')}, {etas.get('background')} "
              f"background), branching ratio {etas['branching_ratio']:.3g}, from {etas.get('n_training_events')} "
              "training events." if "model" in etas and _as_number(etas.get("branching_ratio")) is not None else "")
-    vae = ("" if not any(k.startswith(VAE_PREFIX) for k in forecasts) else
+    vae = ("" if not any(k.startswith(VAE_PREFIX) for k in forecasters) else
            " A VAE setting is scored by its decoder, window after window of its L events, each event given the "
            "earlier ones, z the posterior mean of the window before (docs/methods/forecast.md); its TLL, SLL and "
            "MLL are in the same units. A setting whose model gives no event's density given the past is marked "
