@@ -17,7 +17,7 @@ from etas_samples import MC, clustered_catalog
 from etasvae.features import FeatureTransform, build_windows
 from etasvae.forecast import magnitude_log_density
 from etasvae.forecast_vae import vae_forecast
-from etasvae.inversion import catalog_sequence
+from etasvae.inversion import InversionError, catalog_sequence
 from etasvae.inversion_geometry import inside_polygon
 from etasvae.models.decoders import PositionMixture
 from etasvae.models.files import ModelBundle
@@ -251,3 +251,10 @@ def test_a_trained_sequence_vae_scores_the_test_period_of_an_etas_catalog(etas, 
     # the events before the window are history of its first event's position and time when asked for
     with_history = score(autoregressive, cat, history=True)
     assert with_history["history"] and with_history["tll"] != got["tll"]
+
+
+def test_too_few_events_before_the_test_period_are_named(etas, autoregressive):
+    cat = etas[0]
+    early = float(np.sort(cat.time[cat.magnitude >= MC])[L - 2])   # L - 2 events before it: no window before
+    with pytest.raises(InversionError, match=f"{L - 2} events before the test period"):
+        vae_forecast(autoregressive, cat, start_days=early, end_days=early + 5.0, region=REGION, mc=MC)

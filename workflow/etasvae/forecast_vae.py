@@ -174,16 +174,20 @@ def dataset_vae_scores(bundle: ModelBundle, catalog: pd.DataFrame, meta: dict[st
     """The entry ``vae:<vae_id>`` of a dataset's scores (``dataset_forecast``): the VAE as a forecast of the
     held-out period, every earlier event as history, z from the preceding window (``tll``, ``sll``, ``mll``,
     ``n_events``) and, for comparison, from the sampling prior (``prior_z``); or ``not_forecaster`` with the
-    reason. The region, Mc and magnitude bin are those of the ETAS fit (``fit_training_period``)."""
+    reason, or ``not_scored`` with why (too few events: the run goes on, as for the ETAS fit). The region, Mc
+    and magnitude bin are those of the ETAS fit (``fit_training_period``)."""
     s0, s1 = forecast_periods(meta, aux_days)["test"]
     region = catalog_region(meta, catalog)
     mc, delta_m = float(meta["mc"]), magnitude_bin(catalog["magnitude"].to_numpy())
     decoder = getattr(bundle.model, "decoder_kind", None) or bundle.settings.get("decoder")
-    entry: dict[str, Any] = {"label": f"VAE, {decoder} decoder" if decoder else "VAE", "vae_id": vae_id,
+    entry: dict[str, Any] = {"label": f"VAE, {decoder} decoder ({vae_id})" if decoder else f"VAE {vae_id}", "vae_id": vae_id,
                              "dataset": meta.get("dataset"), "period_days": [s0, s1]}
     common = dict(start_days=s0, end_days=s1, region=region, mc=mc, delta_m=delta_m)
-    scores = vae_forecast(bundle, catalog, **common)
-    if "not_forecaster" in scores:
-        return {**entry, **scores}
-    prior = vae_forecast(bundle, catalog, **common, z="prior")
+    try:
+        scores = vae_forecast(bundle, catalog, **common)
+        if "not_forecaster" in scores:
+            return {**entry, **scores}
+        prior = vae_forecast(bundle, catalog, **common, z="prior")
+    except InversionError as err:
+        return {**entry, "not_scored": str(err)}
     return {**entry, **scores, "prior_z": {k: prior[k] for k in ("tll", "sll", "mll")}}

@@ -125,4 +125,6 @@ rule datasets:
     input:
         expand("results/reports/{dataset}/{vae}.html", dataset=DATASET_IDS, vae=VAES),
         expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
-        expand("results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES),
+        expand(
+            "results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES
+        ),

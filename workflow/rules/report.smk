@@ -49,7 +49,9 @@ rule summary:
             m=[f"{c}/{v}" for c in CONFIG_IDS + DATASET_IDS for v in VAES],
         ),
         forecasts=expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
-        vae_forecasts=expand("results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES),
+        vae_forecasts=expand(
+            "results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES
+        ),
     output:
         html=report(
             "results/reports/summary.html",

@@ -13,8 +13,8 @@ catalog, meta = read_catalog(smk.input.catalog)
 bundle = load_model(smk.input.model, "cpu")  # CPU: the same bytes wherever it runs
 entry = dataset_vae_scores(bundle, catalog, meta, vae_id=smk.wildcards.vae, aux_days=float(smk.params.aux_days))
 write_json(smk.output[0], entry)
-if "not_forecaster" in entry:
-    log.info("%s: %s", smk.wildcards.vae, entry["not_forecaster"])
+if "not_forecaster" in entry or "not_scored" in entry:
+    log.warning("%s: %s", smk.wildcards.vae, entry.get("not_forecaster") or f"not scored: {entry['not_scored']}")
 else:
     log.info("%s: TLL %.4f SLL %.4f MLL %.4f over %d events (z from the preceding window)", smk.wildcards.vae,
              entry["tll"], entry["sll"], entry["mll"], entry["n_events"])

@@ -51,10 +51,12 @@ def with_vae_scores(scores: dict[str, Any] | None, entries: list[dict[str, Any]]
 
 
 def flags(entry: dict) -> list[str]:
-    """A forecaster's flags: not a forecaster, not fitted, not usable, parameters at a bound."""
+    """A forecaster's flags: not a forecaster, not scored, not fitted, not usable, parameters at a bound."""
     out = []
     if "not_forecaster" in entry:
         out.append(str(entry["not_forecaster"]))
+    elif "not_scored" in entry:
+        out.append(f"not scored: {entry['not_scored']}")
     elif "error" in entry:
         out.append("not fitted")
     elif entry.get("usable") is False:
