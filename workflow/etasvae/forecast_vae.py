@@ -53,6 +53,7 @@ from .models.sequence import Batch, EventTerms, SequenceVAE
 from .surrogate import training_data
 from .threads import one_thread
 
+WINDOW_BATCH = 256   # windows scored at once
 Z_CHOICES = {"posterior": "the posterior mean of the preceding window (its L events)",
              "prior": "the sampling prior's mean"}
 
@@ -103,19 +104,39 @@ def _latent(model: SequenceVAE, T: dict[str, torch.Tensor], z: str) -> torch.Ten
 
 
 def _terms(model: SequenceVAE, T: dict[str, torch.Tensor], u: torch.Tensor, history: bool, polygon) -> EventTerms:
-    b = surrogate_batch(T, torch.arange(len(T["X"])), model.length)
+    b = surrogate_batch(T, torch.arange(len(T["X"]), device=u.device), model.length)
     if not history:
         b = Batch(b.X, b.origin, window=b.window)
     return model.event_terms(u, b, survival=True, polygon=polygon)
 
 
+def _slot_scores(model: SequenceVAE, T: dict[str, torch.Tensor], u: torch.Tensor, history: bool, polygon,
+                 delta_m: float, batch: int) -> dict[str, np.ndarray]:
+    """Per slot (window after window, ``batch`` windows at a time: bounded memory), float64: log f(dt)
+    (1/day), the log survival of the interval, the log position density renormalised to the polygon
+    (1/km^2) and the log magnitude density (per magnitude unit)."""
+    L = model.length
+    parts: dict[str, list[np.ndarray]] = {"log_f": [], "survival": [], "sll": [], "mll": []}
+    flat = lambda a: a.reshape(-1).double().cpu().numpy()  # noqa: E731
+    for i in range(0, len(u), batch):
+        part = {k: v[i:i + batch] for k, v in T.items()}
+        terms = _terms(model, part, u[i:i + batch], history, polygon)
+        parts["log_f"].append(flat(terms.time) - flat(part["ln_dt"][:, L:]))   # ln dt -> dt: the Jacobian 1/dt
+        parts["survival"].append(flat(terms.survival))
+        parts["sll"].append(flat(terms.position) - flat(terms.position_mass))
+        parts["mll"].append(_magnitude_log_density(terms, part["m"][:, L:], delta_m, model.spec))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
 @torch.no_grad()
 @one_thread
 def vae_forecast(bundle: ModelBundle, catalog: pd.DataFrame, *, start_days: float, end_days: float, region,
-                 mc: float, delta_m: float = 0.0, z: str = "posterior", history: bool | None = None) -> dict[str, Any]:
+                 mc: float, delta_m: float = 0.0, z: str = "posterior", history: bool | None = None,
+                 window_batch: int = WINDOW_BATCH) -> dict[str, Any]:
     """{"tll", "sll", "mll", "n_events", ...} of a sequence VAE (a ``models.files.load_model`` bundle) as a
     forecast of [start_days, end_days) of ``catalog`` (module docstring), or {"not_forecaster": why}.
-    ``region``: rectangle or polygon (km) as for score_forecast; ``mc`` must be the model's windows' Mc."""
+    ``region``: rectangle or polygon (km) as for score_forecast; ``mc`` must be the model's windows' Mc;
+    ``window_batch`` windows are scored at once (memory; the scores do not depend on it)."""
     model = bundle.model.eval()
     why = not_forecaster(model)
     if why:
@@ -132,18 +153,14 @@ def vae_forecast(bundle: ModelBundle, catalog: pd.DataFrame, *, start_days: floa
     T = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)).to(dev) for k, v in data.items() if k != "role"}
     u = _latent(model, T, z)
     polygon = np.asarray(region, dtype=float) if np.ndim(region) == 2 else _rectangle(region)
-    terms = _terms(model, T, u, history, polygon)
+    slots = _slot_scores(model, T, u, history, polygon, delta_m, window_batch)
     # The first window again, its first interval ending at T instead of at the first test event: the
     # survival of [t_0, T), which the test period is conditioned on (slot 0's law does not depend on it).
     first = {k: v[:1].clone() for k, v in T.items()}
     first["ln_dt"][0, L] = math.log(max(start_days - float(seq.time[s - 1]), spec["min_dt_days"]))
     log_s0 = float(_terms(model, first, u[:1], history, polygon).survival[0, 0])
-    flat = lambda a: a.reshape(-1).double().cpu().numpy()  # noqa: E731  (slot order: window by window)
-    ln_dt = flat(T["ln_dt"][:, L:])
-    log_f = flat(terms.time)[:n] - ln_dt[:n]               # ln dt -> dt: the Jacobian 1/dt
-    tll = (log_f.sum() + flat(terms.survival)[n] - log_s0) / n
-    sll = flat(terms.position)[:n] - flat(terms.position_mass)[:n]
-    mll = _magnitude_log_density(terms, T["m"][:, L:], delta_m, spec)[:n]
+    tll = (slots["log_f"][:n].sum() + slots["survival"][n] - log_s0) / n
+    sll, mll = slots["sll"][:n], slots["mll"][:n]
     return {"tll": float(tll), "sll": float(np.mean(sll)), "mll": float(np.mean(mll)), "n_events": n,
             "z": Z_CHOICES[z], "history": history, "windows": int(len(T["X"])), "window_length": L,
             "decoder": model.decoder_kind}
