@@ -118,3 +118,13 @@ def test_the_held_out_period_is_scored_as_a_forecast(example_run):
         text = page.read_text(encoding="utf-8")
         assert "Forecast of the held-out period" in text and f"<td class='num'>{etas['tll']:.3f}</td>" in text
         assert f"<td class='ref num'>{poisson['tll'] - etas['tll']:+.3f}</td>" in text
+    # every VAE setting as a forecaster of the same 76 events, its row on every page beside Poisson and ETAS
+    vaes = sorted((out / "vae").glob("*.json"))
+    assert len(vaes) == 2
+    for path in vaes:
+        entry = json.loads(path.read_text())
+        assert entry["vae_id"] == path.stem and entry["n_events"] == 76
+        assert all(np.isfinite(entry[k]) for k in ("tll", "sll", "mll"))
+        for page in pages(example_run):
+            text = page.read_text(encoding="utf-8")
+            assert f"<td class='ref num'>{entry['tll'] - etas['tll']:+.3f}</td>" in text

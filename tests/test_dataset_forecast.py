@@ -24,7 +24,7 @@ from etasvae.dataset_forecast import FIT_OPTIONS, fit_training_period, forecast_
 from etasvae.forecast import catalog_region, score_forecast
 from etasvae.realdata import DatasetError, check_dataset, import_dataset
 from etasvae.report import render_summary
-from etasvae.report.forecast_table import forecast_columns, forecast_html
+from etasvae.report.forecast_table import forecast_columns, forecast_html, with_vae_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = yaml.safe_load((ROOT / "config" / "dataset_example.yaml").read_text())["datasets"]["ridgecrest"]
@@ -148,6 +148,24 @@ def test_the_table_gives_scores_and_gaps_to_etas_per_forecaster():
     assert "forecast_tll_gap_etas" not in columns and columns["forecast_tll_etas"] == 2.5
     # another setting's row keeps its own VAE column only
     assert "forecast_tll_vae" not in forecast_columns(scores_by_hand("mlp"), vae_id="ar")
+
+
+def test_the_vae_settings_files_join_the_scores_beside_poisson_and_etas():
+    # the rule forecast_vae's files: a scored setting and one that is no forecaster
+    scored = {"vae_id": "ar", "label": "VAE, autoregressive decoder", "tll": 2.75, "sll": -5.5, "mll": -0.2,
+              "n_events": 76}
+    refused = {"vae_id": "mlpvae", "label": "VAE, mlp decoder", "not_forecaster": "not a forecaster: the MLP VAE"}
+    base = scores_by_hand()
+    joined = with_vae_scores(base, [scored, refused])
+    assert list(joined["forecasters"]) == ["poisson", "etas", "vae:ar", "vae:mlpvae"]
+    assert list(base["forecasters"]) == ["poisson", "etas"] and with_vae_scores(None, [scored]) is None
+    rows = forecast_html(joined, vae_id="ar").split("<tr")[2:]
+    assert len(rows) == 4 and "VAE, autoregressive decoder (this page)" in rows[2]
+    # its gaps to ETAS in nats per event: 2.75 - 2.5, -5.5 - (-6), -0.2 - (-0.3)
+    assert "<td class='ref num'>+0.250</td><td class='num'>+0.500</td><td class='num'>+0.100</td>" in rows[2]
+    assert "not a forecaster: the MLP VAE" in rows[3] and rows[3].count("—</td>") == 6   # no scores, no gaps
+    columns = forecast_columns(joined, vae_id="ar")
+    assert columns["forecast_tll_vae"] == 2.75 and columns["forecast_tll_gap_vae"] == pytest.approx(0.25)
 
 
 def test_the_summary_shows_the_table_and_the_columns(tmp_path):

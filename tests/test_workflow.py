@@ -197,11 +197,16 @@ def test_the_real_dataset_travels_the_same_path(finished_run):
     row = summary[summary["config_id"] == "tinyreal"].iloc[0]
     assert row["forecast_tll_poisson"] == pytest.approx(scores["forecasters"]["poisson"]["tll"], rel=1e-12)
     assert row["forecast_n_events"] == scores["n_events"]
+    # and the dataset's VAE setting as a forecaster of the same events, in its summary row
+    vae = json.loads(next((finished_run / "results" / "forecast" / "tinyreal" / "vae").glob("*.json")).read_text())
+    assert vae["n_events"] == scores["n_events"] and vae["vae_id"] == row["vae_id"]
+    assert row["forecast_tll_vae"] == pytest.approx(vae["tll"], rel=1e-12)
 
 
 def test_dry_run_shows_the_datasets_jobs_beside_the_etas_configs(tmp_path):
     jobs = planned_jobs(run_snakemake(tmp_path, TINY, "-n"))
     assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1 and jobs["forecast_dataset"] == 1
+    assert jobs["forecast_vae"] == len(TINY["vae"]["grid"]["decoder"])   # one per VAE setting of the dataset
     assert jobs["simulate_catalog"] == 6 and jobs["simulate_references"] == 2 and jobs["build_windows"] == 2
     assert jobs["train_vae"] == jobs["evaluate_model"] == jobs["report_page"] == MODELS
 

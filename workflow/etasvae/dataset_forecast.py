@@ -14,9 +14,11 @@ without tuning. A fit that is not usable (a parameter at a bound, or supercritic
 and flagged; a fit that cannot run (too few events) leaves the ETAS entry with its error and the Poisson
 baseline alone. The run never fails for either.
 
-The scores file keeps one entry per forecaster under ``forecasters`` (``poisson``, ``etas``; more, e.g. a
-VAE setting's ``vae:<setting id>``, join it with the same keys ``tll``, ``sll``, ``mll``, ``n_events``), and
-``reference`` names the one the gaps are taken against.
+The scores file keeps one entry per forecaster under ``forecasters`` (``poisson``, ``etas``), and
+``reference`` names the one the gaps are taken against. Each VAE setting's scores (``etasvae.forecast_vae``,
+the rule ``forecast_vae``: the same keys ``tll``, ``sll``, ``mll``, ``n_events``) are a file of their own,
+which the pages join as ``vae:<setting id>`` (``report.forecast_table.with_vae_scores``): a VAE retrained
+does not refit ETAS.
 """
 
 from __future__ import annotations

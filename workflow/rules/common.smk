@@ -212,6 +212,14 @@ def model_forecast(wildcards):
     return []
 
 
+def model_vae_forecasts(wildcards):
+    """Every VAE setting's forecast of a dataset model's held-out period (the page's table shows them all);
+    none for ETAS configs."""
+    if wildcards.model_cfg in DATASETS:
+        return [f"results/forecast/{wildcards.model_cfg}/vae/{v}.json" for v in VAES]
+    return []
+
+
 def model_inversion(wildcards):
     """The ETAS fits of a model's windows (synthetic, held-out, training); none for the pooled model."""
     if wildcards.model_cfg == POOLED:

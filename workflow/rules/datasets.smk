@@ -94,9 +94,37 @@ rule forecast_dataset:
         "../scripts/forecast_dataset.py"
 
 
+# A dataset's VAE setting as a forecast of the held-out period (the same protocol; z from the preceding window:
+# docs/methods/forecast.md): one small json per setting, which the pages put beside Poisson and the ETAS fit.
+# A job of the group `model` on a cluster (profiles/slurm): it runs in seconds.
+rule forecast_vae:
+    input:
+        catalog="results/catalogs/{dataset}/catalog.parquet",
+        model="results/models/{dataset}/{vae}/model.pt",
+    output:
+        "results/forecast/{dataset}/vae/{vae}.json",
+    log:
+        "results/logs/forecast/{dataset}/{vae}.log",
+    benchmark:
+        "results/benchmarks/forecast/{dataset}/{vae}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        aux_days=lambda wildcards: DATASETS[wildcards.dataset]["aux_days"],
+    script:
+        "../scripts/forecast_vae.py"
+
+
 # Target `datasets`: the report pages of the datasets only (every VAE setting), without the ETAS grid's
 # simulations; e.g. `snakemake datasets --cores 2 --configfile config/dataset_example.yaml`.
 rule datasets:
     input:
         expand("results/reports/{dataset}/{vae}.html", dataset=DATASET_IDS, vae=VAES),
         expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
+        expand(
+            "results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES
+        ),

@@ -11,6 +11,7 @@ rule report_page:
         clipping="results/synthetic/{model_cfg}/{vae}/clipping.json",
         inversion=model_inversion,
         forecast=model_forecast,
+        vae_forecasts=model_vae_forecasts,
     output:
         report(
             "results/reports/{model_cfg}/{vae}.html",
@@ -48,6 +49,9 @@ rule summary:
             m=[f"{c}/{v}" for c in CONFIG_IDS + DATASET_IDS for v in VAES],
         ),
         forecasts=expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
+        vae_forecasts=expand(
+            "results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES
+        ),
     output:
         html=report(
             "results/reports/summary.html",

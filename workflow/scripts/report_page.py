@@ -5,7 +5,7 @@ import pandas as pd
 from etasvae.fileio import read_json
 from etasvae.inversion_report import inversion_html
 from etasvae.report import render_model_page
-from etasvae.report.forecast_table import forecast_html
+from etasvae.report.forecast_table import forecast_html, with_vae_scores
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -14,6 +14,7 @@ i = smk.input
 inversion = [i.inversion] if isinstance(i.inversion, str) else list(i.inversion)  # none: pooled model, datasets
 summary = read_json(i.summary)
 forecast = read_json(i.forecast) if isinstance(i.forecast, str) else None  # a dataset's held-out period as a forecast
+forecast = with_vae_scores(forecast, [read_json(f) for f in i.vae_forecasts])  # and every VAE setting's
 images = {**summary["figures"], "loss_curves": i.curves, "pca": i.pca, "tsne": i.tsne, "interpolation": i.interpolation}
 render_model_page(
     smk.output[0],

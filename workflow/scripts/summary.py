@@ -5,7 +5,7 @@ from pathlib import Path
 from etasvae.fileio import read_json
 from etasvae.inversion_report import summary_columns
 from etasvae.report import render_summary
-from etasvae.report.forecast_table import forecast_columns
+from etasvae.report.forecast_table import forecast_columns, with_vae_scores
 from etasvae.scripting import setup_log
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -15,6 +15,9 @@ summaries = [read_json(path) for path in smk.input.summaries]
 inversions = {tuple(Path(path).parts[-3:-1]): read_json(path) for path in smk.input.inversions}
 # a dataset's forecast scores, matched by the results/forecast/{dataset}/scores.json path
 forecasts = {Path(path).parts[-2]: read_json(path) for path in smk.input.forecasts}
+# and its VAE settings' (results/forecast/{dataset}/vae/{vae}.json)
+vae_forecasts = [(Path(path).parts[-3], read_json(path)) for path in smk.input.vae_forecasts]
+forecasts = {d: with_vae_scores(s, [e for dd, e in vae_forecasts if dd == d]) for d, s in forecasts.items()}
 for s in summaries:
     found = inversions.get((s["config_id"], s["vae_id"]))
     columns = summary_columns(found) if found else {}

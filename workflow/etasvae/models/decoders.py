@@ -84,6 +84,45 @@ def magnitude_distribution(params: torch.Tensor) -> MixtureSameFamily:
     return MixtureSameFamily(Categorical(logits=logits), Exponential(torch.exp(log_rate.clamp(-1.0, 4.0))))
 
 
+def log_survival(dist: MixtureSameFamily, x: torch.Tensor) -> torch.Tensor:
+    """log P(X > x) of a mixture of normals (the ln dt channel) or of exponentials (the magnitude channel),
+    summed over the components in log space (the far tail keeps its precision)."""
+    comp = dist.component_distribution
+    log_w = torch.log_softmax(dist.mixture_distribution.logits, dim=-1)
+    x = x[..., None]
+    if isinstance(comp, Normal):
+        tail = torch.special.log_ndtr((comp.loc - x) / comp.scale)
+    elif isinstance(comp, Exponential):
+        tail = -comp.rate * x.clamp_min(0.0)
+    else:
+        raise TypeError(f"log_survival: a mixture of {type(comp).__name__} components")
+    return torch.logsumexp(log_w + tail, dim=-1)
+
+
+def interval_log_prob(dist: MixtureSameFamily, lo: torch.Tensor, width: float) -> torch.Tensor:
+    """log P(lo <= X < lo + width) of a mixture of exponentials (the magnitude channel; lo >= 0):
+    log sum_k w_k exp(-r_k lo) (1 - exp(-r_k width))."""
+    rate = dist.component_distribution.rate
+    log_w = torch.log_softmax(dist.mixture_distribution.logits, dim=-1)
+    lo = lo[..., None].clamp_min(0.0)
+    return torch.logsumexp(log_w - rate * lo + torch.log(-torch.expm1(-rate * width)), dim=-1)
+
+
+def polygon_mass(centre: torch.Tensor, radius_cdf, polygon) -> torch.Tensor:
+    """The mass inside ``polygon`` (vertices km, numpy) of radial densities centred at ``centre`` (..., 2) km with
+    radial CDF ``radius_cdf(r^2)`` (a tensor function broadcasting against centre[..., 0]), by the edge
+    quadrature of the ETAS fit (``inversion_geometry.polygon_quadrature``), float64."""
+    from ..inversion_geometry import polygon_quadrature
+
+    c = centre.detach().double()
+    flat = c.reshape(-1, 2).cpu().numpy()
+    (rho2, w), (const, _) = polygon_quadrature(flat[:, 0], flat[:, 1], polygon, None)
+    rho2 = torch.from_numpy(rho2).to(c.device).reshape(*c.shape[:-1], -1)
+    w = torch.from_numpy(w).to(c.device).reshape(*c.shape[:-1], -1)
+    const = torch.from_numpy(const).to(c.device).reshape(c.shape[:-1])
+    return (w * radius_cdf(rho2)).sum(-1) + const
+
+
 class PositionMixture:
     """Distribution of the position of event i (km, region frame) given the earlier events of its window.
 
@@ -110,6 +149,24 @@ class PositionMixture:
         par = PowerLawKernel(self.s_par, self.q).log_prob(xy[..., None, :] - self.parent_xy)
         comp = torch.cat([bg[..., None], cl[..., None], par], dim=-1)
         return torch.logsumexp(self.log_w + comp, dim=-1)
+
+    def log_mass_inside(self, polygon) -> torch.Tensor:
+        """log of the mixture's mass inside ``polygon`` (vertices km, within the region's rectangle), float64:
+        the uniform background's share area(polygon) / area(rectangle), the cluster's and each parent kernel's
+        mass by the edge quadrature (``polygon_mass``)."""
+        from ..inversion_geometry import polygon_area
+
+        log_w = self.log_w.double()
+        bg = torch.full_like(log_w[..., 0], math.log(min(polygon_area(polygon) / self.area, 1.0)))
+        sd2 = self.cl_sd.double().pow(2)
+        cl = polygon_mass(self.centre.expand(*sd2.shape, 2), lambda r2: -torch.expm1(-0.5 * r2 / sd2[..., None]), polygon)
+        s = self.s_par.double()
+        q = torch.as_tensor(self.q).double()
+        xy = self.parent_xy.expand(*s.shape, 2)
+        par = polygon_mass(xy, lambda r2: 1.0 - torch.pow(1.0 + r2 / s[..., None], 1.0 - q), polygon)
+        comp = torch.cat([bg[..., None], torch.log(cl.clamp_min(1e-300)).expand_as(bg)[..., None],
+                          torch.log(par.clamp_min(1e-300)).expand(*log_w.shape[:-1], par.shape[-1])], dim=-1)
+        return torch.logsumexp(log_w + comp, dim=-1)
 
     def _draw(self) -> torch.Tensor:
         k = Categorical(logits=self.log_w).sample()
@@ -235,15 +292,16 @@ class EventHeads(nn.Module):
         return PositionMixture(self.region, log_mu + w[..., 0], log_cl, centre, sd, terms[..., :L], xy_prev, s, q)
 
     def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
-                          xy: torch.Tensor, history: "History | None" = None) -> torch.Tensor:
+                          xy: torch.Tensor, history: "History | None" = None, polygon=None):
         """log density of every event's position (B, L) given the earlier events of its window and those of
         its ``history`` (with positions; None: none), at once: ctx (B, L, C), t (B, L) days from the first
-        event, m (B, L) above Mc, xy (B, L, 2) km."""
+        event, m (B, L) above Mc, xy (B, L, 2) km. With a ``polygon`` (vertices km) also the log of each
+        position distribution's mass inside it: (log density, log mass)."""
         L = t.shape[1]
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
         # Parents broadcast over events i (dim 1): per-parent terms are computed once per window. Events in
         # blocks of ROW_BLOCK, each block with the parents before its end only (the later ones are none).
-        out = []
+        out, mass = [], []
         for r0, r1 in row_blocks(L):
             t_par, m_par, xy_par = t[:, None, :r1], m[:, None, :r1], xy[:, None, :r1, :]
             ok = allowed[r0:r1, :r1]
@@ -255,7 +313,9 @@ class EventHeads(nn.Module):
                                dim=-1)
             mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok)
             out.append(mix.log_prob(xy[:, r0:r1]))
-        return torch.cat(out, dim=1)
+            if polygon is not None:
+                mass.append(mix.log_mass_inside(polygon))
+        return torch.cat(out, dim=1) if polygon is None else (torch.cat(out, dim=1), torch.cat(mass, dim=1))
 
 
 # ------------------------------------------------------------------------------ ETAS-intensity time channel
@@ -400,15 +460,17 @@ class ExcitationIntensity(nn.Module):
         mass = torch.exp(log_kappa) * omori_mass(lag_start.clamp_min(0.0), width[..., None], c, p)
         return torch.where(allowed, mass, torch.zeros_like(mass)).sum(-1)
 
-    def window_log_prob(self, z: torch.Tensor, ln_dt: torch.Tensor, m: torch.Tensor, history: History | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def window_log_prob(self, z: torch.Tensor, ln_dt: torch.Tensor, m: torch.Tensor, history: History | None = None,
+                        with_compensator: bool = False) -> tuple[torch.Tensor, ...]:
         """Teacher-forced time channel of windows (B, L) of ln dt (days) and m - Mc, optionally after a history
         of H earlier events (``History``: their times before the window's first event and magnitudes; events
         with ``ok`` False are not parents).
 
         Returns (log p(ln dt_i | earlier events, z) for i >= 1 (B, L-1): log lambda(t_i) - (compensator from
         t_{i-1} to t_i) + ln dt_i; log mu (B,); log kappa_j g(t_i - t_j) (B, L, L + H + V), NEG_INF where j is
-        not a parent of i): the last two give the ETAS probability that j triggered i (the position parents)."""
+        not a parent of i): the last two give the ETAS probability that j triggered i (the position parents).
+        ``with_compensator``: also the compensator from t_{i-1} to t_i (B, L-1) float64 (minus the log
+        survival of the interval)."""
         B, L = ln_dt.shape
         dt = torch.exp(ln_dt.double())
         t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
@@ -446,18 +508,21 @@ class ExcitationIntensity(nn.Module):
         log_lam = torch.logaddexp(log_mu[:, None], torch.cat(log_sum_rows, dim=1))           # (B, L)
         comp = torch.exp(log_mu)[:, None] * dt[:, 1:] + torch.cat(mass_rows, dim=1)
         lp = log_lam[:, 1:] - comp + ln_dt[:, 1:].double()
-        return lp.float(), log_mu, terms
+        return (lp.float(), log_mu, terms, comp) if with_compensator else (lp.float(), log_mu, terms)
 
-    def first_interval_log_prob(self, z: torch.Tensor, ln_dt0: torch.Tensor, history: History) -> torch.Tensor:
+    def first_interval_log_prob(self, z: torch.Tensor, ln_dt0: torch.Tensor, history: History,
+                                with_compensator: bool = False):
         """log p(ln dt_0 | history, z) (B,) of a window's first event, dt_0 after the history's last event (which
         sits at -dt_0 in ``history.t``): the intensity mu + the history's events (no virtual parent: the history
-        is the window's past here), log lambda(0) - its integral over [-dt_0, 0] + ln dt_0, exact."""
+        is the window's past here), log lambda(0) - its integral over [-dt_0, 0] + ln dt_0, exact;
+        ``with_compensator``: and that integral (B,) float64."""
         log_mu, log_K, _, _ = self.window_terms(z)
         dt0 = torch.exp(ln_dt0.double())
         log_kappa = self.log_productivity(log_K[:, None], history.m)
         log_lam = self.log_rate(log_mu, -history.t.double(), log_kappa, history.ok)
         comp = torch.exp(log_mu) * dt0 + self.interval_mass(-dt0[:, None] - history.t.double(), dt0, log_kappa, history.ok)
-        return (log_lam - comp + ln_dt0.double()).float()
+        lp = (log_lam - comp + ln_dt0.double()).float()
+        return (lp, comp) if with_compensator else lp
 
     def log_rate(self, log_mu: torch.Tensor, lag: torch.Tensor, log_kappa: torch.Tensor,
                  allowed: torch.Tensor) -> torch.Tensor:

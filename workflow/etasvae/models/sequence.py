@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..features import FeatureTransform, check_spec
-from .decoders import EventHeads, ExcitationIntensity, History
+from .decoders import EventHeads, ExcitationIntensity, History, log_survival
 from .training import DECODERS, mlp_layers
 
 RECURRENT = ("autoregressive", "gru_lognormal")
@@ -75,6 +75,21 @@ class Past(NamedTuple):
     events: Events
     has: torch.Tensor
     X: torch.Tensor
+
+
+class EventTerms(NamedTuple):
+    """The channels of every window event (n, L) given the earlier events (``SequenceVAE.event_terms``):
+    log p(ln dt_i), log p(m_i - Mc), their sum, log p(xy_i) (1/km^2, normalised over the plane), log P(ln dt >
+    ln dt_i) (or None), the magnitude distribution (batch (n, L)) and the log mass of the position
+    distribution inside a polygon (or None)."""
+
+    time: torch.Tensor
+    magnitude: torch.Tensor
+    time_and_magnitude: torch.Tensor
+    position: torch.Tensor
+    survival: torch.Tensor | None
+    magnitude_distribution: torch.distributions.Distribution
+    position_mass: torch.Tensor | None
 
 
 def events_of_features(X: torch.Tensor, origin: torch.Tensor, spec: dict[str, Any]) -> Events:
@@ -296,27 +311,45 @@ class SequenceVAE(nn.Module):
     def event_log_probs(self, u: torch.Tensor, b: Batch) -> torch.Tensor:
         """log p(event i | earlier events of the window, its history, u) of every window event (n, L):
         ln dt, m - Mc and position terms (history events are read, not scored)."""
+        terms = self.event_terms(u, b)
+        return terms.time_and_magnitude + terms.position
+
+    def event_terms(self, u: torch.Tensor, b: Batch, *, survival: bool = False, polygon=None) -> "EventTerms":
+        """The channels of ``event_log_probs`` one by one (``EventTerms``), each event given the earlier events
+        of its window, its history and u; with ``survival`` also log P(ln dt > ln dt_i | ...), with a
+        ``polygon`` (vertices km) the log of each position distribution's mass inside it."""
         ctx = self.contexts(u, b)
         w = b.window
         dt_d, m_d = self.heads.time_and_magnitude(ctx, u[:, None, :])
         m = w.m.clamp_min(0.0)
         parents = None if b.history is None else history_parents(b.history, w.ln_dt[:, 0])
         if self.decoder_kind != "autoregressive":
-            lp = dt_d.log_prob(w.ln_dt) + m_d.log_prob(m)
-            return lp + self.heads.position_log_prob(ctx, u, b.t, w.m, w.xy, parents)
+            lp_time, lp_m = dt_d.log_prob(w.ln_dt), m_d.log_prob(m)
+            lp = lp_time + lp_m
+            pos = self.heads.position_log_prob(ctx, u, b.t, w.m, w.xy, parents, polygon)
+            pos, mass = pos if polygon is not None else (pos, None)
+            surv = log_survival(dt_d, w.ln_dt) if survival else None
+            return EventTerms(lp_time, lp_m, lp, pos, surv, m_d, mass)
         # The first event's dt from the log-normal mixture (or, after a history, from the intensity of the
         # history's events), the others from the intensity; positions with its branching probabilities.
-        lp_dt, log_mu, terms = self.intensity.window_log_prob(u, w.ln_dt, m, parents)
+        lp_dt, log_mu, terms, comp = self.intensity.window_log_prob(u, w.ln_dt, m, parents, with_compensator=True)
         lp_first = dt_d.log_prob(w.ln_dt)[:, :1]
+        surv_first = log_survival(dt_d, w.ln_dt)[:, :1] if survival else None
         xy_prev, m_prev = w.xy, m
         if parents is not None:
-            after_history = self.intensity.first_interval_log_prob(u, w.ln_dt[:, 0], parents)[:, None]
-            lp_first = torch.where(b.history.has[:, None] > 0, after_history, lp_first)
+            after_history, comp0 = self.intensity.first_interval_log_prob(u, w.ln_dt[:, 0], parents,
+                                                                          with_compensator=True)
+            lp_first = torch.where(b.history.has[:, None] > 0, after_history[:, None], lp_first)
+            if survival:
+                surv_first = torch.where(b.history.has[:, None] > 0, -comp0[:, None].float(), surv_first)
             xy_prev, m_prev = torch.cat([w.xy, parents.xy], dim=1), torch.cat([m, parents.m], dim=1)
-        lp = torch.cat([lp_first, lp_dt], dim=1) + m_d.log_prob(m)
+        lp_time, lp_m = torch.cat([lp_first, lp_dt], dim=1), m_d.log_prob(m)
+        lp = lp_time + lp_m
         mix = self.heads.excited_position(ctx, u[:, None, :], log_mu[:, None], terms, xy_prev[:, None, :, :],
                                           m_prev[:, None, :])
-        return lp + mix.log_prob(w.xy)
+        pos = mix.log_prob(w.xy)
+        surv = torch.cat([surv_first, -comp.float()], dim=1) if survival else None
+        return EventTerms(lp_time, lp_m, lp, pos, surv, m_d, None if polygon is None else mix.log_mass_inside(polygon))
 
     def aux_targets(self, w: Events) -> torch.Tensor:
         units = self.heads.region_units(w.xy)

@@ -39,10 +39,25 @@ def gaps(scores: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {name: {k: _value(entry, k) - _value(ref, k) for k in SCORES} for name, entry in forecasters.items()}
 
 
+def with_vae_scores(scores: dict[str, Any] | None, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The scores file of a dataset with its VAE settings' entries (the rule ``forecast_vae``'s files, each
+    with its ``vae_id``) joined as forecasters ``vae:<setting id>``, in the order given."""
+    if scores is None:
+        return None
+    forecasters = dict(scores.get("forecasters") or {})
+    for entry in entries:
+        forecasters[f"{VAE_PREFIX}{entry['vae_id']}"] = entry
+    return {**scores, "forecasters": forecasters}
+
+
 def flags(entry: dict) -> list[str]:
-    """A forecaster's flags: not fitted, not usable, parameters at a bound."""
+    """A forecaster's flags: not a forecaster, not scored, not fitted, not usable, parameters at a bound."""
     out = []
-    if "error" in entry:
+    if "not_forecaster" in entry:
+        out.append(str(entry["not_forecaster"]))
+    elif "not_scored" in entry:
+        out.append(f"not scored: {entry['not_scored']}")
+    elif "error" in entry:
         out.append("not fitted")
     elif entry.get("usable") is False:
         out.append("not usable")
@@ -103,6 +118,11 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
     model = (f" The ETAS fit is the {etas['model']} model (taper {etas.get('taper')}, {etas.get('background')} "
              f"background), branching ratio {etas['branching_ratio']:.3g}, from {etas.get('n_training_events')} "
              "training events." if "model" in etas and _as_number(etas.get("branching_ratio")) is not None else "")
+    vae = ("" if not any(k.startswith(VAE_PREFIX) for k in forecasters) else
+           " A VAE setting is scored by its decoder, window after window of its L events, each event given the "
+           "earlier ones, z the posterior mean of the window before (docs/methods/forecast.md); its TLL, SLL and "
+           "MLL are in the same units. A setting whose model gives no event's density given the past is marked "
+           "<i>not a forecaster</i>.")
     return "\n".join([
         f"<{heading}>Forecast of the held-out period</{heading}>",
         f"<p class='note'>Each forecaster gives the {scores.get('n_events', '?')} events above Mc = "
@@ -114,7 +134,7 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
         f"{_esc(fitted)}; the Poisson model has the training period's rate, uniform in the region (its SLL is −log "
         f"of the area, {scores.get('area_km2', float('nan')):,.0f} km²). Gaps are the forecaster's score minus the "
         f"ETAS fit's: positive is better than ETAS.{_esc(model)} A fit marked <i>not usable</i> (a parameter at "
-        "a bound, or supercritical) is scored all the same: read its scores with care.</p>",
+        f"a bound, or supercritical) is scored all the same: read its scores with care.{vae}</p>",
         f"<table class='metrics'>{''.join(rows)}</table>",
         ("<p class='note'>" + "<br>".join(notes) + "</p>") if notes else "",
     ])

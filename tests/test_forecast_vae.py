@@ -1,0 +1,264 @@
+"""The sequence VAE as a forecaster (etasvae.forecast_vae): its temporal density is a proper density of the
+next event's time, its scores match a direct computation where the decoder's laws are known, the position
+density's mass inside a polygon, determinism and keys, and a tiny trained VAE end to end on an ETAS catalog.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from etas_samples import MC, clustered_catalog
+from etasvae.features import FeatureTransform, build_windows
+from etasvae.forecast import magnitude_log_density
+from etasvae.forecast_vae import vae_forecast
+from etasvae.inversion import InversionError, catalog_sequence
+from etasvae.inversion_geometry import inside_polygon
+from etasvae.models.decoders import PositionMixture
+from etasvae.models.files import ModelBundle
+from etasvae.models.sequence import Batch, Events, Past, SequenceVAE, window_origins
+from etasvae.models.train import train_vae
+
+L = 8
+REGION = [0.0, 100.0, 0.0, 100.0]
+SPEC = {"representation": "event", "mc": MC, "length": L, "stride": L, "xy_scale_km": 1.0, "min_dt_days": 1e-6,
+        "region_km": REGION}
+SETTINGS = {"loss": "channels", "latent_dim": 2, "hidden": [16], "epochs": 3, "batch_size": 16, "seed": 0, "lr": 1e-3,
+            "beta": 1.0, "optimizer": "adam", "kl_warmup_epochs": 1, "patience": 0, "grad_clip": 5.0}
+TEST = (70.0, 90.0)   # the test period (days) of the ETAS catalog: 60 days of training windows before it
+
+
+@pytest.fixture(scope="module")
+def etas():
+    """(catalog, windows table, X) of a 100-day ETAS catalog, windows of its first 60 days."""
+    cat = clustered_catalog(0, duration=100.0)
+    table, X = build_windows([(0, cat[cat.time < 60].reset_index(drop=True))], SPEC, heldout_replicates=[],
+                             validation_fraction=0.2)
+    return cat, table, X
+
+
+def trained(etas, decoder: str, **settings) -> ModelBundle:
+    _, table, X = etas
+    O = window_origins(table)
+    tr, va = (table.role == "train").to_numpy(), (table.role == "validation").to_numpy()
+    s = {**SETTINGS, "decoder": decoder, **settings}
+    r = train_vae(X[tr], X[va], s, spec=SPEC, origin_train=O[tr], origin_val=O[va], log=lambda *_: None, device="cpu")
+    return ModelBundle(r.model.eval(), s, r.transform, SPEC, r.history)
+
+
+@pytest.fixture(scope="module")
+def autoregressive(etas):
+    return trained(etas, "autoregressive")
+
+
+@pytest.fixture(scope="module")
+def lognormal(etas):
+    return trained(etas, "gru_lognormal")
+
+
+def score(bundle, cat, **kw):
+    return vae_forecast(bundle, cat, start_days=TEST[0], end_days=TEST[1], region=REGION, mc=MC, **kw)
+
+
+# ------------------------------------------------------------------------------------ (a) a proper density
+
+
+def one_window_on_a_grid(bundle, cat, slot: int, grid: torch.Tensor, history: bool):
+    """EventTerms of G copies of the first test window whose event ``slot`` comes exp(grid) days after the
+    one before it (the earlier events as in the catalog; the later ones follow it unchanged)."""
+    model = bundle.model
+    t, m, x, y = (np.asarray(v) for v in (cat.time, cat.magnitude, cat.x, cat.y))
+    keep = m >= MC
+    t, m, x, y = t[keep], m[keep], x[keep], y[keep]
+    s = int(np.searchsorted(t, TEST[0]))
+    idx = np.arange(s - L, s + L)
+    ln_dt = np.log(np.maximum(np.diff(t[idx[0] - 1:idx[-1] + 1]), 1e-6))
+    G = len(grid)
+    rep = lambda a: torch.tensor(np.repeat(a[None], G, axis=0), dtype=torch.float32)  # noqa: E731
+    ev_ln_dt, ev_m, ev_xy = rep(ln_dt), rep(m[idx] - MC), rep(np.stack([x[idx], y[idx]], -1))
+    ev_ln_dt[:, L + slot] = grid
+    window = Events(ev_ln_dt[:, L:], ev_m[:, L:], ev_xy[:, L:])
+    past = Past(Events(ev_ln_dt[:, :L], ev_m[:, :L], ev_xy[:, :L]), torch.ones(G), torch.zeros(G, 4 * L))
+    X = torch.zeros(G, 4 * L)
+    b = Batch(X, window.xy[:, 0], window=window, history=past if history else None)
+    u = torch.zeros(G, model.latent_dim)
+    with torch.no_grad():
+        return model.event_terms(u, b, survival=True)
+
+
+@pytest.mark.parametrize("decoder, slot, history", [
+    ("autoregressive", 3, False),   # the ETAS intensity after earlier window events
+    ("autoregressive", 0, True),    # the intensity of the history's events for the first event
+    ("autoregressive", 0, False),   # the log-normal mixture of a window's first event
+    ("gru_lognormal", 5, False),
+])
+def test_the_temporal_density_integrates_to_one_and_its_survival_is_its_tail(etas, autoregressive, lognormal,
+                                                                             decoder, slot, history):
+    bundle = autoregressive if decoder == "autoregressive" else lognormal
+    # ln w from 1e-13 to 1e9 days in steps of 0.005: the trapezoid's error is far below the tolerance (the
+    # density of ln w is smooth on that scale) and the mass beyond either end is below 1e-6.
+    grid = torch.arange(-30.0, 20.0, 0.005)
+    terms = one_window_on_a_grid(bundle, etas[0], slot, grid, history)
+    w = np.exp(grid.double().numpy())
+    f = np.exp(terms.time[:, slot].double().numpy() - np.log(w))      # the forecast's density of dt (1/day)
+    total = np.trapezoid(f, w)
+    assert total == pytest.approx(1.0, abs=2e-3)
+    # S(w) = integral of f beyond w, at a few points in the bulk
+    tail = np.concatenate([np.cumsum((0.5 * (f[1:] + f[:-1]) * np.diff(w))[::-1])[::-1], [0.0]])
+    for k in np.searchsorted(np.cumsum(f * np.gradient(w)) / total, [0.1, 0.5, 0.9]):
+        assert math.exp(float(terms.survival[k, slot])) == pytest.approx(tail[k], abs=2e-3)
+
+
+# ------------------------------------------------------------------------------- (b) known laws, direct sums
+
+
+def known_model(decoder: str, mu_ln: float, sd_ln: float, rate: float, beta: float) -> ModelBundle:
+    """A sequence VAE whose laws are known: ln dt ~ N(mu_ln, sd_ln) (a window's first event; every event with
+    a log-normal decoder), the other events of the autoregressive decoder at a constant rate ``rate`` (K at its
+    floor, alpha ~ 0 and c = 20 days: triggering below 1e-7 per day), magnitudes exponential with rate
+    ``beta``, positions uniform in the region (cluster and parents at weight e^-60)."""
+    torch.manual_seed(0)
+    model = SequenceVAE(L, 2, [16], decoder, SPEC).eval()
+    h = model.heads
+    with torch.no_grad():
+        for lin in (h.dt_head, h.dt_shift, h.mag_head, h.pos_head):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        h.dt_head.bias[8:16] = mu_ln
+        h.dt_head.bias[16:] = math.log(sd_ln)
+        h.mag_head.bias[4:] = math.log(beta)
+        h.pos_head.bias[1:] = -60.0
+        h.raw_q.fill_(20.0)                       # parent kernels ~ r^-42: nothing beyond a few km
+        h.cluster_head.weight.zero_()
+        h.cluster_head.bias.copy_(torch.tensor([0.0, 0.0, -2.0]))   # a 0.24 km cluster at the centre
+        if decoder == "autoregressive":
+            f = model.intensity
+            f.log_mu.fill_(math.log(rate))
+            f.log_K.fill_(-30.0)
+            f.productivity_head.weight.zero_()
+            f.productivity_head.bias.zero_()
+            f.virtual_head.weight.zero_()
+            f.virtual_head.bias.copy_(torch.tensor([-30.0, 30.0]))   # log kappa, log lag: at their floor, far back
+            f.raw_alpha.fill_(-30.0)
+            f.log_c.fill_(3.0)
+    return ModelBundle(model, {}, FeatureTransform("standard", np.zeros(4 * L), np.ones(4 * L)), SPEC,
+                       pd.DataFrame())
+
+
+def renewal_catalog(seed: int, n: int = 140) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(0.5, n))
+    m = MC + np.round(rng.exponential(1 / math.log(10), n), 1)
+    return pd.DataFrame({"event_id": np.arange(n), "time": t, "magnitude": m, "x": rng.uniform(0, 100, n),
+                         "y": rng.uniform(0, 100, n)})
+
+
+HALF = [[0.0, 0.0], [100.0, 0.0], [100.0, 50.0], [0.0, 50.0]]   # a polygon: the rectangle's lower half
+
+
+@pytest.mark.parametrize("decoder, region", [("gru_lognormal", REGION), ("autoregressive", REGION),
+                                             ("gru_lognormal", HALF)])
+def test_the_scores_of_known_laws_are_their_direct_log_likelihoods(decoder, region):
+    mu_ln, sd_ln, rate, beta = -1.0, 1.3, 2.0, math.log(10)
+    bundle = known_model(decoder, mu_ln, sd_ln, rate, beta)
+    cat = renewal_catalog(1, 240)
+    start, end = 20.0, 50.0
+    got = vae_forecast(bundle, cat, start_days=start, end_days=end, region=region, mc=MC, delta_m=0.1)
+    cat = cat[cat.y <= 50.0] if region is HALF else cat     # the region's events only, as the ETAS score
+    t = cat.time.to_numpy()
+    s, e = np.searchsorted(t, start), np.searchsorted(t, end)
+    n = e - s
+    # slot of each event in its window (the first window starts at the first test event); slot n the censored
+    lognormal = stats.lognorm(s=sd_ln, scale=math.exp(mu_ln))
+    exponential = stats.expon(scale=1.0 / rate)
+    law = lambda k: lognormal if decoder == "gru_lognormal" or k % L == 0 else exponential  # noqa: E731
+    dt = np.diff(t[s - 1:e])
+    log_f = sum(law(k).logpdf(dt[k]) for k in range(n))
+    log_last = law(n).logsf(end - t[e - 1])
+    log_first = law(0).logsf(start - t[s - 1])
+    assert got["n_events"] == n
+    assert got["tll"] == pytest.approx((log_f + log_last - log_first) / n, abs=1e-5)
+    # uniform over the decoder's rectangle, renormalised to the region: -log of the region's area
+    area = 100.0 * (50.0 if region is HALF else 100.0)
+    assert got["sll"] == pytest.approx(-math.log(area), abs=1e-5)
+    b = beta / math.log(10)
+    assert got["mll"] == pytest.approx(float(np.mean(magnitude_log_density(cat.magnitude.to_numpy()[s:e], MC, b, 0.1))),
+                                       abs=1e-5)
+
+
+# -------------------------------------------------------------------------- the position density's region mass
+
+
+def test_the_position_mass_inside_a_polygon_is_the_integral_of_its_density():
+    # A mixture of the three kinds of components, an L-shaped region inside the decoder's rectangle, one event.
+    rect = torch.tensor(REGION)
+    parents = torch.tensor([[[20.0, 30.0], [58.0, 52.0], [90.0, 10.0]]])
+    mix = PositionMixture(rect, torch.tensor([0.2]), torch.tensor([0.5]), torch.tensor([[45.0, 60.0]]),
+                          torch.tensor([12.0]), torch.tensor([[0.3, 1.0, -0.5]]), parents,
+                          torch.tensor([[4.0, 30.0, 9.0]]), torch.tensor(1.6))
+    polygon = np.array([[5.0, 5.0], [95.0, 5.0], [95.0, 40.0], [60.0, 40.0], [60.0, 95.0], [5.0, 95.0]])
+    got = math.exp(float(mix.log_mass_inside(polygon)[0]))
+    # the integral on a 0.05 km grid (4e6 cells): the kernels' cores span 2-5 km, well resolved
+    g = np.arange(0.025, 100.0, 0.05)
+    total = 0.0
+    for row in np.array_split(g, 20):
+        X, Y = np.meshgrid(row, g, indexing="ij")
+        inside = inside_polygon(polygon, X.ravel(), Y.ravel())
+        xy = torch.tensor(np.stack([X.ravel()[inside], Y.ravel()[inside]], -1), dtype=torch.float64)
+        total += float(torch.exp(mix.log_prob(xy[:, None, :].float()).double()).sum()) * 0.05 ** 2
+    assert 0.5 < got < 0.95   # a mass well inside (0, 1): the test sees the edges
+    assert got == pytest.approx(total, abs=2e-3)
+
+
+# ---------------------------------------------------------------------------------- (c) keys and determinism
+
+
+def test_the_scores_are_deterministic_and_have_the_score_keys(etas, autoregressive):
+    cat = etas[0]
+    a, b = score(autoregressive, cat), score(autoregressive, cat)
+    assert a == b
+    # windows one at a time: the same scores (each window's terms depend on its own events and z only), to
+    # float32 rounding (a batch of one takes other matrix kernels: differences of 1e-9 seen, 1e-6 allowed)
+    one = score(autoregressive, cat, window_batch=1)
+    assert all(one[k] == pytest.approx(a[k], abs=1e-6) for k in ("tll", "sll", "mll"))
+    assert {"tll", "sll", "mll", "n_events", "z", "history"} <= set(a)
+    prior = score(autoregressive, cat, z="prior")
+    assert prior["n_events"] == a["n_events"] and prior["tll"] != a["tll"]   # z matters
+    with pytest.raises(ValueError, match="z must be one of"):
+        score(autoregressive, cat, z="draw")
+
+
+def test_an_mlp_vae_is_not_a_forecaster(etas):
+    mlp = trained(etas, "mlp", loss="mse", epochs=1)
+    out = score(mlp, etas[0])
+    assert set(out) == {"not_forecaster"} and "MLP VAE" in out["not_forecaster"]
+
+
+# -------------------------------------------------------------------------------------- (d) end to end
+
+
+def test_a_trained_sequence_vae_scores_the_test_period_of_an_etas_catalog(etas, autoregressive):
+    cat = etas[0]
+    got = score(autoregressive, cat)
+    seq = catalog_sequence(cat, mc=MC, t_start=TEST[0], t_end=TEST[1], region=REGION)
+    n = int((seq.time >= TEST[0]).sum())
+    assert got["n_events"] == n and got["windows"] == -(-(n + 1) // L)
+    assert all(np.isfinite(got[k]) for k in ("tll", "sll", "mll"))
+    # the positions are a density over the region: better than uniform for clustered events, and below the
+    # log density of a 1 km^2 cell (no event is predicted to the metre)
+    assert -math.log(100.0 * 100.0) < got["sll"] < 0.0
+    # the events before the window are history of its first event's position and time when asked for
+    with_history = score(autoregressive, cat, history=True)
+    assert with_history["history"] and with_history["tll"] != got["tll"]
+
+
+def test_too_few_events_before_the_test_period_are_named(etas, autoregressive):
+    cat = etas[0]
+    early = float(np.sort(cat.time[cat.magnitude >= MC])[L - 2])   # L - 2 events before it: no window before
+    with pytest.raises(InversionError, match=f"{L - 2} events before the test period"):
+        vae_forecast(autoregressive, cat, start_days=early, end_days=early + 5.0, region=REGION, mc=MC)
