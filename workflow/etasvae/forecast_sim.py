@@ -77,7 +77,9 @@ def _magnitudes(n: int, par, rng) -> np.ndarray:
     dm = par["delta_m"]
     if dm > 0:
         m = sample_gr_magnitudes(n, par["b"], par["mc"] - dm / 2.0, None, rng)
-        return par["mc"] + np.round((m - par["mc"]) / dm) * dm
+        # the bin of m: m >= Mc - dm/2, but (m - Mc)/dm can fall a rounding error below -1/2: clip to Mc's bin
+        k = np.maximum(np.floor((m - par["mc"]) / dm + 0.5), 0.0)
+        return np.round(par["mc"] + k * dm, 10)
     return sample_gr_magnitudes(n, par["b"], par["mc"], None, rng)
 
 
