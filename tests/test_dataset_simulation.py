@@ -111,8 +111,11 @@ def test_the_same_seed_gives_the_same_bytes(dataset, tmp_path):
 @pytest.mark.parametrize("change, words", [
     ({"estimates": {**FIT["estimates"], "K": 3.0, "branching_ratio": 5.3}, "usable": False,
       "problems": ["supercritical"]}, "supercritical (branching ratio 5.3 >= 1)"),
+    # critical: K = (b ln10 - alpha) / (b ln10) gives a branching ratio of 1, whose simulation need not end
+    ({"estimates": {**FIT["estimates"], "K": 1.3026 / 2.3026, "branching_ratio": 1.0}},
+     "supercritical (branching ratio 1 >= 1)"),
     ({"error": "12 events above Mc: too few to fit"}, "could not run: 12 events above Mc"),
-], ids=["supercritical", "not fitted"])
+], ids=["supercritical", "critical", "not fitted"])
 def test_a_fit_that_cannot_be_simulated_is_an_explained_absence(dataset, tmp_path, change, words):
     fit = {**FIT, **change}
     synthetic, info = simulate_heldout_windows(dataset, META, fit, EVENT, n_windows=30, seed=1)
