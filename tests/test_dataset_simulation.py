@@ -17,6 +17,7 @@ from etasvae.features import check_spec
 from etasvae.forecast_sim import simulate_forward
 from etasvae.realdata import dataset_windows
 from etasvae.report.generators import generators_html, simulated_columns, simulated_line
+from etasvae.report.summary import render_summary
 
 # A space-time ETAS model of branching ratio K b ln10 / (b ln10 - alpha) = 0.3 * 2.303 / 1.303 = 0.53.
 FIT = {"model": "space-time", "taper": "none", "mc": 3.0, "delta_m": 0.0, "region": [-20.0, 20.0, -20.0, 20.0],
@@ -137,8 +138,10 @@ def test_a_subcritical_fit_flagged_not_usable_is_simulated_with_its_flag(dataset
     assert info["available"] and "c at its lower bound" in info["note"]
 
 
-def test_the_page_shows_the_simulated_column_beside_the_vae(dataset, tmp_path):
-    # The real evaluation of the simulated set against H (the evaluate_dataset_etas script's calls), on the page.
+@pytest.fixture(scope="module")
+def evaluated(dataset, tmp_path_factory):
+    """The real evaluation of a simulated set against H (the evaluate_dataset_etas script's calls)."""
+    tmp_path = tmp_path_factory.mktemp("evaluated")
     table, _ = dataset_windows(dataset, EVENT, META["periods_days"])
     synthetic, info = simulate_heldout_windows(dataset, META, FIT, EVENT, n_windows=40, seed=2)
     path = tmp_path / "catalog.parquet"
@@ -149,10 +152,26 @@ def test_the_page_shows_the_simulated_column_beside_the_vae(dataset, tmp_path):
                                                  synthetic_label=f"S: {LABEL}")
     doc = evaluation_summary(metrics, config_id="d", vae_id="etas_simulated", settings={}, n_windows=n_windows,
                              health={}, figures=figures, cv_folds=3, real=True)
-    doc.update(available=True, simulation=info)
+    doc.update(available=True, simulation=info, real_catalog={"source": "csv"})
+    return doc, info, metrics
+
+
+def test_the_page_shows_the_simulated_column_beside_the_vae(evaluated):
+    doc, info, metrics = evaluated
     vae = {**doc, "overall_score": -0.5, "verdict_class": "naive"}
     page = generators_html(vae, doc, "mlp")
     assert "<th class='ref'>VAE mlp</th>" in page and f"<th class='ref'>{LABEL}</th>" in page
     assert f"{info['n_windows']} windows from {info['n_continuations']} simulated held-out periods" in page
     assert page.count("<tr>") >= 3 + len(metrics)  # both generators' rows, and one row per statistic
     assert simulated_columns(doc)["etas_simulated_overall_score"] == doc["overall_score"]
+
+
+def test_the_summary_has_a_line_for_the_simulated_set(evaluated, tmp_path):
+    doc, _, _ = evaluated
+    vae = {**doc, "vae_id": "mlp", "settings": {"representation": "event"}, "overall_score": 0.2}
+    table = render_summary(tmp_path / "s.html", tmp_path / "s.csv", [vae], etas={}, vaes={"mlp": {"representation": "event"}},
+                           simulated={"d": {"event": doc}})
+    text = (tmp_path / "s.html").read_text(encoding="utf-8")
+    line = text[text.index("Dataset d"):]
+    assert f"<td class='txt'>{LABEL}</td><td class='txt'>event</td>" in line
+    assert f"{doc['overall_score']:.2f}" in line and len(table) == 1  # a line beside the ranking, not a ranked row

@@ -17,7 +17,9 @@ HELP = (
     "Its windows are evaluated against H with the same statistics, classifier, MMD and verdict as the VAE's "
     "(skill against the same floor, the training period, and the same Poisson baseline P). It tells "
     "what the model seismologists use reaches on the same test: a VAE at or above it is as good as ETAS here. "
-    "The <i>ETAS fit</i> rows (a refit of each set's windows) are the VAE's only.</p>"
+    "The <i>ETAS fit</i> rows (a refit of each set's windows) are the VAE's only. H and P, and the deterministic "
+    "statistics of H, are those of the VAE's table; the randomised ones (classifier, MMD, permutation p-values) "
+    "draw their own folds and permutations in each evaluation.</p>"
 )
 
 
