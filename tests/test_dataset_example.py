@@ -128,3 +128,27 @@ def test_the_held_out_period_is_scored_as_a_forecast(example_run):
         for page in pages(example_run):
             text = page.read_text(encoding="utf-8")
             assert f"<td class='ref num'>{entry['tll'] - etas['tll']:+.3f}</td>" in text
+
+
+def test_the_etas_fit_simulated_stands_beside_the_vae(example_run):
+    # The ETAS fit of the training period simulated over the held-out period from the real history, windowed as
+    # the held-out windows and evaluated as the VAE's synthetic windows: a column on every page, against the
+    # same H as the VAE's evaluation.
+    out = example_run / "results" / "etas_simulated" / "ridgecrest" / "event"
+    info = json.loads((out / "simulation.json").read_text())
+    doc = json.loads((out / "metrics.json").read_text())
+    fit = json.loads((example_run / "results" / "forecast" / "ridgecrest" / "etas_fit.json").read_text())
+    assert fit["estimates"]["branching_ratio"] < 1 and info["available"] and doc["available"]
+    # as many windows as the VAE's synthetic set (sample.n_windows = 200), whole continuations only
+    assert doc["n_windows"]["S"] == info["n_windows"] >= 200 and info["n_continuations"] >= 2
+    synthetic, _ = read_catalog(out / "catalog.parquet")
+    assert (synthetic.groupby("window").size() == 16).all()  # windows of windows.event.length events
+    for vae in sorted((example_run / "results" / "evaluation" / "ridgecrest").glob("*/metrics.json")):
+        other = json.loads(vae.read_text())
+        assert other["n_windows"]["H"] == doc["n_windows"]["H"] == 8
+        assert other["statistics"]["b_value"]["value_H"] == doc["statistics"]["b_value"]["value_H"]
+    for page in pages(example_run):
+        text = page.read_text(encoding="utf-8")
+        assert "Generators side by side: the VAE and the ETAS fit (simulated)" in text
+        assert "<th class='ref'>ETAS fit (simulated)</th>" in text and f"<th class='ref'>VAE {page.stem}</th>" in text
+        assert f"{info['n_windows']} windows from {info['n_continuations']} simulated held-out periods" in text

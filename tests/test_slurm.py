@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "tests" / "slurm"
-RULES = ("simulate_catalog", "simulate_references", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "forecast_dataset", "forecast_vae", "train_vae",
+RULES = ("simulate_catalog", "simulate_references", "build_windows", "pool_windows", "import_dataset", "build_dataset_windows", "forecast_dataset", "forecast_vae",
+         "simulate_dataset_etas", "evaluate_dataset_etas", "train_vae",
          "apply_model", "evaluate_model", "invert_catalog", "invert_windows",
          "invert_model", "report_page", "summary")
 # Outputs that record when or how long, not what: compared by presence only.
@@ -128,16 +129,17 @@ def test_whole_pipeline_runs_as_slurm_jobs_with_the_local_bytes(cluster, finishe
     planned = submissions(text)
     assert {rule for _, members in planned for rule, *_ in members} == set(RULES)
     assert sorted(jobs) == sorted({name for name, _ in planned}), (set(jobs), planned)
-    # The tiny DAG's 49 jobs less `all` (a local rule) in 12 submissions: one "config" group (2 configs x (3
+    # The tiny DAG's 43 jobs less `all` (a local rule), 42, in 14 submissions: one "config" group (2 configs x (3
     # simulations, windows, held-out catalog's inversion, held-out and training windows' inversion), the 2
     # configs' reference catalogs (one job each, a component of its own: nothing in the group needs them) and the
     # dataset's windows' inversion; group-components packs up to 5 components), the dataset's import and
-    # windows, its held-out forecast (a job of its own), the pooled windows, 4 trainings, two "model" groups (embedding, sampling, latent maps,
+    # windows, its held-out forecast (a job of its own), its ETAS fit's simulation of the held-out period and
+    # that simulation's evaluation (two jobs of their own), the pooled windows, 4 trainings, two "model" groups (embedding, sampling, latent maps,
     # evaluation, page and, for a config's or the dataset's model, its inversion, for the dataset's model its
     # VAE forecast; 2 models each) and the summary.
-    assert sum(len(v) for v in jobs.values()) == len(planned) == 12, {r: len(v) for r, v in jobs.items()}
+    assert sum(len(v) for v in jobs.values()) == len(planned) == 14, {r: len(v) for r, v in jobs.items()}
     assert {g: len(jobs[g]) for g in GROUPS} == {"config": 1, "model": 2}
-    assert sum(len(members) for _, members in planned) == 40
+    assert sum(len(members) for _, members in planned) == 42
     assert all(j["JobState"] == "COMPLETED" for v in jobs.values() for j in v)
 
     # Each job got the cpus, memory and time limit Snakemake asked for (the profile's values where it sets

@@ -207,6 +207,8 @@ def test_dry_run_shows_the_datasets_jobs_beside_the_etas_configs(tmp_path):
     jobs = planned_jobs(run_snakemake(tmp_path, TINY, "-n"))
     assert jobs["import_dataset"] == 1 and jobs["build_dataset_windows"] == 1 and jobs["forecast_dataset"] == 1
     assert jobs["forecast_vae"] == len(TINY["vae"]["grid"]["decoder"])   # one per VAE setting of the dataset
+    # the ETAS fit simulated over the held-out period, and its evaluation: one each per dataset and representation
+    assert jobs["simulate_dataset_etas"] == jobs["evaluate_dataset_etas"] == 1
     assert jobs["simulate_catalog"] == 6 and jobs["simulate_references"] == 2 and jobs["build_windows"] == 2
     assert jobs["train_vae"] == jobs["evaluate_model"] == jobs["report_page"] == MODELS
 

@@ -457,6 +457,23 @@ def dataset_spec(spec: dict[str, Any], mc: float, sim_mc: float, bands: list[flo
     return out
 
 
+def period_events(events: pd.DataFrame, lo: float) -> pd.DataFrame:
+    """A period's events (those of [lo, hi), in time order) on the period's own clock and ids: time - lo,
+    event_id 0..n-1, as :func:`dataset_windows` cuts each period."""
+    part = events.reset_index(drop=True).copy()
+    part["event_id"] = np.arange(len(part), dtype=np.int64)
+    part["time"] = part["time"] - lo
+    return part
+
+
+def period_windows(part: pd.DataFrame, spec: dict[str, Any], duration: float, *, heldout: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """The windows of one period (``part``: :func:`period_events`; ``duration``: its length in days), as
+    :func:`dataset_windows` cuts each period: one replicate 0, role heldout (or train), clock and ids the
+    period's own. Raises build_windows' ValueError where the period gets no window."""
+    return build_windows([(0, part)], spec, heldout_replicates=[0] if heldout else [], validation_fraction=0.0,
+                         durations={0: duration})
+
+
 def dataset_windows(catalog: pd.DataFrame, spec: dict[str, Any], periods: dict[str, list[float]]) -> tuple[pd.DataFrame, np.ndarray]:
     """Windows of a real catalog, the role set by the period: (table, X) as ``features.build_windows``.
 
@@ -468,12 +485,9 @@ def dataset_windows(catalog: pd.DataFrame, spec: dict[str, Any], periods: dict[s
         lo, hi = periods[role]
         time = catalog["time"].to_numpy()
         first, stop = np.searchsorted(time, lo, side="left"), np.searchsorted(time, hi, side="left")
-        part = catalog.iloc[first:stop].reset_index(drop=True).copy()
-        part["event_id"] = np.arange(len(part), dtype=np.int64)
-        part["time"] = part["time"] - lo
-        held = [0] if role != "train" else []
+        part = period_events(catalog.iloc[first:stop], lo)
         try:
-            table, X = build_windows([(0, part)], spec, heldout_replicates=held, validation_fraction=0.0, durations={0: hi - lo})
+            table, X = period_windows(part, spec, hi - lo, heldout=role != "train")
         except ValueError as err:
             if "gets no window" not in str(err):  # build_windows' message for a role without a window
                 raise

@@ -220,6 +220,15 @@ def model_vae_forecasts(wildcards):
     return []
 
 
+def model_etas_simulated(wildcards):
+    """The evaluation of a dataset's ETAS fit simulated over its held-out period, in the windows of the model's
+    representation (the page's column beside the VAE); none for ETAS configs."""
+    if wildcards.model_cfg in DATASETS:
+        rep = VAES[wildcards.vae]["representation"]
+        return f"results/etas_simulated/{wildcards.model_cfg}/{rep}/metrics.json"
+    return []
+
+
 def model_inversion(wildcards):
     """The ETAS fits of a model's windows (synthetic, held-out, training); none for the pooled model."""
     if wildcards.model_cfg == POOLED:

@@ -119,6 +119,70 @@ rule forecast_vae:
         "../scripts/forecast_vae.py"
 
 
+# A third generator beside the VAE: the ETAS fit of the training period simulated over the held-out period
+# given every earlier event, continuations cut into windows as the held-out windows are, up to the VAE's
+# synthetic set size (docs/methods/real-catalogs.md, The ETAS fit simulated); a fit that cannot be simulated
+# (not fitted, supercritical) leaves an empty set and the reason, never a failed run.
+rule simulate_dataset_etas:
+    input:
+        catalog="results/catalogs/{dataset}/catalog.parquet",
+        windows="results/windows/{dataset}/{representation}.parquet",
+        fit="results/forecast/{dataset}/etas_fit.json",
+    output:
+        catalog="results/etas_simulated/{dataset}/{representation}/catalog.parquet",
+        info="results/etas_simulated/{dataset}/{representation}/simulation.json",
+    log:
+        "results/logs/etas_simulated/{dataset}/{representation}.log",
+    benchmark:
+        "results/benchmarks/etas_simulated/{dataset}/{representation}.tsv"
+    conda:
+        "../../envs/sim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        n_windows=config["sample"]["n_windows"],
+        seed=lambda wildcards: catalog_seed(
+            config["seed"], f"{wildcards.dataset}/etas_simulated", 0
+        ),
+    script:
+        "../scripts/simulate_dataset_etas.py"
+
+
+# The ETAS-simulated windows evaluated against the held-out period as a VAE's synthetic windows are (the same
+# sets, statistics, classifier, MMD and verdict), for the pages and the summary.
+rule evaluate_dataset_etas:
+    input:
+        windows="results/windows/{dataset}/{representation}.parquet",
+        catalog="results/catalogs/{dataset}/catalog.parquet",
+        synthetic="results/etas_simulated/{dataset}/{representation}/catalog.parquet",
+        info="results/etas_simulated/{dataset}/{representation}/simulation.json",
+        dataset="results/catalogs/{dataset}/import.json",
+    output:
+        metrics="results/etas_simulated/{dataset}/{representation}/metrics.csv",
+        summary="results/etas_simulated/{dataset}/{representation}/metrics.json",
+        figures=directory("results/etas_simulated/{dataset}/{representation}/figures"),
+    log:
+        "results/logs/evaluate/etas_simulated/{dataset}/{representation}.log",
+    benchmark:
+        "results/benchmarks/evaluate/etas_simulated/{dataset}/{representation}.tsv"
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        permutations=config["evaluate"]["permutations"],
+        cv_folds=config["evaluate"]["cv_folds"],
+        seed=config["evaluate"]["seed"],
+        max_windows=config["evaluate"]["max_windows"],
+        mmd_windows=config["evaluate"]["mmd_windows"],
+    script:
+        "../scripts/evaluate_dataset_etas.py"
+
+
 # Target `datasets`: the report pages of the datasets only (every VAE setting), without the ETAS grid's
 # simulations; e.g. `snakemake datasets --cores 2 --configfile config/dataset_example.yaml`.
 rule datasets:
@@ -127,4 +191,9 @@ rule datasets:
         expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
         expand(
             "results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES
+        ),
+        expand(
+            "results/etas_simulated/{dataset}/{representation}/metrics.json",
+            dataset=DATASET_IDS,
+            representation=REPRESENTATIONS,
         ),

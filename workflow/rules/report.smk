@@ -12,6 +12,7 @@ rule report_page:
         inversion=model_inversion,
         forecast=model_forecast,
         vae_forecasts=model_vae_forecasts,
+        etas_simulated=model_etas_simulated,
     output:
         report(
             "results/reports/{model_cfg}/{vae}.html",
@@ -51,6 +52,11 @@ rule summary:
         forecasts=expand("results/forecast/{dataset}/scores.json", dataset=DATASET_IDS),
         vae_forecasts=expand(
             "results/forecast/{dataset}/vae/{vae}.json", dataset=DATASET_IDS, vae=VAES
+        ),
+        etas_simulated=expand(
+            "results/etas_simulated/{dataset}/{representation}/metrics.json",
+            dataset=DATASET_IDS,
+            representation=REPRESENTATIONS,
         ),
     output:
         html=report(

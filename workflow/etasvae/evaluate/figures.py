@@ -222,14 +222,18 @@ def plot_omori_decay(sets, *, path: Path, title: str, reference_p: float = 1.1, 
 
 
 def plot_comparison_figures(sets: dict[str, list[pd.DataFrame]], *, mc: float, outdir: str | os.PathLike,
-                            title: str, delta_m: float = 0.0, reference_p: float = 1.1, real: bool = False) -> dict[str, str]:
+                            title: str, delta_m: float = 0.0, reference_p: float = 1.1, real: bool = False,
+                            synthetic_label: str | None = None) -> dict[str, str]:
     """PNGs comparing the window sets S, H, A, P (any subset) in ``outdir``; returns {figure name: path}.
 
     Each window is a DataFrame with time (days since the window start), magnitude, x and y (km), and for
     the sets cut from catalogs ``event_key`` (the b-value in the legend counts a shared event once).
     ``real``: H and A are a real catalog's held-out and training periods (the legends say so).
+    ``synthetic_label``: the legend of S where it is not the VAE's (e.g. a dataset's ETAS fit simulated).
     """
     labels = REAL_SET_LABEL if real else SET_LABEL
+    if synthetic_label:
+        labels = {**labels, "S": synthetic_label}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(sets) - set(SETS))

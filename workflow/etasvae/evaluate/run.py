@@ -37,6 +37,7 @@ def evaluate_model(
     duration_days: float | None = None,
     max_windows: int = 500,
     mmd_windows: int | None = None,
+    synthetic_label: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
     """Compare a model's synthetic windows with its held-out windows (next to A and P) and draw the figures.
 
@@ -50,7 +51,8 @@ def evaluate_model(
     H grows by the even ones and A is the odd ones, S, H and A of one size (at most ``reference_windows``
     when > 0; :func:`~etasvae.evaluate.sets.evaluation_sets`). ``max_windows``: windows per set for the classifier
     test and the pair correlation, ``mmd_windows`` for MMD (default ``max_windows``). ``real``: the model is a dataset's (H and A
-    are its held-out and training periods; the figures say so). Returns (comparison table, windows per set, {figure name: path}).
+    are its held-out and training periods; the figures say so). ``synthetic_label``: the figures' legend of S where S
+    is not a VAE's (a dataset's ETAS fit simulated over the held-out period). Returns (comparison table, windows per set, {figure name: path}).
     """
     rng = np.random.default_rng(seed)
     reference = None
@@ -63,7 +65,8 @@ def evaluate_model(
         sets["S"], sets["H"], sets["A"], sets["P"], mc=spec["mc"], rng=rng, n_permutations=permutations, cv_folds=cv_folds,
         etas_fits=etas_fits, max_windows=max_windows, mmd_windows=mmd_windows,
     )
-    figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title, real=real)
+    figures = plot_comparison_figures(sets, mc=spec["mc"], outdir=figures_dir, title=title, real=real,
+                                      synthetic_label=synthetic_label)
     return metrics, {k: len(v) for k, v in sets.items()}, figures
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..catalog import read_catalog
 from .baseline import poisson_baseline
@@ -50,7 +51,9 @@ def split_windows(catalog: pd.DataFrame, duration: float | None = None, n_window
     With ``n_windows``, windows are numbered 0..n_windows-1 and one without events (a binned window of
     zero counts) is an empty table rather than missing, so per-window counts keep their zeros.
     """
-    values = catalog[EVENT_COLUMNS]
+    # an ``event_key`` column (a synthetic set cut from simulated catalogs: etasvae.dataset_simulation) is
+    # kept, so that statistics of the events themselves count an event that overlapping windows share once
+    values = catalog[EVENT_COLUMNS + (["event_key"] if "event_key" in catalog else [])]
     window = catalog["window"].to_numpy()
     if n_windows is None:
         ids = np.unique(window)
@@ -173,7 +176,8 @@ def _synthetic_windows(synthetic, duration, n_synthetic, limit, rng) -> list[pd.
         ids = ids[stratified_subsample(np.zeros(len(ids)), limit, rng)]
         n_synthetic = len(ids)
         if not frame:
-            synthetic = pd.read_parquet(synthetic, columns=["window", *EVENT_COLUMNS],
+            keys = ["event_key"] if "event_key" in pq.read_schema(synthetic).names else []
+            synthetic = pd.read_parquet(synthetic, columns=["window", *EVENT_COLUMNS, *keys],
                                         filters=[("window", "in", ids.tolist())])
         window = synthetic["window"].to_numpy()
         synthetic = synthetic[np.isin(window, ids)].assign(window=lambda c: np.searchsorted(ids, c["window"]))

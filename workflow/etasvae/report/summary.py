@@ -31,6 +31,7 @@ from .cells import (
     fmt,
 )
 from .forecast_table import forecast_html
+from .generators import simulated_line
 
 
 def _setting_text(value: Any) -> str:
@@ -258,11 +259,13 @@ def _first_sentence(text: str) -> str:
 
 
 def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, summaries: list[dict], *,
-                   etas: dict[str, dict], vaes: dict[str, dict], forecasts: dict[str, dict] | None = None) -> pd.DataFrame:
+                   etas: dict[str, dict], vaes: dict[str, dict], forecasts: dict[str, dict] | None = None,
+                   simulated: dict[str, dict[str, dict]] | None = None) -> pd.DataFrame:
     """Write the run summary: a CSV (summary_table) and a self-contained HTML page ranking the VAE settings
     of each config by overall score, with links to the model pages ({config_id}/{vae_id}.html, relative to
     the summary); a dataset's section also shows its forecast table (``forecasts``: its scores file by
-    dataset id). Returns the table."""
+    dataset id) and, after its ranking, its ETAS fit simulated over the held-out period (``simulated``: its
+    metrics.json by dataset id and representation). Returns the table."""
     table = summary_table(summaries, etas=etas, vaes=vaes)
     atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False))
 
@@ -305,6 +308,7 @@ def render_summary(html_path: str | os.PathLike, csv_path: str | os.PathLike, su
         body.append(_dataset_line(facts.get(cfg)) if real else _config_line(cfg, etas.get(cfg)))
         body.append(_ranking_html(part, shown))
         if real:
+            body.append(simulated_line((simulated or {}).get(cfg)))
             body.append(forecast_html((forecasts or {}).get(cfg), heading="h4"))
         body.append(_skill_matrix_html(part, stat_names, groups, shown))
     body.append("<p class='note'>All numbers: <a href='" + _esc(quote(Path(csv_path).name)) + "'>"
