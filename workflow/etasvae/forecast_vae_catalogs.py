@@ -9,10 +9,9 @@ events, drawn by ``SequenceVAE.generate`` (the batch dimension is the catalog):
 - window 1 continues the history: z is the **posterior mean of the preceding window** (the L events before
   a, encoded as ``forecast_vae`` encodes them: the same z the scores use), those L events are the decoder's
   history when the model has one, and its first event's interval runs from the history's last event t_0.
-  The catalogs are conditioned on what the history says, that no event came in (t_0, a): a first window
-  whose first event falls before a is drawn again (rejection: the accepted draws follow the decoder's law
-  given that first interval > a - t_0, the survival term the TLL divides by). After ``MAX_FIRST_DRAWS``
-  draws a catalog keeps its last one, its events before a left out.
+  The catalogs are conditioned on what the history says, that no event came in (t_0, a): the first
+  interval is drawn given that it exceeds a - t_0 (``SequenceVAE.generate``'s ``after``: the log-normal
+  mixture truncated there, or the intensity's wait started at a; the survival term the TLL divides by).
 - window k + 1: z the posterior mean of window k (now drawn events), window k its history; its first
   interval runs from window k's last event. Magnitudes read back into the encoder and the history at their
   bins' values (a drawn m - Mc in [k dm, (k + 1) dm) is the bin of k dm, the convention of the VAE's MLL).
@@ -40,7 +39,6 @@ from .models.sequence import Events, Past, SequenceVAE, features_of_events
 from .threads import fixed_threads
 
 MAX_WINDOWS = 500       # windows per catalog and horizon: a chain still short of the horizon's end is cut there
-MAX_FIRST_DRAWS = 200   # draws of the first window until its first event is at or after the horizon's start
 
 
 def _history_window(history: pd.DataFrame, spec: dict[str, Any], delta_m: float) -> dict[str, np.ndarray]:
@@ -78,20 +76,22 @@ class _Chains:
         self.clock = np.full(n, start["t_last"])
         self.parts: list[tuple[np.ndarray, ...]] = []
 
-    def draw(self, rows: np.ndarray) -> tuple[Events, np.ndarray]:
-        """One window for each catalog of ``rows`` after its last window: (events, their times)."""
+    def draw(self, rows: np.ndarray, after: float | None = None) -> tuple[Events, np.ndarray]:
+        """One window for each catalog of ``rows`` after its last window (with ``after``: its first event at
+        or after that time): (events, their times)."""
         idx = torch.from_numpy(rows).to(self.X.device)
         z = self.model.encode_raw(self.X[idx], self.origin[idx])[0]
         last = Events(self.last.ln_dt[idx], self.last.m[idx], self.last.xy[idx])
         past = Past(last, torch.ones(len(rows), device=z.device), self.X[idx]) if self.history else None
-        w = self.model.generate(z, past)
+        if after is not None:   # ln of the first interval's lower bound, floored as the windows floor dt
+            gap = max(after - float(self.clock[rows].max()), self.model.spec["min_dt_days"])
+            after_ln = torch.full((len(rows),), math.log(gap), device=z.device)
+        w = self.model.generate(z, past, None if after is None else after_ln)
         w = Events(w.ln_dt, _binned(w.m, self.delta_m), w.xy)
         return w, self.clock[rows, None] + np.cumsum(np.exp(w.ln_dt.double().cpu().numpy()), axis=1)
 
     def keep(self, rows: np.ndarray, w: Events, times: np.ndarray) -> None:
         """The windows drawn for ``rows`` become their last windows."""
-        if not rows.size:
-            return
         idx = torch.from_numpy(rows).to(self.X.device)
         self.last.ln_dt[idx], self.last.m[idx], self.last.xy[idx] = w.ln_dt, w.m, w.xy
         self.X[idx], self.origin[idx] = features_of_events(w, self.model.spec)
@@ -104,17 +104,9 @@ class _Chains:
 def _chain_catalogs(model: SequenceVAE, start_window: dict[str, np.ndarray], a: float, b: float, n: int,
                     delta_m: float, history: bool, max_windows: int) -> _Chains:
     chains = _Chains(model, start_window, n, delta_m, history)
-    pending = np.arange(n)
-    for attempt in range(MAX_FIRST_DRAWS):   # the first window, given no event in (t_0, a)
-        w, times = chains.draw(pending)
-        ok = times[:, 0] >= a
-        last = attempt == MAX_FIRST_DRAWS - 1
-        take = np.ones(len(pending), bool) if last else ok
-        sel = torch.from_numpy(np.flatnonzero(take)).to(w.m.device)
-        chains.keep(pending[take], Events(w.ln_dt[sel], w.m[sel], w.xy[sel]), times[take])
-        pending = pending[~take]
-        if not pending.size:
-            break
+    rows = np.arange(n)
+    w, times = chains.draw(rows, after=a)   # the first window, given no event in (t_0, a)
+    chains.keep(rows, w, times)
     active = np.flatnonzero(chains.clock < b)
     for _ in range(max_windows - 1):
         if not active.size:
