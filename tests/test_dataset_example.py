@@ -152,3 +152,29 @@ def test_the_etas_fit_simulated_stands_beside_the_vae(example_run):
         assert "Generators side by side: the VAE and the ETAS fit (simulated)" in text
         assert "<th class='ref'>ETAS fit (simulated)</th>" in text and f"<th class='ref'>VAE {page.stem}</th>" in text
         assert f"{info['n_windows']} windows from {info['n_continuations']} simulated held-out periods" in text
+
+
+def test_the_forecasts_have_csep_pass_rates_on_the_pages(example_run):
+    """Poisson, the ETAS fit and each VAE setting: pyCSEP's four tests over the six half-day horizons of the
+    held-out period (the example's csep settings), in their files and as passed/valid cells on every page;
+    without pyCSEP the entries say which extra is missing."""
+    out = example_run / "results" / "forecast" / "ridgecrest"
+    scores = json.loads((out / "scores.json").read_text())
+    entries = {k: scores["forecasters"][k] for k in ("poisson", "etas")}
+    entries.update({p.stem: json.loads(p.read_text()) for p in sorted((out / "vae").glob("*.json"))})
+    try:
+        import csep  # noqa: F401
+    except ImportError:
+        assert all("pycsep" in e["csep"]["not_run"] for e in entries.values())
+        return
+    for name, entry in entries.items():
+        csep = entry["csep"]
+        assert csep["n_horizons"] == 6 and csep["horizon_days"] == 0.5 and csep["n_catalogs"] == 1000, name
+        assert sum(h["n_observed"] for h in csep["horizons"]) == 76, name
+        assert all(0.0 <= csep["pass_rate"][k] <= 1.0 for k in ("number", "magnitude", "spatial", "pseudolikelihood"))
+    for page in pages(example_run):
+        text = page.read_text(encoding="utf-8")
+        assert "<th>CSEP N</th>" in text and "<th>CSEP PL</th>" in text
+        for entry in entries.values():
+            c = entry["csep"]
+            assert f">{round(c['pass_rate']['number'] * c['n_valid']['number'])}/{c['n_valid']['number']}</td>" in text

@@ -20,7 +20,8 @@ import yaml
 
 from etasvae.__main__ import _fit_parser
 from etasvae.catalog import read_catalog
-from etasvae.dataset_forecast import FIT_OPTIONS, fit_training_period, forecast_periods, forecast_scores, poisson_scores
+from etasvae.dataset_forecast import (FIT_OPTIONS, csep_horizon_days, fit_training_period, forecast_periods,
+                                      forecast_scores, poisson_scores)
 from etasvae.forecast import catalog_region, score_forecast
 from etasvae.realdata import DatasetError, check_dataset, import_dataset
 from etasvae.report import render_summary
@@ -163,7 +164,8 @@ def test_the_vae_settings_files_join_the_scores_beside_poisson_and_etas():
     assert len(rows) == 4 and "VAE, autoregressive decoder (this page)" in rows[2]
     # its gaps to ETAS in nats per event: 2.75 - 2.5, -5.5 - (-6), -0.2 - (-0.3)
     assert "<td class='ref num'>+0.250</td><td class='num'>+0.500</td><td class='num'>+0.100</td>" in rows[2]
-    assert "not a forecaster: the MLP VAE" in rows[3] and rows[3].count("—</td>") == 6   # no scores, no gaps
+    # no scores, no gaps, no CSEP pass rates
+    assert "not a forecaster: the MLP VAE" in rows[3] and rows[3].count("—</td>") == 10
     columns = forecast_columns(joined, vae_id="ar")
     assert columns["forecast_tll_vae"] == 2.75 and columns["forecast_tll_gap_vae"] == pytest.approx(0.25)
 
@@ -185,3 +187,45 @@ def test_an_auxiliary_period_as_long_as_the_training_period_is_refused():
     with pytest.raises(DatasetError, match=r"datasets.ridgecrest.aux_days = 3: .* 3 days long"):
         check_dataset("ridgecrest", {**copy.deepcopy(EXAMPLE), "aux_days": 3.0})
     assert check_dataset("ridgecrest", copy.deepcopy(EXAMPLE))["aux_days"] == 0.25
+
+
+def test_the_csep_pass_rates_of_poisson_and_the_etas_fit_on_ridgecrest(ridgecrest):
+    """Six horizons of half a day (the example's csep settings), 100 catalogs each: every test has a pass
+    rate per forecaster, the horizons cover the held-out period, and the ETAS fit passes the number test in
+    more horizons than Poisson (whose constant training-period rate is twice the held-out period's)."""
+    pytest.importorskip("csep")
+    catalog, meta, aux, fit = ridgecrest
+    settings = {**check_dataset("ridgecrest", copy.deepcopy(EXAMPLE))["csep"], "n_catalogs": 100}
+    assert settings["horizon_days"] == 0.5 and settings["cell_km"] == 10.0
+    scores = forecast_scores(catalog, meta, fit, aux_days=aux, csep=settings)
+    for name in ("poisson", "etas"):
+        csep = scores["forecasters"][name]["csep"]
+        assert csep["n_horizons"] == 6 and csep["n_catalogs"] == 100
+        assert [h["start"] for h in csep["horizons"]] == [4.0 + 0.5 * k for k in range(6)]
+        assert sum(h["n_observed"] for h in csep["horizons"]) == 76
+        assert set(csep["pass_rate"]) == {"number", "magnitude", "spatial", "pseudolikelihood"}
+    rates = {k: scores["forecasters"][k]["csep"]["pass_rate"]["number"] for k in ("poisson", "etas")}
+    assert rates["etas"] > rates["poisson"], rates
+    page = forecast_html(scores)
+    assert "<th>CSEP N</th>" in page and "6 consecutive horizons of 0.5 days" in page
+    columns = forecast_columns(scores)
+    assert columns["forecast_csep_n_etas"] == rates["etas"] and columns["forecast_csep_n_poisson"] == rates["poisson"]
+    # no settings: no CSEP entry (the entry is what the rule asks for)
+    assert "csep" not in forecast_scores(catalog, meta, fit, aux_days=aux)["forecasters"]["etas"]
+    assert csep_horizon_days({"horizon_days": None}, [4.0, 7.0]) == pytest.approx(0.3)
+
+
+def test_the_table_shows_the_csep_pass_rates_as_passed_over_valid_horizons():
+    scores = scores_by_hand("ar")
+    scores["forecasters"]["etas"]["csep"] = {
+        "pass_rate": {"number": 5 / 6, "magnitude": 1.0, "spatial": 0.5, "pseudolikelihood": 0.4},
+        "n_valid": {"number": 6, "magnitude": 5, "spatial": 4, "pseudolikelihood": 5}, "n_horizons": 6,
+        "horizon_days": 0.5, "n_catalogs": 1000, "cell_km": 10.0}
+    scores["forecasters"]["vae:ar"]["csep"] = {"not_run": "3 events before the horizon"}
+    rows = forecast_html(scores, vae_id="ar").split("<tr")[2:]
+    assert ">5/6</td><td class='num' title='pass rate 1.00'>5/5</td>" in rows[1] and ">2/4</td>" in rows[1]
+    assert ">2/5</td>" in rows[1] and rows[0].count("—</td>") == 4      # Poisson: no CSEP entry
+    assert "CSEP tests not run: 3 events before the horizon" in forecast_html(scores, vae_id="ar")
+    columns = forecast_columns(scores, vae_id="ar")
+    assert columns["forecast_csep_n_etas"] == 5 / 6 and columns["forecast_csep_pl_etas"] == 0.4
+    assert math.isnan(columns["forecast_csep_n_vae"]) and math.isnan(columns["forecast_csep_s_poisson"])

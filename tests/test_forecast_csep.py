@@ -208,3 +208,27 @@ def test_simulated_magnitudes_above_the_top_bin_count_in_the_open_last_bin(etas_
     out = csep_tests(_fit(b=0.5), data, 300.0, 7.0, n_catalogs=200, seed=0, end_days=328.0)
     assert out["n_horizons"] == 4 and all(v == 4 for v in out["n_valid"].values()), out["n_valid"]
     assert all(0.0 <= r <= 1.0 for r in out["pass_rate"].values())
+
+
+def test_the_poisson_forecaster_draws_its_rate_uniformly_with_gutenberg_richter_magnitudes():
+    """The Poisson baseline's catalogs of a 4-day horizon at 3 events per day: mean count 12 (4000 catalogs,
+    standard error sqrt(12 / 4000) = 0.055, tolerance 4 of them), the count's variance its mean (Poisson:
+    the variance of the sample variance is about 2 lambda^2 / n, sd 0.27, tolerance 4 sd), times in the
+    horizon, positions in the region (the polygon's lower-left triangle: half the square's points fall outside
+    it), the mean of m - Mc 1 / (b ln 10) (b = 1: sd 0.434 / sqrt(48 000), tolerance 4 sd)."""
+    from etasvae.forecast_csep import poisson_forecaster
+
+    tri = [[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]]
+    forecast = poisson_forecaster(3.0, 1.0, MC, 0.0, tri)
+    n = 4000
+    sims = forecast(pd.DataFrame(columns=["time", "magnitude", "x", "y"]), 10.0, 14.0, np.random.default_rng(2), n)
+    counts = np.bincount(sims["catalog"], minlength=n)
+    assert abs(counts.mean() - 12.0) < 4.0 * math.sqrt(12.0 / n)
+    assert abs(counts.var(ddof=1) - 12.0) < 4.0 * math.sqrt(2.0 * 12.0 ** 2 / n)
+    assert ((sims["time"] >= 10.0) & (sims["time"] < 14.0)).all()
+    assert (sims["x"] + sims["y"] <= 50.0 + 1e-9).all() and (sims["x"] >= 0).all() and (sims["y"] >= 0).all()
+    excess = sims["magnitude"].to_numpy() - MC
+    want = 1.0 / math.log(10.0)
+    assert abs(excess.mean() - want) < 4.0 * want / math.sqrt(excess.size)
+    again = forecast(pd.DataFrame(columns=["time", "magnitude", "x", "y"]), 10.0, 14.0, np.random.default_rng(2), n)
+    pd.testing.assert_frame_equal(sims, again)

@@ -17,6 +17,7 @@ from etas_samples import MC, clustered_catalog
 from etasvae.features import FeatureTransform, build_windows
 from etasvae.forecast import magnitude_log_density
 from etasvae.forecast_vae import vae_forecast
+from etasvae.forecast_vae_catalogs import vae_forecaster
 from etasvae.inversion import InversionError, catalog_sequence
 from etasvae.inversion_geometry import inside_polygon
 from etasvae.models.decoders import PositionMixture
@@ -262,3 +263,145 @@ def test_too_few_events_before_the_test_period_are_named(etas, autoregressive):
     early = float(np.sort(cat.time[cat.magnitude >= MC])[L - 2])   # L - 2 events before it: no window before
     with pytest.raises(InversionError, match=f"{L - 2} events before the test period"):
         vae_forecast(autoregressive, cat, start_days=early, end_days=early + 5.0, region=REGION, mc=MC)
+
+
+# ------------------------------------------------------------- (e) catalogs generated given the history (CSEP)
+
+
+def history_of(cat: pd.DataFrame, start: float) -> pd.DataFrame:
+    seq = catalog_sequence(cat, mc=MC, t_start=start, t_end=start + 1.0, region=REGION)
+    keep = seq.time < start
+    return pd.DataFrame({"time": seq.time[keep], "magnitude": seq.magnitude[keep], "x": seq.x[keep], "y": seq.y[keep]})
+
+
+def test_the_vae_catalogs_lie_in_the_horizon_and_the_region_and_repeat_with_the_seed(etas, autoregressive):
+    """A trained decoder's catalogs of [70, 73) given the events before day 70: columns, times in the horizon,
+    positions in the (half-rectangle) region, magnitudes above Mc; the same seed gives the same catalogs, another
+    seed others; with a history the decoder reads it (other catalogs)."""
+    history = history_of(etas[0], TEST[0])
+    forecast = vae_forecaster(autoregressive.model, delta_m=0.0, region=HALF)
+    a = forecast(history, 70.0, 73.0, np.random.default_rng(3), 50)
+    b = forecast(history, 70.0, 73.0, np.random.default_rng(3), 50)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == ["catalog", "time", "magnitude", "x", "y"] and len(a) > 50
+    assert ((a.time >= 70.0) & (a.time < 73.0)).all() and (a.magnitude >= MC).all()
+    assert inside_polygon(HALF, a.x.to_numpy(), a.y.to_numpy()).all()
+    assert set(a.catalog) <= set(range(50)) and (np.diff(a.catalog) >= 0).all()
+    other = forecast(history, 70.0, 73.0, np.random.default_rng(4), 50)
+    assert not a.equals(other)
+    binned = vae_forecaster(autoregressive.model, delta_m=0.1, region=REGION)(history, 70.0, 73.0,
+                                                                               np.random.default_rng(3), 20)
+    k = (binned.magnitude - MC) / 0.1
+    assert np.allclose(k, np.round(k), atol=1e-6) and (k > -0.5).all()
+    hist = vae_forecaster(autoregressive.model, delta_m=0.0, region=HALF, history=True)(
+        history, 70.0, 73.0, np.random.default_rng(3), 50)
+    assert not hist.equals(a)
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_the_vae_catalogs_have_no_event_in_a_horizon_as_often_as_the_decoders_survival_says(history):
+    """Known laws (``known_model``): without a history the first event after the history's last (t_0) waits a
+    log-normal interval; given no event in (t_0, a), P(no event in [a, b)) = S(b - t_0) / S(a - t_0) = 0.49
+    here (0.27 unconditioned). With the history the wait comes from the intensity, a constant rate 2 per day
+    (triggering at its floor): P = exp(-2 (b - a)) = 0.37 whatever the gap. 4000 catalogs: binomial standard
+    error 0.008; tolerance 4 of them (a chance failure 6e-5)."""
+    mu_ln, sd_ln, rate = -1.0, 1.3, 2.0
+    bundle = known_model("autoregressive", mu_ln, sd_ln, rate, math.log(10))
+    history_events = history_of(renewal_catalog(1, 240), 60.0)
+    t0 = float(history_events.time.iloc[-1])
+    a, b, n = t0 + 0.3, t0 + 0.8, 4000
+    law = stats.lognorm(s=sd_ln, scale=math.exp(mu_ln))
+    want = math.exp(-rate * (b - a)) if history else law.sf(b - t0) / law.sf(a - t0)
+    sims = vae_forecaster(bundle.model, delta_m=0.0, region=REGION, history=history)(
+        history_events, a, b, np.random.default_rng(0), n)
+    empty = 1.0 - sims.catalog.nunique() / n
+    assert abs(empty - want) < 4.0 * math.sqrt(want * (1 - want) / n), (empty, want)
+
+
+def test_the_mean_count_of_the_vae_catalogs_is_the_renewal_expectation_of_its_laws():
+    """Known laws, log-normal decoder: every interval log-normal, independent (a renewal process over the
+    chained windows of L = 8 events). Over 12 days (about 14 events: two windows and more) the mean count
+    given no event in (t_0, a) is the renewal expectation, estimated from 200 000 renewal paths drawn with
+    scipy; tolerance 4 standard errors of the difference (the VAE's 3000 catalogs and the paths')."""
+    mu_ln, sd_ln = -1.0, 1.3
+    bundle = known_model("gru_lognormal", mu_ln, sd_ln, 2.0, math.log(10))
+    history = history_of(renewal_catalog(2, 240), 60.0)
+    t0 = float(history.time.iloc[-1])
+    a, b, n = t0 + 0.2, t0 + 12.2, 3000
+    sims = vae_forecaster(bundle.model, delta_m=0.0, region=REGION)(history, a, b, np.random.default_rng(1), n)
+    counts = np.bincount(sims.catalog, minlength=n)
+    law = stats.lognorm(s=sd_ln, scale=math.exp(mu_ln))
+    rng = np.random.default_rng(9)
+    paths = 200_000
+    first = law.isf(rng.uniform(0.0, law.sf(a - t0), paths))    # the first interval given it exceeds a - t_0
+    t = t0 + np.cumsum(np.column_stack([first, law.rvs(size=(paths, 80), random_state=rng)]), axis=1)
+    ref = ((t >= a) & (t < b)).sum(axis=1)
+    assert (t[:, -1] > b).all()                                  # 80 intervals reach past the horizon
+    se = math.sqrt(counts.var(ddof=1) / n + ref.var(ddof=1) / paths)
+    assert abs(counts.mean() - ref.mean()) < 4.0 * se, (counts.mean(), ref.mean(), se)
+
+
+def test_the_csep_tests_of_a_trained_vae_give_pass_rates(etas, autoregressive):
+    pytest.importorskip("csep")
+    from etasvae.forecast_csep import TESTS, catalog_tests
+
+    forecast = vae_forecaster(autoregressive.model, delta_m=0.0, region=REGION)
+    out = catalog_tests(forecast, etas[0], 70.0, 5.0, mc=MC, delta_m=0.0, region=REGION, n_catalogs=20,
+                        seed=0, end_days=90.0)
+    assert out["n_horizons"] == 4 and set(out["pass_rate"]) == set(TESTS)
+    assert all(0.0 <= out["pass_rate"][k] <= 1.0 for k in TESTS if out["n_valid"][k])
+    assert all(h["mean_simulated"] > 0 for h in out["horizons"])
+
+
+def test_a_mixture_of_normals_drawn_above_a_bound_is_the_truncated_mixture():
+    """``decoders.sample_above``: 20 000 draws of a two-component mixture given X > 0.5 against the exact
+    conditional CDF (Kolmogorov-Smirnov; a chance failure below 1e-4); far in the tail (40 sd above the
+    upper component's mean) every draw is above the bound and finite."""
+    from torch.distributions import Categorical, MixtureSameFamily, Normal
+
+    from etasvae.models.decoders import sample_above
+
+    n = 20_000
+    w, loc, sd = torch.tensor([0.7, 0.3]), torch.tensor([-1.0, 1.0]), torch.tensor([0.5, 0.8])
+    mix = MixtureSameFamily(Categorical(probs=w.expand(n, 2)), Normal(loc.expand(n, 2), sd.expand(n, 2)))
+    torch.manual_seed(0)
+    x = sample_above(mix, torch.full((n,), 0.5)).double().numpy()
+    parts = [stats.norm(float(m), float(s)) for m, s in zip(loc, sd)]
+    tail = sum(float(p) * q.sf(0.5) for p, q in zip(w, parts))
+    cdf = lambda v: sum(float(p) * (q.cdf(v) - q.cdf(0.5)) for p, q in zip(w, parts)) / tail  # noqa: E731
+    assert (x > 0.5).all() and stats.kstest(x, cdf).pvalue > 1e-4
+    far = sample_above(mix, torch.full((n,), 33.0))
+    assert torch.isfinite(far).all() and (far >= 33.0).all()   # float32: a draw just above may round to it
+
+
+def test_the_first_wait_of_a_trained_intensity_after_its_history_is_its_survival_ratio(etas, autoregressive):
+    """A trained autoregressive decoder reading the preceding window as history: its first event's wait comes
+    from the intensity of the history's events (an Omori decay, not memoryless). The share of catalogs
+    without an event in [a, b) is exp(-(Lambda(b) - Lambda(a))), the ratio of the survivals that the scores
+    compute from the compensator (forecast_vae's terms: another code path than generate's thinning). b is
+    picked so that the ratio is near 0.5; 4000 catalogs, tolerance 4 binomial standard errors."""
+    from etasvae.forecast_vae import _latent, _rectangle, _terms, _windows
+
+    cat, model = etas[0], autoregressive.model
+    history_events = history_of(cat, TEST[0])
+    t0 = float(history_events.time.iloc[-1])
+    seq = catalog_sequence(cat, mc=MC, t_start=TEST[0], t_end=TEST[1], region=REGION)
+    a = t0 + 0.5 * (float(seq.time[seq.time >= TEST[0]][0]) - t0)   # before the next event: the same windows
+    data, _, _ = _windows(seq, a, TEST[1], model.spec)
+    T = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in data.items() if k != "role"}
+    u = _latent(model, T, "posterior")
+
+    def log_survival(gap):
+        first = {k: v[:1].clone() for k, v in T.items()}
+        first["ln_dt"][0, L] = math.log(gap)
+        return float(_terms(model, first, u[:1], True, _rectangle(REGION)).survival[0, 0])
+
+    with torch.no_grad():
+        ratios = {h: math.exp(log_survival(a + h - t0) - log_survival(a - t0)) for h in np.geomspace(1e-3, 30.0, 60)}
+    h, want = min(ratios.items(), key=lambda kv: abs(kv[1] - 0.5))
+    assert 0.2 < want < 0.8, ratios
+    n = 4000
+    sims = vae_forecaster(model, delta_m=0.0, region=[-1e5, 1e5, -1e5, 1e5], history=True)(
+        history_events, a, a + h, np.random.default_rng(5), n)
+    empty = 1.0 - sims.catalog.nunique() / n
+    assert abs(empty - want) < 4.0 * math.sqrt(want * (1 - want) / n), (empty, want, h)

@@ -19,17 +19,27 @@ The scores file keeps one entry per forecaster under ``forecasters`` (``poisson`
 the rule ``forecast_vae``: the same keys ``tll``, ``sll``, ``mll``, ``n_events``) are a file of their own,
 which the pages join as ``vae:<setting id>`` (``report.forecast_table.with_vae_scores``): a VAE retrained
 does not refit ETAS.
+
+**CSEP pass rates.** With ``csep`` settings (the dataset's ``csep`` config: ``horizon_days``, ``n_catalogs``,
+``cell_km``) every forecaster's entry gets ``csep``: pyCSEP's N, M, S and PL tests over consecutive horizons
+of the held-out period (``forecast_csep.catalog_tests``, seed :data:`CSEP_SEED`), each horizon's catalogs
+simulated given every earlier event: the Poisson baseline's (its rate and b, uniform in the region), the ETAS
+fit's (``forecast_sim.simulate_forward``; not run for a supercritical fit, whose cascades do not end) and,
+in the rule ``forecast_vae``, each VAE setting's (``forecast_vae_catalogs``). Where the tests cannot run
+(pyCSEP not installed, a period shorter than one horizon) the entry is {"not_run": why}: the run goes on.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from .forecast import catalog_region, magnitude_log_density, score_forecast
+from .forecast_csep import TESTS, Forecaster, catalog_tests, etas_forecaster, poisson_forecaster
+from .forecast_sim import ForecastError
 from .inversion import MAX_LAG_DAYS, RUPTURE_MULTIPLE, InversionError, catalog_sequence, fit_catalog, magnitude_bin
 from .inversion_geometry import polygon_area
 from .stats import b_value_aki_utsu
@@ -44,6 +54,8 @@ LABELS = {
     "poisson": "Poisson (training-period rate, uniform in the region)",
     "etas": "ETAS fitted to the training period",
 }
+CSEP_SEED = 0
+DEFAULT_HORIZONS = 10   # horizon_days null: the held-out period in this many horizons
 UNITS = {"tll": "nats per event (log 1/day)", "sll": "nats per event (log 1/km²)",
          "mll": "nats per event (log 1/magnitude unit)"}
 
@@ -92,13 +104,43 @@ def poisson_scores(catalog: pd.DataFrame, *, mc: float, delta_m: float, region, 
     rate = n_train / (t_end - t_start)
     b = b_value_aki_utsu(train.magnitude, mc, delta_m)
     return {"tll": math.log(rate) - rate * (s1 - s0) / n, "sll": -math.log(polygon_area(region)),
-            "mll": float(np.mean(magnitude_log_density(test.magnitude, mc, b, delta_m))), "n_events": n}
+            "mll": float(np.mean(magnitude_log_density(test.magnitude, mc, b, delta_m))), "n_events": n,
+            "rate_per_day": rate, "b": float(b)}
+
+
+def csep_horizon_days(settings: dict[str, Any], test: list[float]) -> float:
+    """The CSEP horizon of a dataset: ``horizon_days``, or the held-out period over DEFAULT_HORIZONS."""
+    h = settings.get("horizon_days")
+    return float(h) if h is not None else (float(test[1]) - float(test[0])) / DEFAULT_HORIZONS
+
+
+def csep_entry(make: Callable[[], Forecaster], catalog: pd.DataFrame, test: list[float], settings: dict[str, Any],
+               *, mc: float, delta_m: float, region) -> dict[str, Any]:
+    """The ``csep`` entry of a forecaster (``make()`` builds it): pass rates per test over the horizons of
+    the held-out period ``test``, the settings and each horizon's quantiles, or {"not_run": why}."""
+    s0, s1 = (float(v) for v in test)
+    try:
+        out = catalog_tests(make(), catalog, s0, csep_horizon_days(settings, test), mc=mc, delta_m=delta_m,
+                            region=region, n_catalogs=int(settings.get("n_catalogs", 1000)), seed=CSEP_SEED,
+                            end_days=s1, cell_km=float(settings.get("cell_km", 10.0)))
+    except (ForecastError, InversionError) as err:
+        return {"not_run": str(err)}
+    return {**out, "tests": list(TESTS)}
+
+
+def _etas_csep(fit: dict[str, Any], catalog, test, settings, *, mc, delta_m, region) -> dict[str, Any]:
+    n = fit["estimates"].get("branching_ratio")
+    if n is not None and not float(n) < 1.0:
+        return {"not_run": f"supercritical fit (branching ratio {float(n):.3g}): its simulated cascades do not end"}
+    return csep_entry(lambda: etas_forecaster(fit, region), catalog, test, settings, mc=mc, delta_m=delta_m,
+                      region=region)
 
 
 def forecast_scores(catalog: pd.DataFrame, meta: dict[str, Any], fit: dict[str, Any], *, aux_days: float = 0.0,
-                    fit_file: str | None = None) -> dict[str, Any]:
+                    fit_file: str | None = None, csep: dict[str, Any] | None = None) -> dict[str, Any]:
     """The scores file of a dataset (see the module docstring): Poisson and the ETAS fit ``fit``
-    (fit_training_period's dict) as forecasts of the held-out period."""
+    (fit_training_period's dict) as forecasts of the held-out period; with ``csep`` settings their CSEP pass
+    rates too."""
     periods = forecast_periods(meta, aux_days)
     region = fit.get("region") or catalog_region(meta, catalog)
     mc, delta_m = float(fit.get("mc", meta["mc"])), float(fit.get("delta_m", 0.0))
@@ -109,13 +151,21 @@ def forecast_scores(catalog: pd.DataFrame, meta: dict[str, Any], fit: dict[str, 
         etas.update(error=fit["error"], usable=False, at_bound=[], problems=[f"not fitted: {fit['error']}"])
     else:
         scores = score_forecast(catalog, fit, start_days=s0, end_days=s1, region=region)
-        poisson = scores["poisson"]
+        # the baseline's law (score_forecast's): the training period's rate, the fit's b
+        poisson = {**scores["poisson"], "rate_per_day": fit["n_target"] / fit["span_days"],
+                   "b": float(fit["estimates"]["b"])}
         est = fit["estimates"]
         etas.update(scores["etas"], usable=bool(fit["usable"]), at_bound=list(fit["at_bound"]),
                     problems=list(fit["problems"]), model=fit["model"], taper=fit["taper"],
                     background=fit["background"], branching_ratio=est["branching_ratio"],
                     n_training_events=fit["n_target"], n_history_events=fit["n_history"],
                     converged=bool(fit["converged"]), **({"fit_file": fit_file} if fit_file else {}))
+    if csep is not None:
+        common = dict(mc=mc, delta_m=delta_m, region=region)
+        poisson["csep"] = csep_entry(lambda: poisson_forecaster(poisson["rate_per_day"], poisson["b"], mc, delta_m,
+                                                                region), catalog, periods["test"], csep, **common)
+        etas["csep"] = ({"not_run": f"not fitted: {fit['error']}"} if "error" in fit
+                        else _etas_csep(fit, catalog, periods["test"], csep, **common))
     return {
         "dataset": meta.get("dataset"),
         "n_events": int(poisson["n_events"]),

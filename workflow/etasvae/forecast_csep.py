@@ -1,8 +1,10 @@
-"""Catalog-based forecast tests of a fitted ETAS model with pyCSEP (Savran et al. 2020), over consecutive
-horizons of a test period (docs/methods/forecast.md).
+"""Catalog-based forecast tests with pyCSEP (Savran et al. 2020), over consecutive horizons of a test period
+(docs/methods/forecast.md), of any forecaster that simulates catalogs of a horizon given the history
+(``Forecaster``): a fitted ETAS model (``etas_forecaster``: etasvae.forecast_sim), the homogeneous Poisson
+baseline (``poisson_forecaster``) or a sequence VAE (etasvae.forecast_vae_catalogs).
 
-For each horizon [t, t + h) of the test period [start, end): ``n_catalogs`` catalogs simulated forward from
-the fit given every event before t (etasvae.forecast_sim), the observed events of the horizon, and pyCSEP
+For each horizon [t, t + h) of the test period [start, end): ``n_catalogs`` catalogs from the forecaster
+given every event before t, the observed events of the horizon, and pyCSEP
 0.8's ``csep.core.catalog_evaluations`` tests on a CartesianGrid2D of square cells (``cell_km``, covering
 the region's bounding box, coordinates in km given to pyCSEP as its longitude and latitude: the tests count
 events per cell and never read the cell's area) and magnitude bins of delta_m (0.1 for continuous
@@ -28,12 +30,12 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from .forecast_sim import ForecastError, fit_params, simulate_forward
+from .forecast_sim import ForecastError, _magnitudes, _uniform_points, fit_params, simulate_forward
 from .inversion import catalog_sequence
 from .inversion_geometry import as_polygon
 
@@ -41,6 +43,9 @@ TESTS = ("number", "magnitude", "spatial", "pseudolikelihood")
 LEVEL = 0.025
 # the quantile each test reads (index into pyCSEP's (delta_1, delta_2)); the number test reads both
 _QUANTILE = {"number": (0, 1), "magnitude": (0,), "spatial": (1,), "pseudolikelihood": (1,)}
+# A forecaster: (history events before the horizon (time, magnitude, x, y), start, end, rng, n_catalogs) ->
+# the simulated catalogs of [start, end) as one table (catalog, time, magnitude, x, y), sorted by catalog.
+Forecaster = Callable[[pd.DataFrame, float, float, np.random.Generator, int], pd.DataFrame]
 
 
 def _import_csep():
@@ -77,26 +82,91 @@ def _passes(name: str, quantile) -> bool:
     return all(float(quantile[i]) >= LEVEL for i in _QUANTILE[name])
 
 
+def etas_forecaster(fit: dict[str, Any], region) -> Forecaster:
+    """The ETAS fit's forecaster: ``forecast_sim.simulate_forward`` given the history."""
+    def forecast(history: pd.DataFrame, start: float, end: float, rng: np.random.Generator, n_catalogs: int):
+        return simulate_forward(fit, history, start, end, region, rng, n_catalogs=n_catalogs)
+    return forecast
+
+
+def poisson_forecaster(rate_per_day: float, b: float, mc: float, delta_m: float, region) -> Forecaster:
+    """The homogeneous Poisson baseline's forecaster: Poisson(rate h) events per catalog of a horizon of h
+    days, times uniform, locations uniform in the region, Gutenberg-Richter magnitudes with ``b`` above Mc
+    (binned as the ETAS simulation bins them); the history is not read."""
+    if not rate_per_day > 0 or not b > 0:
+        raise ForecastError(f"Poisson forecaster: rate {rate_per_day} per day and b {b} must be > 0")
+    par = {"b": float(b), "mc": float(mc), "delta_m": float(delta_m)}
+    poly = as_polygon(region)
+
+    def forecast(history: pd.DataFrame, start: float, end: float, rng: np.random.Generator, n_catalogs: int):
+        counts = rng.poisson(rate_per_day * (end - start), int(n_catalogs))
+        cat = np.repeat(np.arange(int(n_catalogs)), counts)
+        t = rng.uniform(start, end, cat.size)
+        m = _magnitudes(cat.size, par, rng)
+        x, y = _uniform_points(cat.size, poly, rng)
+        order = np.lexsort((t, cat))
+        return pd.DataFrame({"catalog": cat[order], "time": t[order], "magnitude": m[order], "x": x[order],
+                             "y": y[order]})
+    return forecast
+
+
 def csep_tests(fit: dict[str, Any], catalog: pd.DataFrame, start_days: float, horizon_days: float,
                n_catalogs: int = 1000, seed: int = 0, region=None, *, end_days: float | None = None,
                cell_km: float = 10.0) -> dict[str, Any]:
-    """pyCSEP's N, M, S and PL tests of ``fit`` over the horizons [start + k h, start + (k+1) h) that end by
-    ``end_days`` (None: the last event's time, inclusive). Returns {"pass_rate": {test: rate}, "n_valid":
-    {test: horizons with a valid test}, "horizons": [{"start", "end", "n_observed", "mean_simulated",
-    test: {"quantile": [delta_1, delta_2], "pass": bool} or None}], the settings}. Reproducible: one
-    generator seeded with ``seed`` runs through the horizons in order."""
-    catalog_evaluations, CSEPCatalog, CatalogForecast, CartesianGrid2D = _import_csep()
+    """pyCSEP's N, M, S and PL tests of the ETAS fit ``fit`` (its catalogs simulated forward given the
+    history: ``etas_forecaster``) over the horizons of ``catalog_tests``."""
+    par = fit_params(fit)
+    region = region if region is not None else fit.get("region")
+    if region is None:
+        raise ForecastError("no region: give it, or use a fit made by `fit --json` (which records it)")
+    return catalog_tests(etas_forecaster(fit, region), catalog, start_days, horizon_days, mc=par["mc"],
+                         delta_m=par["delta_m"], region=region, n_catalogs=n_catalogs, seed=seed,
+                         end_days=end_days, cell_km=cell_km)
+
+
+def _horizon_row(forecaster: Forecaster, events: pd.DataFrame, a: float, b: float, rng, n_catalogs: int, grid,
+                 magnitudes, csep) -> dict[str, Any]:
+    """One horizon [a, b): the forecaster's catalogs given the events before a, the observed events, the
+    four tests."""
+    catalog_evaluations, CSEPCatalog, CatalogForecast, _ = csep
+    sims = forecaster(events[events["time"] < a].reset_index(drop=True), a, b, rng, n_catalogs)
+    bounds = np.searchsorted(sims["catalog"].to_numpy(), np.arange(n_catalogs + 1))
+    cols = [sims[c].to_numpy(dtype=float) for c in ("time", "magnitude", "x", "y")]
+    # the last magnitude bin is open (M >= its edge): Gutenberg-Richter has no upper end, the bins do
+    cols[1] = np.minimum(cols[1], magnitudes[-1])
+    catalogs = [_csep_catalog(*(c[lo:hi] for c in cols), grid, i, CSEPCatalog)
+                for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    forecast = CatalogForecast(catalogs=catalogs, region=grid, n_cat=n_catalogs)
+    obs = events[(events["time"] >= a) & (events["time"] < b)]
+    observed = _csep_catalog(*(obs[c].to_numpy() for c in ("time", "magnitude", "x", "y")), grid, -1, CSEPCatalog)
+    row = {"start": a, "end": b, "n_observed": int(len(obs)), "mean_simulated": len(sims) / n_catalogs}
+    for name in TESTS:
+        with contextlib.redirect_stdout(sys.stderr):  # pyCSEP prints its notes; stdout may carry JSON
+            result = getattr(catalog_evaluations, f"{name}_test")(forecast, observed)
+        valid = result is not None and result.status != "not-valid" and result.quantile[0] is not None
+        row[name] = ({"quantile": [float(q) for q in result.quantile], "pass": _passes(name, result.quantile)}
+                     if valid else None)
+    return row
+
+
+def catalog_tests(forecaster: Forecaster, catalog: pd.DataFrame, start_days: float, horizon_days: float, *,
+                  mc: float, delta_m: float, region, n_catalogs: int = 1000, seed: int = 0,
+                  end_days: float | None = None, cell_km: float = 10.0) -> dict[str, Any]:
+    """pyCSEP's N, M, S and PL tests of a forecaster's catalogs (``Forecaster``) over the horizons [start + k h,
+    start + (k+1) h) that end by ``end_days`` (None: the last event's time, inclusive); the events are the
+    catalog's above Mc inside the region (``inversion.catalog_sequence``), the history of a horizon every event
+    before it. Returns {"pass_rate": {test: rate}, "n_valid": {test: horizons with a valid test}, "horizons":
+    [{"start", "end", "n_observed", "mean_simulated", test: {"quantile": [delta_1, delta_2], "pass": bool} or
+    None}], the settings}. Reproducible: one generator seeded with ``seed`` runs through the horizons in
+    order, and the forecaster draws from it alone."""
+    csep = _import_csep()
     if not horizon_days > 0:
         raise ForecastError(f"horizon_days = {horizon_days}: must be > 0")
     if int(n_catalogs) < 2:
         raise ForecastError(f"n_catalogs = {n_catalogs}: need at least 2 simulated catalogs per horizon")
     if not cell_km > 0:
         raise ForecastError(f"cell_km = {cell_km}: must be > 0")
-    par = fit_params(fit)
-    region = region if region is not None else fit.get("region")
-    if region is None:
-        raise ForecastError("no region: give it, or use a fit made by `fit --json` (which records it)")
-    mc, dm = par["mc"], par["delta_m"]
+    mc, dm = float(mc), float(delta_m)
     if end_days is None:
         end_days = float(np.nextafter(catalog["time"].max(), np.inf))
     n_h = int(math.floor((end_days - start_days) / horizon_days + 1e-9))
@@ -110,29 +180,10 @@ def csep_tests(fit: dict[str, Any], catalog: pd.DataFrame, start_days: float, ho
     magnitudes = np.round(mc + step * np.arange(int(math.ceil((top - mc) / step)) + 2), 10)
     if dm > 0:
         magnitudes = np.round(magnitudes - dm / 2.0, 10)  # bins centred on the binned magnitudes
-    grid = _grid(region, cell_km, magnitudes, CartesianGrid2D)
+    grid = _grid(region, cell_km, magnitudes, csep[3])
     rng = np.random.default_rng(seed)
-    horizons = []
-    for k in range(n_h):
-        a, b = start_days + k * horizon_days, start_days + (k + 1) * horizon_days
-        sims = simulate_forward(fit, events[events["time"] < a], a, b, region, rng, n_catalogs=int(n_catalogs))
-        bounds = np.searchsorted(sims["catalog"].to_numpy(), np.arange(int(n_catalogs) + 1))
-        cols = [sims[c].to_numpy() for c in ("time", "magnitude", "x", "y")]
-        # the last magnitude bin is open (M >= its edge): Gutenberg-Richter has no upper end, the bins do
-        cols[1] = np.minimum(cols[1], magnitudes[-1])
-        catalogs = [_csep_catalog(*(c[lo:hi] for c in cols), grid, i, CSEPCatalog)
-                    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
-        forecast = CatalogForecast(catalogs=catalogs, region=grid, n_cat=int(n_catalogs))
-        obs = events[(events["time"] >= a) & (events["time"] < b)]
-        observed = _csep_catalog(*(obs[c].to_numpy() for c in ("time", "magnitude", "x", "y")), grid, -1, CSEPCatalog)
-        row = {"start": a, "end": b, "n_observed": int(len(obs)), "mean_simulated": len(sims) / int(n_catalogs)}
-        for name in TESTS:
-            with contextlib.redirect_stdout(sys.stderr):  # pyCSEP prints its notes; stdout may carry JSON
-                result = getattr(catalog_evaluations, f"{name}_test")(forecast, observed)
-            valid = result is not None and result.status != "not-valid" and result.quantile[0] is not None
-            row[name] = ({"quantile": [float(q) for q in result.quantile], "pass": _passes(name, result.quantile)}
-                         if valid else None)
-        horizons.append(row)
+    horizons = [_horizon_row(forecaster, events, start_days + k * horizon_days, start_days + (k + 1) * horizon_days,
+                             rng, int(n_catalogs), grid, magnitudes, csep) for k in range(n_h)]
     n_valid = {name: sum(h[name] is not None for h in horizons) for name in TESTS}
     pass_rate = {name: (sum(h[name]["pass"] for h in horizons if h[name] is not None) / n_valid[name]
                         if n_valid[name] else math.nan) for name in TESTS}

@@ -43,8 +43,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .dataset_forecast import forecast_periods
+from .dataset_forecast import csep_entry, forecast_periods
 from .forecast import catalog_region
+from .forecast_vae_catalogs import vae_forecaster
 from .inversion import InversionError, catalog_sequence, magnitude_bin
 from .models.conditional import surrogate_batch
 from .models.decoders import interval_log_prob
@@ -187,12 +188,14 @@ def _magnitude_log_density(terms: EventTerms, m: torch.Tensor, delta_m: float, s
 
 
 def dataset_vae_scores(bundle: ModelBundle, catalog: pd.DataFrame, meta: dict[str, Any], *, vae_id: str,
-                       aux_days: float = 0.0) -> dict[str, Any]:
+                       aux_days: float = 0.0, csep: dict[str, Any] | None = None) -> dict[str, Any]:
     """The entry ``vae:<vae_id>`` of a dataset's scores (``dataset_forecast``): the VAE as a forecast of the
     held-out period, every earlier event as history, z from the preceding window (``tll``, ``sll``, ``mll``,
     ``n_events``) and, for comparison, from the sampling prior (``prior_z``); or ``not_forecaster`` with the
     reason, or ``not_scored`` with why (too few events: the run goes on, as for the ETAS fit). The region, Mc
-    and magnitude bin are those of the ETAS fit (``fit_training_period``)."""
+    and magnitude bin are those of the ETAS fit (``fit_training_period``). With ``csep`` settings (as
+    ``dataset_forecast.forecast_scores`` takes them) also ``csep``: the pass rates of pyCSEP's tests of the
+    catalogs it generates given the history (``forecast_vae_catalogs``)."""
     s0, s1 = forecast_periods(meta, aux_days)["test"]
     region = catalog_region(meta, catalog)
     mc, delta_m = float(meta["mc"]), magnitude_bin(catalog["magnitude"].to_numpy())
@@ -207,4 +210,8 @@ def dataset_vae_scores(bundle: ModelBundle, catalog: pd.DataFrame, meta: dict[st
         prior = vae_forecast(bundle, catalog, **common, z="prior")
     except InversionError as err:
         return {**entry, "not_scored": str(err)}
-    return {**entry, **scores, "prior_z": {k: prior[k] for k in ("tll", "sll", "mll")}}
+    out = {**entry, **scores, "prior_z": {k: prior[k] for k in ("tll", "sll", "mll")}}
+    if csep is not None:
+        out["csep"] = csep_entry(lambda: vae_forecaster(bundle.model, delta_m=delta_m, region=region), catalog,
+                                 [s0, s1], csep, mc=mc, delta_m=delta_m, region=region)
+    return out

@@ -71,6 +71,8 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "aux_days": 0.0,
 }
 DOWNLOAD_DEFAULTS: dict[str, Any] = {"retries": 3, "timeout_s": 120.0, "retry_wait_s": 10.0, "deadline_s": 900.0}
+# The CSEP tests of the held-out period's forecasts (etasvae.dataset_forecast)
+CSEP_DEFAULTS: dict[str, Any] = {"horizon_days": None, "n_catalogs": 1000, "cell_km": 10.0}
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -111,7 +113,8 @@ def check_dataset(name: str, ds: dict[str, Any], reserved: set[str] = frozenset(
     required keys, the region, and start < validation_start < heldout_start < end.
     """
     key = f"datasets.{name}"
-    ds = {**DATASET_DEFAULTS, **ds, "download": {**DOWNLOAD_DEFAULTS, **(ds.get("download") or {})}}
+    ds = {**DATASET_DEFAULTS, **ds, "download": {**DOWNLOAD_DEFAULTS, **(ds.get("download") or {})},
+          "csep": {**CSEP_DEFAULTS, **(ds.get("csep") or {})}}
     if name in reserved:
         raise DatasetError(f"{key}: the name is already an ETAS config id (or 'pooled'); datasets need their own names")
     source = ds["source"]

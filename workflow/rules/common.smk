@@ -130,8 +130,13 @@ def model_etas(wildcards):
 
 
 def dataset_params(wildcards):
-    """A dataset's import settings: aux_days is the forecast's alone, so changing it leaves the import be."""
-    return {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "aux_days"}
+    """A dataset's import settings: aux_days and csep are the forecast's alone, so changing them leaves the
+    import be."""
+    return {
+        k: v
+        for k, v in DATASETS[wildcards.dataset].items()
+        if k not in ("aux_days", "csep")
+    }
 
 
 def dataset_source(wildcards):

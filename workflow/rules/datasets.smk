@@ -71,7 +71,8 @@ rule build_dataset_windows:
 
 
 # The held-out period as a forecast test: Poisson and the ETAS fit of the training period (history: the
-# auxiliary period), scored event by event with every earlier event as history (docs/methods/real-catalogs.md).
+# auxiliary period), scored event by event with every earlier event as history (docs/methods/real-catalogs.md),
+# and their CSEP pass rates (catalogs simulated per horizon given the history; docs/methods/forecast.md).
 rule forecast_dataset:
     input:
         catalog="results/catalogs/{dataset}/catalog.parquet",
@@ -90,12 +91,14 @@ rule forecast_dataset:
         runtime=60,
     params:
         aux_days=lambda wildcards: DATASETS[wildcards.dataset]["aux_days"],
+        csep=lambda wildcards: DATASETS[wildcards.dataset]["csep"],
     script:
         "../scripts/forecast_dataset.py"
 
 
 # A dataset's VAE setting as a forecast of the held-out period (the same protocol; z from the preceding window:
-# docs/methods/forecast.md): one small json per setting, which the pages put beside Poisson and the ETAS fit.
+# docs/methods/forecast.md), with the CSEP pass rates of the catalogs it generates given the history: one small
+# json per setting, which the pages put beside Poisson and the ETAS fit.
 # A job of the group `model` on a cluster (profiles/slurm): it runs in seconds.
 rule forecast_vae:
     input:
@@ -115,6 +118,7 @@ rule forecast_vae:
         runtime=20,
     params:
         aux_days=lambda wildcards: DATASETS[wildcards.dataset]["aux_days"],
+        csep=lambda wildcards: DATASETS[wildcards.dataset]["csep"],
     script:
         "../scripts/forecast_vae.py"
 

@@ -17,8 +17,11 @@ if "error" in fit:
     log.warning("ETAS fit of the training period not possible: %s", fit["error"])
 elif not fit["usable"]:
     log.warning("ETAS fit of the training period not usable: %s", "; ".join(fit["problems"]))
-scores = forecast_scores(catalog, meta, fit, aux_days=aux_days, fit_file=Path(smk.output.fit).name)
+scores = forecast_scores(catalog, meta, fit, aux_days=aux_days, fit_file=Path(smk.output.fit).name,
+                         csep=dict(smk.params.csep))
 write_json(smk.output.fit, fit)
 write_json(smk.output.scores, scores)
 for name, s in scores["forecasters"].items():
     log.info("%s: TLL %s SLL %s MLL %s over %d events", name, s.get("tll"), s.get("sll"), s.get("mll"), scores["n_events"])
+    rates = (s.get("csep") or {}).get("pass_rate")
+    log.info("%s CSEP pass rates: %s", name, rates if rates else (s.get("csep") or {}).get("not_run"))

@@ -78,6 +78,25 @@ def dt_distribution(params: torch.Tensor) -> MixtureSameFamily:
     return MixtureSameFamily(Categorical(logits=logits), Normal(loc, scale))
 
 
+def sample_above(dist: MixtureSameFamily, x0: torch.Tensor) -> torch.Tensor:
+    """A draw of a mixture of normals (the ln dt channel) given X > x0 (same batch shape): a component by its
+    weight times its mass above x0, then its normal truncated at x0 by the inverse CDF of the upper tail
+    (float64; beyond the tail's float64 range, x0 + Exp(1) / a, the tail's asymptotic law). Draws use
+    torch's global generator."""
+    comp = dist.component_distribution
+    loc, scale = comp.loc.double(), comp.scale.double()
+    a = (x0.double()[..., None] - loc) / scale
+    logits = dist.mixture_distribution.logits.double() + torch.special.log_ndtr(-a)
+    k = Categorical(logits=logits).sample()[..., None]
+    ak, lk, sk = (v.gather(-1, k)[..., 0] for v in (a, loc, scale))
+    tail = torch.special.ndtr(-ak)
+    u = torch.rand_like(ak).clamp_min(1e-300)
+    z = -torch.special.ndtri(u * tail)
+    far = ak + torch.empty_like(ak).exponential_() / ak.clamp_min(1.0)
+    z = torch.where(tail > 1e-300, torch.maximum(z, ak), far)
+    return (lk + sk * z).to(comp.loc.dtype)
+
+
 def magnitude_distribution(params: torch.Tensor) -> MixtureSameFamily:
     """Mixture of exponentials on m - Mc from (..., 2 N_MAG) raw outputs: logits, log rates."""
     logits, log_rate = params.chunk(2, dim=-1)

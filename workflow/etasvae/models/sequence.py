@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..features import FeatureTransform, check_spec
-from .decoders import EventHeads, ExcitationIntensity, History, log_survival
+from .decoders import EventHeads, ExcitationIntensity, History, log_survival, sample_above
 from .training import DECODERS, mlp_layers
 
 RECURRENT = ("autoregressive", "gru_lognormal")
@@ -381,15 +381,20 @@ class SequenceVAE(nn.Module):
     def interval_cap(self) -> float:
         return float(self.max_ln_dt) if self.has_history else MAX_LN_DT
 
-    def _draw_interval(self, dist: torch.distributions.Distribution, min_ln_dt: float, cap: float) -> torch.Tensor:
+    def _draw_interval(self, dist: torch.distributions.Distribution, min_ln_dt: float, cap: float,
+                       after: torch.Tensor | None = None) -> torch.Tensor:
+        if after is not None:   # given ln dt > after
+            return sample_above(dist, after).clamp(min_ln_dt, cap)
         if self.has_history:
             return _below(dist, cap, 0.0).clamp(min_ln_dt, cap)
         return dist.sample().clamp(min_ln_dt, cap)
 
     @torch.no_grad()
-    def generate(self, u: torch.Tensor, past: Past | None = None) -> Events:
-        """One window of L events per row of u, event by event, given its history (None: none). Draws use
-        torch's global generator (seed it, or use ``sample_features``)."""
+    def generate(self, u: torch.Tensor, past: Past | None = None, after: torch.Tensor | None = None) -> Events:
+        """One window of L events per row of u, event by event, given its history (None: none) and, with
+        ``after`` (n,), given that the first event's ln dt exceeds it (no event in that time after the
+        history's last: the mixture truncated, or the intensity's wait started there). Draws use torch's
+        global generator (seed it, or use ``sample_features``)."""
         n, L, dev = len(u), self.length, u.device
         min_ln_dt, cap = math.log(self.spec["min_dt_days"]), self.interval_cap()
         ln_dt, m = torch.zeros(n, L, device=dev), torch.zeros(n, L, device=dev)
@@ -434,12 +439,13 @@ class SequenceVAE(nn.Module):
             elif excited and past is not None:   # the first event: the wait after the history's last event
                 first_ok = parent_ok.clone()
                 first_ok[:, L + H:] = False
-                wait = self.intensity.sample_next(log_mu, torch.zeros(n, **f64), parent_t, parent_log_kappa,
-                                                  first_ok & has[:, None])
-                from_mixture = self._draw_interval(dt_d, min_ln_dt, cap)
+                t_from = torch.zeros(n, **f64) if after is None else torch.exp(after.double())
+                wait = t_from + self.intensity.sample_next(log_mu, t_from, parent_t, parent_log_kappa,
+                                                           first_ok & has[:, None])
+                from_mixture = self._draw_interval(dt_d, min_ln_dt, cap, after)
                 ln_dt[:, i] = torch.where(has, torch.log(wait).float().clamp(min_ln_dt, cap), from_mixture)
             else:
-                ln_dt[:, i] = self._draw_interval(dt_d, min_ln_dt, cap)
+                ln_dt[:, i] = self._draw_interval(dt_d, min_ln_dt, cap, after if i == 0 else None)
             if i == 0 and H:   # the history's clocks from the window's first event
                 h_t = h_t - torch.exp(ln_dt[:, 0])[:, None]
                 if excited:

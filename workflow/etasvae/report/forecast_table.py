@@ -4,7 +4,8 @@ columns, from the scores file of the rule ``forecast_dataset`` (etasvae.dataset_
 Every forecaster of ``scores["forecasters"]`` gets a row (Poisson and the ETAS fit first, then the rest as
 they come, e.g. ``vae:<setting id>``), with its TLL, SLL and MLL per event and its gap to the reference
 forecaster (``scores["reference"]``, the ETAS fit): positive means it gives the held-out events a higher
-likelihood than the ETAS fit does.
+likelihood than the ETAS fit does; then its CSEP pass rates (the entry's ``csep``: pyCSEP's N, M, S and PL
+tests over the held-out period's horizons, catalogs simulated given the history), as passed / valid horizons.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SCORE_LABEL = {"tll": "TLL (time)", "sll": "SLL (space)", "mll": "MLL (magnitude
 FIRST = ("poisson", "etas")
 VAE_PREFIX = "vae:"
 NAMES = {"poisson": "Poisson", "etas": "ETAS fit"}  # where a scores file gives no label
+CSEP_TESTS = {"number": "N", "magnitude": "M", "spatial": "S", "pseudolikelihood": "PL"}
 
 
 def _ordered(forecasters: dict[str, dict]) -> list[str]:
@@ -66,6 +68,42 @@ def flags(entry: dict) -> list[str]:
     return out
 
 
+def csep_rates(entry: dict | None) -> dict[str, float]:
+    """{test: pass rate} of a forecaster's ``csep`` entry (NaN where not run or no valid horizon)."""
+    rates = ((entry or {}).get("csep") or {}).get("pass_rate") or {}
+    return {k: _value(rates, k) for k in CSEP_TESTS}
+
+
+def _csep_cells(entry: dict) -> str:
+    csep = entry.get("csep") or {}
+    cells = []
+    for k in CSEP_TESTS:
+        n = (csep.get("n_valid") or {}).get(k)
+        rate = _as_number((csep.get("pass_rate") or {}).get(k))
+        if not n or rate is None or not math.isfinite(rate):
+            cells.append("<td class='num'>—</td>")
+        else:
+            cells.append(f"<td class='num' title='pass rate {rate:.2f}'>{round(rate * n)}/{n}</td>")
+    return "".join(cells)
+
+
+def _csep_note(forecasters: dict[str, dict]) -> str:
+    runs = [(f.get("csep") or {}) for f in forecasters.values() if (f or {}).get("csep")]
+    done = [c for c in runs if "pass_rate" in c]
+    if not runs:
+        return ""
+    if not done:
+        return f" CSEP tests not run: {_esc(runs[0].get('not_run', '?'))}."
+    c = done[0]
+    return (f" <b>CSEP</b>: pyCSEP's number (N), magnitude (M), spatial (S) and pseudo-likelihood (PL) tests over "
+            f"{c.get('n_horizons')} consecutive horizons of {c.get('horizon_days', math.nan):g} days of the held-out "
+            f"period, each against {c.get('n_catalogs')} catalogs the forecaster simulates given every event before "
+            "the horizon (the Poisson model ignores it; the ETAS fit's cascades; the VAE's windows chained from the "
+            f"preceding window, docs/methods/forecast.md), cells of {c.get('cell_km', math.nan):g} km; a cell gives "
+            "the horizons that pass at the 0.05 level over those with a valid test (a horizon without events has "
+            "no M, S or PL test). With a few horizons a pass rate is coarse: one horizon of six is 0.17.")
+
+
 def _num(x: float, signed: bool = False) -> str:
     if not np.isfinite(x):
         return "<td class='num'>—</td>"
@@ -90,6 +128,7 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
     head = ("<tr><th>forecaster</th>" + "".join(f"<th>{SCORE_LABEL[k]}</th>" for k in SCORES)
             + "".join(f"<th class='ref'>{k.upper()} − {_esc(ref_label)}</th>" if i == 0 else f"<th>{k.upper()} − {_esc(ref_label)}</th>"
                       for i, k in enumerate(SCORES))
+            + "".join(f"<th>CSEP {t}</th>" for t in CSEP_TESTS.values())
             + "<th>flags</th></tr>")
     rows = [head]
     notes = []
@@ -101,11 +140,15 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
         # the reference's gaps to itself are no information: a dash
         cells += [_num(math.nan if name == ref else gap[name][k], signed=True).replace(
                   "<td class='", "<td class='ref " if i == 0 else "<td class='", 1) for i, k in enumerate(SCORES)]
+        cells.append(_csep_cells(entry))
         found = flags(entry)
         cells.append("<td class='txt'>" + " ".join(f"<span class='skill poor'>{_esc(f)}</span>" for f in found) + "</td>")
         rows.append(f"<tr{' class=best' if own else ''}>{''.join(cells)}</tr>")
         if entry.get("problems"):
             notes.append(f"{_esc(_label(name, entry))}: " + _esc("; ".join(entry["problems"])))
+        not_run = (entry.get("csep") or {}).get("not_run")
+        if not_run and not any(k in entry for k in ("not_forecaster", "not_scored", "error")):
+            notes.append(f"{_esc(_label(name, entry))}: CSEP tests not run: {_esc(not_run)}")
     period = scores.get("period") or {}
     test, train, aux = (period.get(f"{k}_days") for k in ("test", "training", "auxiliary"))
     utc = [str(t)[:16].replace("T", " ") for t in period.get("test_utc") or []]
@@ -134,16 +177,17 @@ def forecast_html(scores: dict[str, Any] | None, *, vae_id: str | None = None, h
         f"{_esc(fitted)}; the Poisson model has the training period's rate, uniform in the region (its SLL is −log "
         f"of the area, {scores.get('area_km2', float('nan')):,.0f} km²). Gaps are the forecaster's score minus the "
         f"ETAS fit's: positive is better than ETAS.{_esc(model)} A fit marked <i>not usable</i> (a parameter at "
-        f"a bound, or supercritical) is scored all the same: read its scores with care.{vae}</p>",
+        f"a bound, or supercritical) is scored all the same: read its scores with care.{vae}{_csep_note(forecasters)}</p>",
         f"<table class='metrics'>{''.join(rows)}</table>",
         ("<p class='note'>" + "<br>".join(notes) + "</p>") if notes else "",
     ])
 
 
 def forecast_columns(scores: dict[str, Any] | None, *, vae_id: str | None = None) -> dict[str, Any]:
-    """Summary columns of one dataset x VAE setting: forecast_n_events, forecast_{tll,sll,mll}_{name} and
-    forecast_{score}_gap_{name} (name - ETAS) for Poisson, the ETAS fit and the row's own VAE setting
-    (``vae:<vae_id>``, named ``vae``), forecast_etas_usable and forecast_etas_at_bound."""
+    """Summary columns of one dataset x VAE setting: forecast_n_events, forecast_{tll,sll,mll}_{name},
+    forecast_{score}_gap_{name} (name - ETAS) and the CSEP pass rates forecast_csep_{n,m,s,pl}_{name} for
+    Poisson, the ETAS fit and the row's own VAE setting (``vae:<vae_id>``, named ``vae``),
+    forecast_etas_usable and forecast_etas_at_bound."""
     if not scores:
         return {}
     forecasters = scores.get("forecasters") or {}
@@ -159,6 +203,9 @@ def forecast_columns(scores: dict[str, Any] | None, *, vae_id: str | None = None
         if key != scores.get("reference", "etas"):
             for k in SCORES:
                 out[f"forecast_{k}_gap_{col}"] = gap[key][k]
+    for key, col in names.items():
+        for test, rate in csep_rates(forecasters[key]).items():
+            out[f"forecast_csep_{CSEP_TESTS[test].lower()}_{col}"] = rate
     etas = forecasters.get("etas") or {}
     out["forecast_etas_usable"] = bool(etas.get("usable", False))
     out["forecast_etas_at_bound"] = " ".join(etas.get("at_bound") or []) or np.nan
