@@ -39,6 +39,9 @@ MAG_INIT_SPREAD = 0.3
 LOG_SCALE_MIN, LOG_SCALE_MAX = -6.0, 3.0
 NEG_INF = -1e30
 MAX_REJECTIONS = 50   # position draws outside the region are redrawn this often, then drawn uniformly
+INIT_STEPS = 60        # Adam steps of the starting fits (ExcitationIntensity.init_from_data, EventHeads.init_position_from_data)
+INIT_WINDOWS = 128     # at most this many training windows (evenly spaced) in those fits (8,192 events)
+POSITION_INIT_STEPS = 150   # Adam steps of the position fit: the mlp's levels and parent weights need ~120
 
 
 class PowerLawKernel(Distribution):
@@ -195,6 +198,46 @@ class EventHeads(nn.Module):
         p = torch.cat([p[..., :N_DT], p[..., N_DT:2 * N_DT] + shift, p[..., 2 * N_DT:]], dim=-1)
         return dt_distribution(p), magnitude_distribution(self.mag_head(ctx))
 
+    def init_position_from_data(self, t: torch.Tensor, m: torch.Tensor, xy: torch.Tensor,
+                                log_mu: torch.Tensor | None = None, terms: torch.Tensor | None = None,
+                                steps: int = POSITION_INIT_STEPS) -> None:
+        """Start the position globals at their maximum-likelihood fit on the training windows t (B, L) days from
+        the first event, m (B, L) above Mc, xy (B, L, 2) km (the caller passes at most INIT_WINDOWS of them):
+        the kernel's log D, gamma and raw q, the mixture's levels (``pos_head.bias``) and the cluster's log
+        spread, and without ``terms`` (mlp and gru decoders: ``position``) the parent weights' alpha, c and p;
+        with ``terms`` (the autoregressive decoder: ``excited_position``) the parent weights are the intensity's
+        log mu (B,) and terms (B, L, L + V) of ``ExcitationIntensity.window_log_prob``. The contexts' weights
+        on the levels (``pos_head.weight``) and z's on the cluster spread are set to zero first and the fit
+        places the cluster at each window's median event (z places it in training); ``steps`` Adam steps at
+        lr 0.1. Without it these globals, one number each, would end near their starting values (the VAE's
+        training moves each by about its lr per step: D, gamma, q stayed at 1, 0, 1.5 against 0.5, 1, 1.5)."""
+        with torch.no_grad():
+            self.pos_head.weight.zero_()
+            self.cluster_head.weight[2].zero_()
+        B, L = t.shape
+        ctx = torch.zeros(B, L, self.pos_head.in_features, device=t.device)
+        z = torch.zeros(B, self.cluster_head.in_features, device=t.device)
+        centre = xy.median(dim=1).values[:, None, :]
+        m = m.clamp_min(0.0)
+        params = [self.log_D, self.raw_gamma, self.raw_q, self.pos_head.bias, self.cluster_head.bias]
+        if terms is None:
+            params += [self.raw_alpha, self.log_c, self.raw_p]
+        optimizer = torch.optim.Adam(params, lr=0.1)
+        for _ in range(steps):
+            with torch.enable_grad():   # the caller may hold no_grad
+                if terms is None:
+                    lp = self.position_log_prob(ctx, z, t, m, xy, centre=centre)
+                else:
+                    mix = self.excited_position(ctx, z[:, None, :], log_mu[:, None], terms, xy[:, None, :, :],
+                                                m[:, None, :], centre=centre)
+                    lp = mix.log_prob(xy)
+                loss = -lp[:, 1:].sum(1).mean()   # the first event has no parent: background or cluster only
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            optimizer.step()
+        for q in self.parameters():
+            q.grad = None
+
     def cluster(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cluster_head(z)
         centre = self.from_region_units(torch.tanh(c[..., :2]))
@@ -202,9 +245,11 @@ class EventHeads(nn.Module):
         return centre, sd
 
     def position(self, ctx: torch.Tensor, z: torch.Tensor, t_i: torch.Tensor, t_prev: torch.Tensor,
-                 m_prev: torch.Tensor, xy_prev: torch.Tensor, allowed: torch.Tensor) -> PositionMixture:
+                 m_prev: torch.Tensor, xy_prev: torch.Tensor, allowed: torch.Tensor,
+                 centre: torch.Tensor | None = None) -> PositionMixture:
         """Position distribution of events with context ctx (B, C) at times t_i (B,), given candidate parents
-        at t_prev (B, J), magnitudes above Mc m_prev (B, J), positions xy_prev (B, J, 2) where ``allowed``."""
+        at t_prev (B, J), magnitudes above Mc m_prev (B, J), positions xy_prev (B, J, 2) where ``allowed``;
+        the cluster's centre from z unless ``centre`` is given."""
         w = self.pos_head(ctx)
         alpha = F.softplus(self.raw_alpha)
         c = torch.exp(self.log_c)
@@ -214,16 +259,19 @@ class EventHeads(nn.Module):
         log_par = torch.where(allowed, log_par, torch.full_like(log_par, NEG_INF))
         s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
         q = 1.0 + F.softplus(self.raw_q) + 1e-3
-        centre, sd = self.cluster(z)
+        z_centre, sd = self.cluster(z)
+        centre = z_centre if centre is None else centre
         return PositionMixture(self.region, w[..., 0], w[..., 1], centre, sd, log_par, xy_prev, s, q)
 
     def excited_position(self, ctx: torch.Tensor, z: torch.Tensor, log_mu: torch.Tensor, terms: torch.Tensor,
-                         xy_prev: torch.Tensor, m_prev: torch.Tensor) -> PositionMixture:
+                         xy_prev: torch.Tensor, m_prev: torch.Tensor, centre: torch.Tensor | None = None
+                         ) -> PositionMixture:
         """Position distribution with the ETAS branching probabilities of an ``ExcitationIntensity`` as weights:
         parent j with kappa_j g(t_i - t_j) / lambda(t_i), the background share mu / lambda split between the
         uniform background and the window cluster (``pos_head``), the virtual parents' share to the cluster
         (their events lie where the window's past activity was). ctx (..., C), log mu (...), terms (..., L + V)
-        = log kappa_j g(t_i - t_j) (window events first), xy_prev (..., L, 2), m_prev (..., L)."""
+        = log kappa_j g(t_i - t_j) (window events first), xy_prev (..., L, 2), m_prev (..., L); the cluster's
+        centre from z unless ``centre`` is given."""
         L = xy_prev.shape[-2]
         w = F.log_softmax(self.pos_head(ctx)[..., :2], dim=-1)
         log_mu = log_mu.float().detach()
@@ -231,14 +279,16 @@ class EventHeads(nn.Module):
         log_cl = torch.logaddexp(log_mu + w[..., 1], torch.logsumexp(terms[..., L:], dim=-1))
         s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
         q = 1.0 + F.softplus(self.raw_q) + 1e-3
-        centre, sd = self.cluster(z)
+        z_centre, sd = self.cluster(z)
+        centre = z_centre if centre is None else centre
         return PositionMixture(self.region, log_mu + w[..., 0], log_cl, centre, sd, terms[..., :L], xy_prev, s, q)
 
     def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
-                          xy: torch.Tensor, history: "History | None" = None) -> torch.Tensor:
+                          xy: torch.Tensor, history: "History | None" = None,
+                          centre: torch.Tensor | None = None) -> torch.Tensor:
         """log density of every event's position (B, L) given the earlier events of its window and those of
         its ``history`` (with positions; None: none), at once: ctx (B, L, C), t (B, L) days from the first
-        event, m (B, L) above Mc, xy (B, L, 2) km."""
+        event, m (B, L) above Mc, xy (B, L, 2) km; the cluster's centre (B, 1, 2) from z unless given."""
         L = t.shape[1]
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
         # Parents broadcast over events i (dim 1): per-parent terms are computed once per window. Events in
@@ -253,7 +303,7 @@ class EventHeads(nn.Module):
                 xy_par = torch.cat([xy_par, history.xy[:, None, :, :]], dim=-2)
                 ok = torch.cat([ok[None].expand(len(t), -1, -1), history.ok[:, None, :].expand(-1, r1 - r0, -1)],
                                dim=-1)
-            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok)
+            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok, centre)
             out.append(mix.log_prob(xy[:, r0:r1]))
         return torch.cat(out, dim=1)
 
@@ -261,8 +311,6 @@ class EventHeads(nn.Module):
 # ------------------------------------------------------------------------------ ETAS-intensity time channel
 
 N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
-INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
-INIT_WINDOWS = 128     # at most this many training windows (evenly spaced) in that fit (8,192 events)
 ROW_BLOCK = 16         # events per block of the pairwise (event, parent) terms of a window's likelihood
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 
@@ -276,6 +324,11 @@ class History(NamedTuple):
     m: torch.Tensor
     ok: torch.Tensor
     xy: torch.Tensor | None = None
+
+
+def init_subset(n: int, device) -> torch.Tensor:
+    """Indices of the (at most INIT_WINDOWS, evenly spaced) training windows of the starting fits."""
+    return torch.linspace(0, n - 1, min(n, INIT_WINDOWS), device=device).round().long()
 
 
 def row_blocks(L: int) -> list[tuple[int, int]]:
@@ -338,7 +391,7 @@ class ExcitationIntensity(nn.Module):
             rate = 1.0 / max(float(torch.exp(ln_dt[:, 1:]).mean()), 1e-6)
             self.log_mu.fill_(math.log(0.5 * rate))
             self.virtual_head.bias.zero_()
-        keep = torch.linspace(0, len(ln_dt) - 1, min(len(ln_dt), INIT_WINDOWS), device=ln_dt.device).round().long()
+        keep = init_subset(len(ln_dt), ln_dt.device)
         ln_dt, m = ln_dt[keep], m[keep]
         params = [self.log_mu, self.log_K, self.raw_alpha, self.log_c, self.raw_p, self.virtual_head.bias]
         optimizer = torch.optim.Adam(params, lr=0.1)
