@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from etasvae.models.decoders import (N_DT, N_MAG, ROW_BLOCK, ExcitationIntensity, History, PositionMixture,
+from etasvae.models.decoders import (N_DT, ROW_BLOCK, ExcitationIntensity, History, PositionMixture,
                               PowerLawKernel, dt_distribution, magnitude_distribution)
 from etasvae.features import build_windows, windows_to_catalog
 from etasvae.models.files import encode_windows, load_model, sample_windows, save_model
@@ -86,8 +86,8 @@ def test_magnitude_mixture_matches_gutenberg_richter_references():
     np.testing.assert_allclose(d.log_prob(m).numpy(), np.log(b * math.log(10)) - b * math.log(10) * m.numpy(), rtol=1e-5)
     raw = torch.tensor([0.3, -0.2, 0.0, 1.0, 0.1, 0.8, -0.4, 1.2])
     d = magnitude_distribution(raw)
-    w = torch.softmax(raw[:N_MAG], 0).numpy()
-    rate = np.exp(raw[N_MAG:].numpy())
+    w = torch.softmax(raw[:4], 0).numpy()
+    rate = np.exp(raw[4:].numpy())
     ref = (w * rate * np.exp(-rate * m.numpy()[:, None])).sum(1)
     np.testing.assert_allclose(d.log_prob(m).numpy(), np.log(ref), rtol=1e-5)
     torch.manual_seed(2)

@@ -6,8 +6,10 @@ heads here turn it into the distribution of that event's channels, given the eve
     channel          density                                                    sample
     ln dt (days)     mixture of ``N_DT`` normals on ln dt, i.e. a mixture of        .sample() of the same
                      log-normals on dt (Shchur et al. 2020, intensity-free TPP)     MixtureSameFamily
-    m - Mc           mixture of ``N_MAG`` exponentials: each one a Gutenberg-       likewise
-                     Richter law, so the tail stays exponential
+    m - Mc           one exponential (Gutenberg-Richter) with a context-free        likewise (the
+                     rate: a global one started at the training windows' Aki-      sequence VAE redraws
+                     Utsu estimate, plus in a conditional model a linear            above mmax)
+                     function of the conditioning values
     (x, y) km        ETAS placement: background uniform over the region, or a      PositionMixture.sample
                      window cluster (an isotropic Gaussian whose centre and
                      spread come from z), or a parent j < i chosen with weight
@@ -31,11 +33,12 @@ from torch.distributions import Categorical, Distribution, Exponential, MixtureS
 from torch.nn import functional as F
 
 N_DT = 8       # log-normal components of the inter-event time
-N_MAG = 4      # exponential components of the magnitude above Mc
-# The exponential components start at the data's rate times exp(-s..s), close together: a component
-# started at a much lower b keeps a small weight through training and makes large magnitudes too frequent,
-# which the ETAS intensity (alpha close to beta) turns into extra triggering.
-MAG_INIT_SPREAD = 0.3
+# The magnitude law is one exponential whose rate no context reads: in ETAS magnitudes are independent
+# Gutenberg-Richter draws. A mixture of ``N_MAG`` exponentials with rates from the context (the earlier
+# decoder) made the mlp's large magnitudes 15-25 % too frequent: a mixture of exponentials is heavier-tailed
+# than one exponential of its mean, and z-dependent rates over-dispersed the windows' mean magnitudes
+# (docs/generator-diagnosis.md, finding 5).
+N_MAG = 1
 LOG_SCALE_MIN, LOG_SCALE_MAX = -6.0, 3.0
 NEG_INF = -1e30
 MAX_REJECTIONS = 50   # position draws outside the region are redrawn this often, then drawn uniformly
@@ -82,7 +85,8 @@ def dt_distribution(params: torch.Tensor) -> MixtureSameFamily:
 
 
 def magnitude_distribution(params: torch.Tensor) -> MixtureSameFamily:
-    """Mixture of exponentials on m - Mc from (..., 2 N_MAG) raw outputs: logits, log rates."""
+    """Mixture of exponentials on m - Mc from (..., 2 k) raw values: k logits, k log rates (the heads use k =
+    N_MAG = 1: one Gutenberg-Richter law)."""
     logits, log_rate = params.chunk(2, dim=-1)
     return MixtureSameFamily(Categorical(logits=logits), Exponential(torch.exp(log_rate.clamp(-1.0, 4.0))))
 
@@ -147,14 +151,21 @@ class EventHeads(nn.Module):
     """Context vector of event i (and z, and the earlier events) -> the distributions of its channels.
 
     Global ETAS-like parameters (learned): the productivity exponent alpha, Omori c and p of the parent
-    weights, and D, gamma, q of the spatial kernel. The cluster centre and spread come from z alone.
+    weights, D, gamma, q of the spatial kernel, and the magnitude law's rate beta (b ln 10; with ``n_cond``
+    conditioning values, the last n_cond entries of z, log beta is also a linear function of them, zero at
+    the start). The cluster centre and spread come from z alone.
     """
 
-    def __init__(self, ctx_dim: int, latent_dim: int, region: list[float]):
+    def __init__(self, ctx_dim: int, latent_dim: int, region: list[float], n_cond: int = 0):
         super().__init__()
+        self.n_cond = n_cond
         self.dt_head = nn.Linear(ctx_dim, 3 * N_DT)
         self.dt_shift = nn.Linear(latent_dim, 1)     # z sets the window's time scale directly
-        self.mag_head = nn.Linear(ctx_dim, 2 * N_MAG)
+        self.log_mag_rate = nn.Parameter(torch.tensor(math.log(math.log(10.0))))   # beta = b ln 10, b = 1
+        if n_cond:
+            self.magnitude_head = nn.Linear(n_cond, 1)
+            nn.init.zeros_(self.magnitude_head.weight)
+            nn.init.zeros_(self.magnitude_head.bias)
         self.pos_head = nn.Linear(ctx_dim, 3)        # log-weights: background, cluster, parent level a
         self.cluster_head = nn.Linear(latent_dim, 3)  # centre (2, region units) and log spread
         self.raw_alpha = nn.Parameter(torch.tensor(1.0))
@@ -167,14 +178,14 @@ class EventHeads(nn.Module):
 
     @torch.no_grad()
     def init_from_data(self, ln_dt: torch.Tensor, dmag: torch.Tensor) -> None:
-        """Start the mixtures where the training data are: dt components spread over the quantiles of ln dt,
-        exponential rates within a factor exp(MAG_INIT_SPREAD) of the mean magnitude excess (b near the data's)."""
+        """Start the time mixture and the magnitude law where the training data are: dt components spread over
+        the quantiles of ln dt; the magnitude rate at the Aki-Utsu estimate 1 / mean(m - Mc), the maximum-
+        likelihood rate of the training magnitudes (training then keeps it there: one number that lr-sized
+        steps move little)."""
         q = torch.quantile(ln_dt.flatten(), torch.linspace(0.05, 0.95, N_DT, device=ln_dt.device))
         self.dt_head.bias[N_DT:2 * N_DT] = q
         self.dt_head.bias[2 * N_DT:] = math.log(max(float(ln_dt.std()) / N_DT * 2.0, 0.1))
-        rate = 1.0 / max(float(dmag.mean()), 1e-3)
-        self.mag_head.bias[N_MAG:] = math.log(rate) + torch.linspace(-MAG_INIT_SPREAD, MAG_INIT_SPREAD, N_MAG,
-                                                                     device=dmag.device)
+        self.log_mag_rate.fill_(-math.log(max(float(dmag.clamp_min(0.0).mean()), 1e-3)))
 
     def region_units(self, xy: torch.Tensor) -> torch.Tensor:
         """km -> [-1, 1] over the region."""
@@ -196,7 +207,18 @@ class EventHeads(nn.Module):
         while shift.dim() < p.dim():
             shift = shift.unsqueeze(-2)
         p = torch.cat([p[..., :N_DT], p[..., N_DT:2 * N_DT] + shift, p[..., 2 * N_DT:]], dim=-1)
-        return dt_distribution(p), magnitude_distribution(self.mag_head(ctx))
+        return dt_distribution(p), self.magnitude_law(z, p.shape[:-1])
+
+    def magnitude_law(self, z: torch.Tensor, shape: torch.Size) -> MixtureSameFamily:
+        """The magnitude law of events of batch shape ``shape``: one exponential on m - Mc at rate beta (global;
+        in a conditional model times exp(linear function of the conditioning values in z))."""
+        log_rate = self.log_mag_rate.expand(shape)
+        if self.n_cond:
+            shift = self.magnitude_head(z[..., -self.n_cond:])[..., 0]
+            while shift.dim() < len(shape):
+                shift = shift.unsqueeze(-1)
+            log_rate = log_rate + shift
+        return magnitude_distribution(torch.stack([torch.zeros_like(log_rate), log_rate], dim=-1))
 
     def init_position_from_data(self, t: torch.Tensor, m: torch.Tensor, xy: torch.Tensor,
                                 log_mu: torch.Tensor | None = None, terms: torch.Tensor | None = None,
