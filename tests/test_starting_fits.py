@@ -185,3 +185,24 @@ def test_generated_magnitudes_are_independent_of_the_window(trained_mlp):
     m = Xs.reshape(2000, L, 4)[..., 1].astype(float)
     ratio = m.mean(1).var(ddof=1) / (m.var(ddof=1) / L)
     assert abs(ratio - 1.0) < 4.0 * math.sqrt(2.0 / 1999), ratio
+
+
+# ------------------------------------------------------------------------------ the window cluster
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_cluster_spread_keeps_a_floor_of_its_fitted_start(decoder, etas_windows):
+    """After the starting fit the cluster's standard deviation at z = 0 is the fitted spread s (the fit itself
+    is the one of the tests above), and no raw output can take it below CLUSTER_FLOOR_SHARE s: with the raw
+    log spread at its lower clamp the spread is exp(-2) + the floor, within float32 rounding (rtol 1e-5)."""
+    from etasvae.models.decoders import CLUSTER_FLOOR_SHARE
+    X, origin = etas_windows
+    vae = started(decoder, X, origin)
+    h = vae.heads
+    z = torch.zeros(4, vae.latent_dim)
+    with torch.no_grad():
+        s = float(h.cluster(z)[1][0])
+        assert 1.0 < s < 60.0
+        np.testing.assert_allclose(float(h.cluster_floor), CLUSTER_FLOOR_SHARE * s, rtol=1e-5)
+        h.cluster_head.bias[2] = -50.0
+        np.testing.assert_allclose(h.cluster(z)[1].numpy(), math.exp(-2.0) + CLUSTER_FLOOR_SHARE * s, rtol=1e-5)

@@ -44,6 +44,7 @@ NEG_INF = -1e30
 MAX_REJECTIONS = 50   # position draws outside the region are redrawn this often, then drawn uniformly
 INIT_STEPS = 60        # Adam steps of the starting fits (ExcitationIntensity.init_from_data, EventHeads.init_position_from_data)
 INIT_WINDOWS = 128     # at most this many training windows (evenly spaced) in those fits (8,192 events)
+CLUSTER_FLOOR_SHARE = 0.25   # the cluster's spread floor as a share of its fitted starting spread
 POSITION_INIT_STEPS = 150   # Adam steps of the position fit: the mlp's levels and parent weights need ~120
 
 
@@ -175,6 +176,10 @@ class EventHeads(nn.Module):
         self.raw_gamma = nn.Parameter(torch.tensor(0.0))
         self.raw_q = nn.Parameter(torch.tensor(-0.5))      # q = 1 + softplus
         self.register_buffer("region", torch.tensor([float(v) for v in region]))
+        # The window cluster's standard deviation is exp(raw) + this floor (km): CLUSTER_FLOOR_SHARE of the
+        # spread of the starting fit (init_position_from_data), so that training cannot shrink the cluster onto
+        # a few events (it did: 1-2 km against the 30 km over which ETAS places a window's inherited aftershocks).
+        self.register_buffer("cluster_floor", torch.tensor(0.1))
 
     @torch.no_grad()
     def init_from_data(self, ln_dt: torch.Tensor, dmag: torch.Tensor) -> None:
@@ -232,10 +237,12 @@ class EventHeads(nn.Module):
         on the levels (``pos_head.weight``) and z's on the cluster spread are set to zero first and the fit
         places the cluster at each window's median event (z places it in training); ``steps`` Adam steps at
         lr 0.1. Without it these globals, one number each, would end near their starting values (the VAE's
-        training moves each by about its lr per step: D, gamma, q stayed at 1, 0, 1.5 against 0.5, 1, 1.5)."""
+        training moves each by about its lr per step: D, gamma, q stayed at 1, 0, 1.5 against 0.5, 1, 1.5).
+        Then the cluster's spread floor becomes CLUSTER_FLOOR_SHARE of the fitted spread, the spread unchanged."""
         with torch.no_grad():
             self.pos_head.weight.zero_()
             self.cluster_head.weight[2].zero_()
+            self.cluster_floor.fill_(0.1)
         B, L = t.shape
         ctx = torch.zeros(B, L, self.pos_head.in_features, device=t.device)
         z = torch.zeros(B, self.cluster_head.in_features, device=t.device)
@@ -259,11 +266,15 @@ class EventHeads(nn.Module):
             optimizer.step()
         for q in self.parameters():
             q.grad = None
+        with torch.no_grad():
+            sd = float(torch.exp(self.cluster_head.bias[2].clamp(-2.0, 4.0))) + float(self.cluster_floor)
+            self.cluster_floor.fill_(CLUSTER_FLOOR_SHARE * sd)
+            self.cluster_head.bias[2] = math.log((1.0 - CLUSTER_FLOOR_SHARE) * sd)
 
     def cluster(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cluster_head(z)
         centre = self.from_region_units(torch.tanh(c[..., :2]))
-        sd = torch.exp(c[..., 2].clamp(-2.0, 4.0)) + 0.1
+        sd = torch.exp(c[..., 2].clamp(-2.0, 4.0)) + self.cluster_floor
         return centre, sd
 
     def position(self, ctx: torch.Tensor, z: torch.Tensor, t_i: torch.Tensor, t_prev: torch.Tensor,
