@@ -127,12 +127,12 @@ def known_model(decoder: str, mu_ln: float, sd_ln: float, rate: float, beta: flo
     model = SequenceVAE(L, 2, [16], decoder, SPEC).eval()
     h = model.heads
     with torch.no_grad():
-        for lin in (h.dt_head, h.dt_shift, h.mag_head, h.pos_head):
+        for lin in (h.dt_head, h.dt_shift, h.pos_head):
             lin.weight.zero_()
             lin.bias.zero_()
         h.dt_head.bias[8:16] = mu_ln
         h.dt_head.bias[16:] = math.log(sd_ln)
-        h.mag_head.bias[4:] = math.log(beta)
+        h.log_mag_rate.fill_(math.log(beta))
         h.pos_head.bias[1:] = -60.0
         h.raw_q.fill_(20.0)                       # parent kernels ~ r^-42: nothing beyond a few km
         h.cluster_head.weight.zero_()

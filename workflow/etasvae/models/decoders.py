@@ -6,8 +6,10 @@ heads here turn it into the distribution of that event's channels, given the eve
     channel          density                                                    sample
     ln dt (days)     mixture of ``N_DT`` normals on ln dt, i.e. a mixture of        .sample() of the same
                      log-normals on dt (Shchur et al. 2020, intensity-free TPP)     MixtureSameFamily
-    m - Mc           mixture of ``N_MAG`` exponentials: each one a Gutenberg-       likewise
-                     Richter law, so the tail stays exponential
+    m - Mc           one exponential (Gutenberg-Richter) with a context-free        likewise (the
+                     rate: a global one started at the training windows' Aki-      sequence VAE redraws
+                     Utsu estimate, plus in a conditional model a linear            above mmax)
+                     function of the conditioning values
     (x, y) km        ETAS placement: background uniform over the region, or a      PositionMixture.sample
                      window cluster (an isotropic Gaussian whose centre and
                      spread come from z), or a parent j < i chosen with weight
@@ -31,14 +33,19 @@ from torch.distributions import Categorical, Distribution, Exponential, MixtureS
 from torch.nn import functional as F
 
 N_DT = 8       # log-normal components of the inter-event time
-N_MAG = 4      # exponential components of the magnitude above Mc
-# The exponential components start at the data's rate times exp(-s..s), close together: a component
-# started at a much lower b keeps a small weight through training and makes large magnitudes too frequent,
-# which the ETAS intensity (alpha close to beta) turns into extra triggering.
-MAG_INIT_SPREAD = 0.3
+# The magnitude law is one exponential whose rate no context reads: in ETAS magnitudes are independent
+# Gutenberg-Richter draws. A mixture of ``N_MAG`` exponentials with rates from the context (the earlier
+# decoder) made the mlp's large magnitudes 15-25 % too frequent: a mixture of exponentials is heavier-tailed
+# than one exponential of its mean, and z-dependent rates over-dispersed the windows' mean magnitudes
+# (docs/generator-diagnosis.md, finding 5).
+N_MAG = 1
 LOG_SCALE_MIN, LOG_SCALE_MAX = -6.0, 3.0
 NEG_INF = -1e30
 MAX_REJECTIONS = 50   # position draws outside the region are redrawn this often, then drawn uniformly
+INIT_STEPS = 60        # Adam steps of the starting fits (ExcitationIntensity.init_from_data, EventHeads.init_position_from_data)
+INIT_WINDOWS = 128     # at most this many training windows (evenly spaced) in those fits (8,192 events)
+CLUSTER_FLOOR_SHARE = 0.25   # the cluster's spread floor as a share of its fitted starting spread
+POSITION_INIT_STEPS = 150   # Adam steps of the position fit: the mlp's levels and parent weights need ~120
 
 
 class PowerLawKernel(Distribution):
@@ -98,7 +105,8 @@ def sample_above(dist: MixtureSameFamily, x0: torch.Tensor) -> torch.Tensor:
 
 
 def magnitude_distribution(params: torch.Tensor) -> MixtureSameFamily:
-    """Mixture of exponentials on m - Mc from (..., 2 N_MAG) raw outputs: logits, log rates."""
+    """Mixture of exponentials on m - Mc from (..., 2 k) raw values: k logits, k log rates (the heads use k =
+    N_MAG = 1: one Gutenberg-Richter law)."""
     logits, log_rate = params.chunk(2, dim=-1)
     return MixtureSameFamily(Categorical(logits=logits), Exponential(torch.exp(log_rate.clamp(-1.0, 4.0))))
 
@@ -220,14 +228,21 @@ class EventHeads(nn.Module):
     """Context vector of event i (and z, and the earlier events) -> the distributions of its channels.
 
     Global ETAS-like parameters (learned): the productivity exponent alpha, Omori c and p of the parent
-    weights, and D, gamma, q of the spatial kernel. The cluster centre and spread come from z alone.
+    weights, D, gamma, q of the spatial kernel, and the magnitude law's rate beta (b ln 10; with ``n_cond``
+    conditioning values, the last n_cond entries of z, log beta is also a linear function of them, zero at
+    the start). The cluster centre and spread come from z alone.
     """
 
-    def __init__(self, ctx_dim: int, latent_dim: int, region: list[float]):
+    def __init__(self, ctx_dim: int, latent_dim: int, region: list[float], n_cond: int = 0):
         super().__init__()
+        self.n_cond = n_cond
         self.dt_head = nn.Linear(ctx_dim, 3 * N_DT)
         self.dt_shift = nn.Linear(latent_dim, 1)     # z sets the window's time scale directly
-        self.mag_head = nn.Linear(ctx_dim, 2 * N_MAG)
+        self.log_mag_rate = nn.Parameter(torch.tensor(math.log(math.log(10.0))))   # beta = b ln 10, b = 1
+        if n_cond:
+            self.magnitude_head = nn.Linear(n_cond, 1)
+            nn.init.zeros_(self.magnitude_head.weight)
+            nn.init.zeros_(self.magnitude_head.bias)
         self.pos_head = nn.Linear(ctx_dim, 3)        # log-weights: background, cluster, parent level a
         self.cluster_head = nn.Linear(latent_dim, 3)  # centre (2, region units) and log spread
         self.raw_alpha = nn.Parameter(torch.tensor(1.0))
@@ -237,17 +252,21 @@ class EventHeads(nn.Module):
         self.raw_gamma = nn.Parameter(torch.tensor(0.0))
         self.raw_q = nn.Parameter(torch.tensor(-0.5))      # q = 1 + softplus
         self.register_buffer("region", torch.tensor([float(v) for v in region]))
+        # The window cluster's standard deviation is exp(raw) + this floor (km): CLUSTER_FLOOR_SHARE of the
+        # spread of the starting fit (init_position_from_data), so that training cannot shrink the cluster onto
+        # a few events (it did: 1-2 km against the 30 km over which ETAS places a window's inherited aftershocks).
+        self.register_buffer("cluster_floor", torch.tensor(0.1))
 
     @torch.no_grad()
     def init_from_data(self, ln_dt: torch.Tensor, dmag: torch.Tensor) -> None:
-        """Start the mixtures where the training data are: dt components spread over the quantiles of ln dt,
-        exponential rates within a factor exp(MAG_INIT_SPREAD) of the mean magnitude excess (b near the data's)."""
+        """Start the time mixture and the magnitude law where the training data are: dt components spread over
+        the quantiles of ln dt; the magnitude rate at the Aki-Utsu estimate 1 / mean(m - Mc), the maximum-
+        likelihood rate of the training magnitudes (training then keeps it there: one number that lr-sized
+        steps move little)."""
         q = torch.quantile(ln_dt.flatten(), torch.linspace(0.05, 0.95, N_DT, device=ln_dt.device))
         self.dt_head.bias[N_DT:2 * N_DT] = q
         self.dt_head.bias[2 * N_DT:] = math.log(max(float(ln_dt.std()) / N_DT * 2.0, 0.1))
-        rate = 1.0 / max(float(dmag.mean()), 1e-3)
-        self.mag_head.bias[N_MAG:] = math.log(rate) + torch.linspace(-MAG_INIT_SPREAD, MAG_INIT_SPREAD, N_MAG,
-                                                                     device=dmag.device)
+        self.log_mag_rate.fill_(-math.log(max(float(dmag.clamp_min(0.0).mean()), 1e-3)))
 
     def region_units(self, xy: torch.Tensor) -> torch.Tensor:
         """km -> [-1, 1] over the region."""
@@ -269,18 +288,77 @@ class EventHeads(nn.Module):
         while shift.dim() < p.dim():
             shift = shift.unsqueeze(-2)
         p = torch.cat([p[..., :N_DT], p[..., N_DT:2 * N_DT] + shift, p[..., 2 * N_DT:]], dim=-1)
-        return dt_distribution(p), magnitude_distribution(self.mag_head(ctx))
+        return dt_distribution(p), self.magnitude_law(z, p.shape[:-1])
+
+    def magnitude_law(self, z: torch.Tensor, shape: torch.Size) -> MixtureSameFamily:
+        """The magnitude law of events of batch shape ``shape``: one exponential on m - Mc at rate beta (global;
+        in a conditional model times exp(linear function of the conditioning values in z))."""
+        log_rate = self.log_mag_rate.expand(shape)
+        if self.n_cond:
+            shift = self.magnitude_head(z[..., -self.n_cond:])[..., 0]
+            while shift.dim() < len(shape):
+                shift = shift.unsqueeze(-1)
+            log_rate = log_rate + shift
+        return magnitude_distribution(torch.stack([torch.zeros_like(log_rate), log_rate], dim=-1))
+
+    def init_position_from_data(self, t: torch.Tensor, m: torch.Tensor, xy: torch.Tensor,
+                                log_mu: torch.Tensor | None = None, terms: torch.Tensor | None = None,
+                                steps: int = POSITION_INIT_STEPS) -> None:
+        """Start the position globals at their maximum-likelihood fit on the training windows t (B, L) days from
+        the first event, m (B, L) above Mc, xy (B, L, 2) km (the caller passes at most INIT_WINDOWS of them):
+        the kernel's log D, gamma and raw q, the mixture's levels (``pos_head.bias``) and the cluster's log
+        spread, and without ``terms`` (mlp and gru decoders: ``position``) the parent weights' alpha, c and p;
+        with ``terms`` (the autoregressive decoder: ``excited_position``) the parent weights are the intensity's
+        log mu (B,) and terms (B, L, L + V) of ``ExcitationIntensity.window_log_prob``. The contexts' weights
+        on the levels (``pos_head.weight``) and z's on the cluster spread are set to zero first and the fit
+        places the cluster at each window's median event (z places it in training); ``steps`` Adam steps at
+        lr 0.1. Without it these globals, one number each, would end near their starting values (the VAE's
+        training moves each by about its lr per step: D, gamma, q stayed at 1, 0, 1.5 against 0.5, 1, 1.5).
+        Then the cluster's spread floor becomes CLUSTER_FLOOR_SHARE of the fitted spread, the spread unchanged."""
+        with torch.no_grad():
+            self.pos_head.weight.zero_()
+            self.cluster_head.weight[2].zero_()
+            self.cluster_floor.fill_(0.1)
+        B, L = t.shape
+        ctx = torch.zeros(B, L, self.pos_head.in_features, device=t.device)
+        z = torch.zeros(B, self.cluster_head.in_features, device=t.device)
+        centre = xy.median(dim=1).values[:, None, :]
+        m = m.clamp_min(0.0)
+        params = [self.log_D, self.raw_gamma, self.raw_q, self.pos_head.bias, self.cluster_head.bias]
+        if terms is None:
+            params += [self.raw_alpha, self.log_c, self.raw_p]
+        optimizer = torch.optim.Adam(params, lr=0.1)
+        for _ in range(steps):
+            with torch.enable_grad():   # the caller may hold no_grad
+                if terms is None:
+                    lp = self.position_log_prob(ctx, z, t, m, xy, centre=centre)
+                else:
+                    mix = self.excited_position(ctx, z[:, None, :], log_mu[:, None], terms, xy[:, None, :, :],
+                                                m[:, None, :], centre=centre)
+                    lp = mix.log_prob(xy)
+                loss = -lp[:, 1:].sum(1).mean()   # the first event has no parent: background or cluster only
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            optimizer.step()
+        for q in self.parameters():
+            q.grad = None
+        with torch.no_grad():
+            sd = float(torch.exp(self.cluster_head.bias[2].clamp(-2.0, 4.0))) + float(self.cluster_floor)
+            self.cluster_floor.fill_(CLUSTER_FLOOR_SHARE * sd)
+            self.cluster_head.bias[2] = math.log((1.0 - CLUSTER_FLOOR_SHARE) * sd)
 
     def cluster(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cluster_head(z)
         centre = self.from_region_units(torch.tanh(c[..., :2]))
-        sd = torch.exp(c[..., 2].clamp(-2.0, 4.0)) + 0.1
+        sd = torch.exp(c[..., 2].clamp(-2.0, 4.0)) + self.cluster_floor
         return centre, sd
 
     def position(self, ctx: torch.Tensor, z: torch.Tensor, t_i: torch.Tensor, t_prev: torch.Tensor,
-                 m_prev: torch.Tensor, xy_prev: torch.Tensor, allowed: torch.Tensor) -> PositionMixture:
+                 m_prev: torch.Tensor, xy_prev: torch.Tensor, allowed: torch.Tensor,
+                 centre: torch.Tensor | None = None) -> PositionMixture:
         """Position distribution of events with context ctx (B, C) at times t_i (B,), given candidate parents
-        at t_prev (B, J), magnitudes above Mc m_prev (B, J), positions xy_prev (B, J, 2) where ``allowed``."""
+        at t_prev (B, J), magnitudes above Mc m_prev (B, J), positions xy_prev (B, J, 2) where ``allowed``;
+        the cluster's centre from z unless ``centre`` is given."""
         w = self.pos_head(ctx)
         alpha = F.softplus(self.raw_alpha)
         c = torch.exp(self.log_c)
@@ -290,16 +368,19 @@ class EventHeads(nn.Module):
         log_par = torch.where(allowed, log_par, torch.full_like(log_par, NEG_INF))
         s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
         q = 1.0 + F.softplus(self.raw_q) + 1e-3
-        centre, sd = self.cluster(z)
+        z_centre, sd = self.cluster(z)
+        centre = z_centre if centre is None else centre
         return PositionMixture(self.region, w[..., 0], w[..., 1], centre, sd, log_par, xy_prev, s, q)
 
     def excited_position(self, ctx: torch.Tensor, z: torch.Tensor, log_mu: torch.Tensor, terms: torch.Tensor,
-                         xy_prev: torch.Tensor, m_prev: torch.Tensor) -> PositionMixture:
+                         xy_prev: torch.Tensor, m_prev: torch.Tensor, centre: torch.Tensor | None = None
+                         ) -> PositionMixture:
         """Position distribution with the ETAS branching probabilities of an ``ExcitationIntensity`` as weights:
         parent j with kappa_j g(t_i - t_j) / lambda(t_i), the background share mu / lambda split between the
         uniform background and the window cluster (``pos_head``), the virtual parents' share to the cluster
         (their events lie where the window's past activity was). ctx (..., C), log mu (...), terms (..., L + V)
-        = log kappa_j g(t_i - t_j) (window events first), xy_prev (..., L, 2), m_prev (..., L)."""
+        = log kappa_j g(t_i - t_j) (window events first), xy_prev (..., L, 2), m_prev (..., L); the cluster's
+        centre from z unless ``centre`` is given."""
         L = xy_prev.shape[-2]
         w = F.log_softmax(self.pos_head(ctx)[..., :2], dim=-1)
         log_mu = log_mu.float().detach()
@@ -307,15 +388,18 @@ class EventHeads(nn.Module):
         log_cl = torch.logaddexp(log_mu + w[..., 1], torch.logsumexp(terms[..., L:], dim=-1))
         s = torch.exp(self.log_D + self.raw_gamma * m_prev).clamp(1e-4, 1e6)
         q = 1.0 + F.softplus(self.raw_q) + 1e-3
-        centre, sd = self.cluster(z)
+        z_centre, sd = self.cluster(z)
+        centre = z_centre if centre is None else centre
         return PositionMixture(self.region, log_mu + w[..., 0], log_cl, centre, sd, terms[..., :L], xy_prev, s, q)
 
     def position_log_prob(self, ctx: torch.Tensor, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor,
-                          xy: torch.Tensor, history: "History | None" = None, polygon=None):
+                          xy: torch.Tensor, history: "History | None" = None, polygon=None,
+                          centre: torch.Tensor | None = None):
         """log density of every event's position (B, L) given the earlier events of its window and those of
         its ``history`` (with positions; None: none), at once: ctx (B, L, C), t (B, L) days from the first
-        event, m (B, L) above Mc, xy (B, L, 2) km. With a ``polygon`` (vertices km) also the log of each
-        position distribution's mass inside it: (log density, log mass)."""
+        event, m (B, L) above Mc, xy (B, L, 2) km; the cluster's centre (B, 1, 2) from z unless given. With a
+        ``polygon`` (vertices km) also the log of each position distribution's mass inside it: (log density,
+        log mass)."""
         L = t.shape[1]
         allowed = torch.ones(L, L, dtype=torch.bool, device=t.device).tril(-1)   # [i, j]: j < i
         # Parents broadcast over events i (dim 1): per-parent terms are computed once per window. Events in
@@ -330,7 +414,7 @@ class EventHeads(nn.Module):
                 xy_par = torch.cat([xy_par, history.xy[:, None, :, :]], dim=-2)
                 ok = torch.cat([ok[None].expand(len(t), -1, -1), history.ok[:, None, :].expand(-1, r1 - r0, -1)],
                                dim=-1)
-            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok)
+            mix = self.position(ctx[:, r0:r1], z[:, None, :], t[:, r0:r1], t_par, m_par, xy_par, ok, centre)
             out.append(mix.log_prob(xy[:, r0:r1]))
             if polygon is not None:
                 mass.append(mix.log_mass_inside(polygon))
@@ -340,8 +424,6 @@ class EventHeads(nn.Module):
 # ------------------------------------------------------------------------------ ETAS-intensity time channel
 
 N_VIRTUAL = 1          # z-placed parents before the window: the activity of the window's unseen past
-INIT_STEPS = 60        # Adam steps of the intensity's starting fit (ExcitationIntensity.init_from_data)
-INIT_WINDOWS = 128     # at most this many training windows (evenly spaced) in that fit (8,192 events)
 ROW_BLOCK = 16         # events per block of the pairwise (event, parent) terms of a window's likelihood
 MAX_THINNING = 2000    # candidate draws per event before the thinning sampler gives up (then the last candidate)
 
@@ -355,6 +437,11 @@ class History(NamedTuple):
     m: torch.Tensor
     ok: torch.Tensor
     xy: torch.Tensor | None = None
+
+
+def init_subset(n: int, device) -> torch.Tensor:
+    """Indices of the (at most INIT_WINDOWS, evenly spaced) training windows of the starting fits."""
+    return torch.linspace(0, n - 1, min(n, INIT_WINDOWS), device=device).round().long()
 
 
 def row_blocks(L: int) -> list[tuple[int, int]]:
@@ -417,7 +504,7 @@ class ExcitationIntensity(nn.Module):
             rate = 1.0 / max(float(torch.exp(ln_dt[:, 1:]).mean()), 1e-6)
             self.log_mu.fill_(math.log(0.5 * rate))
             self.virtual_head.bias.zero_()
-        keep = torch.linspace(0, len(ln_dt) - 1, min(len(ln_dt), INIT_WINDOWS), device=ln_dt.device).round().long()
+        keep = init_subset(len(ln_dt), ln_dt.device)
         ln_dt, m = ln_dt[keep], m[keep]
         params = [self.log_mu, self.log_K, self.raw_alpha, self.log_c, self.raw_p, self.virtual_head.bias]
         optimizer = torch.optim.Adam(params, lr=0.1)

@@ -30,7 +30,7 @@ from .mlp import VAE
 from .sequence import SequenceVAE
 from .training import HISTORY_COLUMNS, TrainResult, device_of, pick_device
 
-MODEL_FORMAT = "etasvae-vae-1"
+MODEL_FORMAT = "etasvae-vae-2"
 KINDS: dict[str, type[nn.Module]] = {"mlp": VAE, SequenceVAE.kind: SequenceVAE,
                                      ConditionalSequenceVAE.kind: ConditionalSequenceVAE}
 ENCODE_BATCH = 8192

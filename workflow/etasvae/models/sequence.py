@@ -6,7 +6,7 @@ in the region (``x_first``, ``y_first`` of the windows table; the region is ``sp
 when conditioned, and gives q(z|x) = N(mu, diag exp(logvar)). The decoder reads u = [z, c] (u = z without
 conditioning) and gives every event i a context vector; ``decoders.EventHeads`` turns it into the
 distribution of its inter-event time, magnitude and position given the earlier events (mixture of
-log-normals, mixture of exponentials, ETAS placement):
+log-normals, one context-free exponential, ETAS placement):
 
     decoder          context of event i
     autoregressive   a GRU over the earlier events of the window, started from u and fed u at every step;
@@ -178,7 +178,7 @@ class SequenceVAE(nn.Module):
         u_dim = latent_dim + n_cond
         self.encoder = nn.Sequential(*mlp_layers([4 * length + 2 + n_cond, *hidden]))
         self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
-        self.heads = EventHeads(CONTEXT, u_dim, spec["region_km"])
+        self.heads = EventHeads(CONTEXT, u_dim, spec["region_km"], n_cond=n_cond)
         if decoder == "autoregressive":
             self.intensity = ExcitationIntensity(u_dim, n_cond=n_cond)
         if decoder in RECURRENT:

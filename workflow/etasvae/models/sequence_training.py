@@ -14,7 +14,8 @@ import torch
 
 from ..features import FeatureTransform, check_spec
 from ..threads import one_thread
-from .sequence import (EVAL_BATCH, FREE_BITS, Batch, SequenceVAE, gaussian_kl, kl_per_unit)
+from .decoders import init_subset
+from .sequence import (EVAL_BATCH, FREE_BITS, Batch, SequenceVAE, gaussian_kl, kl_per_unit, window_times)
 from .training import Trainer, TrainResult, fit
 
 AUX_WEIGHT = 4.0
@@ -116,14 +117,23 @@ def describe_terms(train: np.ndarray, val: np.ndarray) -> str:
 @torch.no_grad()
 def init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.Tensor, Ot: torch.Tensor,
                    spec: dict[str, Any]) -> None:
-    """Set the feature scaling, log-interval statistics, decoder heads and aux scaling from the training windows."""
+    """Set the feature scaling, log-interval statistics, decoder heads and aux scaling from the training windows;
+    the intensity's globals (autoregressive decoder) and then the position globals start at their maximum-
+    likelihood fits on at most INIT_WINDOWS of them (the position fit with the fitted intensity's weights)."""
     model.feat_offset.copy_(torch.from_numpy(transform.offset))
     model.feat_scale.copy_(torch.from_numpy(transform.scale))
     w = Batch(Xt, Ot, spec).window
     model.ln_dt_stats.copy_(torch.stack([w.ln_dt.mean(), w.ln_dt.std().clamp_min(1e-3)]))
     model.heads.init_from_data(w.ln_dt, w.m)
+    keep = init_subset(len(Xt), Xt.device)
+    t, m, xy = window_times(w.ln_dt[keep]), w.m[keep], w.xy[keep]
     if model.decoder_kind == "autoregressive":
         model.intensity.init_from_data(w.ln_dt, w.m)
+        z = torch.zeros(len(t), model.intensity.virtual_head.in_features, device=Xt.device)
+        _, log_mu, terms = model.intensity.window_log_prob(z, w.ln_dt[keep], m.clamp_min(0.0))
+        model.heads.init_position_from_data(t, m, xy, log_mu, terms)
+    else:
+        model.heads.init_position_from_data(t, m, xy)
     raw = model.aux_targets(w)
     model.aux_offset.copy_(raw.mean(0))
     model.aux_scale.copy_(raw.std(0).clamp_min(1e-3))
