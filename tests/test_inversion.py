@@ -18,6 +18,7 @@ import pytest
 from scipy import integrate, stats
 
 from comcat_files import dataset_config, write_comcat_csv
+from likelihood_checks import check_gradients_and_far_rate, gradient_by_differences
 from etasvae.catalog import read_catalog, write_catalog
 from etasvae.inversion import (
     InversionError,
@@ -394,10 +395,6 @@ def test_chunked_pair_evaluation_gives_the_same_fit(monkeypatch):
         assert chunked.std_errors[k] == pytest.approx(whole.std_errors[k], rel=1e-4)
 
 
-def _gradient_by_differences(fn, theta, h=1e-6):
-    return np.array([(fn(theta + h * e) - fn(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
-
-
 @pytest.mark.parametrize("model", ["space-time", "temporal"])
 def test_closed_form_gradients_match_differences_of_the_likelihood(model):
     """The likelihood's gradient, the far rate's and the profile's constrained coordinates' (chain rule
@@ -414,12 +411,7 @@ def test_closed_form_gradients_match_differences_of_the_likelihood(model):
     assert data.pair_i.size > 100
     lik = _Likelihood(data, names)
     theta = _to_theta(v, names)
-    value, grad = lik.value_and_grad(theta)
-    assert value == pytest.approx(lik(theta), rel=1e-13)
-    np.testing.assert_allclose(grad, _gradient_by_differences(lik, theta), rtol=1e-6, atol=1e-5)
-    far, far_grad = lik.far_rate(theta, grad=True)
-    assert far > 0.0
-    np.testing.assert_allclose(far_grad, _gradient_by_differences(lik.far_rate, theta), rtol=1e-6, atol=1e-9)
+    check_gradients_and_far_rate(lik, theta)
     state = {"names": names, "lik": lik, "n_mag": 200, "mag_excess": 90.0, "beta": 2.2}
     for name, value in (("mu", 0.6), ("K", 0.3), ("c", 0.03), ("branching_ratio", 0.7)):
         free = np.delete(theta, names.index("K" if name == "branching_ratio" else name))
@@ -432,7 +424,7 @@ def test_closed_form_gradients_match_differences_of_the_likelihood(model):
 
         th, mag, jac, d_mag = _constrained_theta(state, name, value, free)
         got = jac.T @ lik.value_and_grad(th)[1] + d_mag
-        np.testing.assert_allclose(got, _gradient_by_differences(constrained, free), rtol=1e-6, atol=1e-5,
+        np.testing.assert_allclose(got, gradient_by_differences(constrained, free), rtol=1e-6, atol=1e-5,
                                    err_msg=name)
 
 
@@ -610,12 +602,7 @@ def test_tapered_gradients_match_differences_of_the_likelihood(model, tau):
     lik = _Likelihood(data, names)
     theta = _to_theta(v, names, fixed)
     assert _natural(theta, names, fixed)["p"] == pytest.approx(0.9)
-    value, grad = lik.value_and_grad(theta)
-    assert value == pytest.approx(lik(theta), rel=1e-13)
-    np.testing.assert_allclose(grad, _gradient_by_differences(lik, theta), rtol=1e-6, atol=1e-5)
-    far, far_grad = lik.far_rate(theta, grad=True)
-    assert far > 0.0
-    np.testing.assert_allclose(far_grad, _gradient_by_differences(lik.far_rate, theta), rtol=1e-6, atol=1e-9)
+    check_gradients_and_far_rate(lik, theta)
 
 
 def test_tapered_fit_recovers_p_below_one():
@@ -815,7 +802,7 @@ def test_the_pair_caps_drop_intensity_terms_but_never_kernel_mass_from_the_integ
     assert capped(theta) - exact(theta) == pytest.approx(dropped, rel=1e-9)
     value, grad = capped.value_and_grad(theta)
     assert value == pytest.approx(capped(theta), rel=1e-13)
-    np.testing.assert_allclose(grad, _gradient_by_differences(capped, theta), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(grad, gradient_by_differences(capped, theta), rtol=1e-6, atol=1e-5)
 
 
 def test_kernel_mass_beyond_the_caps_is_not_free_for_the_fit():

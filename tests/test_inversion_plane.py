@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from likelihood_checks import check_gradients_and_far_rate
 
 from etasvae.catalog import write_catalog
 from etasvae.inversion import Sequence, _build, _Likelihood, _to_theta, catalog_sequence, fit_catalog, param_names
@@ -65,10 +66,6 @@ def test_plane_loglik_matches_direct_computation():
     assert plane(theta) < region(theta) - 1e-3
 
 
-def _differences(fn, theta, h=1e-6):
-    return np.array([(fn(theta + h * e) - fn(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
-
-
 @pytest.mark.parametrize("tau", [None, "free"])
 def test_plane_gradients_match_differences_of_the_likelihood(tau):
     """Gradient of the likelihood and of the far rate (the cut's disc mass 1 - tail(R_j), the uncut 1)
@@ -82,12 +79,7 @@ def test_plane_gradients_match_differences_of_the_likelihood(tau):
     lik = _Likelihood(_build([seq], "space-time", 2.5, 2.0, 3.0, v, plane=True), names)
     assert lik.n_pairs > 100
     theta = _to_theta(v, names)
-    value, grad = lik.value_and_grad(theta)
-    assert value == pytest.approx(lik(theta), rel=1e-13)
-    np.testing.assert_allclose(grad, _differences(lik, theta), rtol=1e-6, atol=1e-5)
-    far, far_grad = lik.far_rate(theta, grad=True)
-    assert far > 0.0
-    np.testing.assert_allclose(far_grad, _differences(lik.far_rate, theta), rtol=1e-6, atol=1e-9)
+    check_gradients_and_far_rate(lik, theta)
 
 
 def test_plane_and_region_agree_where_no_kernel_mass_leaves_the_region():

@@ -151,6 +151,32 @@ def test_sampling_prior_draws_have_the_fitted_mean_and_covariance():
 # ------------------------------------------------------------------------------ 3. parent weights
 
 
+class PositionKernels:
+    """The position components of ``EventHeads`` in numpy, from its parameters and z (u): uniform
+    background 1/area, the window cluster N(centre, sd^2 I) with sd = exp(clamp(raw, -2, 4)) + its floor,
+    and per parent the kernel (q-1)/(pi s) (1 + r^2/s)^-q, s = D exp(gamma (m_j - Mc))."""
+
+    def __init__(self, h, u: np.ndarray):
+        P = lambda x: x.detach().double().numpy()  # noqa: E731
+        self.D, self.gamma = math.exp(h.log_D.item()), h.raw_gamma.item()
+        self.q = 1.0 + softplus(h.raw_q.item()) + 1e-3
+        cl = u @ P(h.cluster_head.weight).T + P(h.cluster_head.bias)
+        r = np.asarray(SPEC["region_km"], dtype=float)
+        half = np.array([(r[1] - r[0]) / 2, (r[3] - r[2]) / 2])
+        self.centre = np.array([(r[0] + r[1]) / 2, (r[2] + r[3]) / 2]) + half * np.tanh(cl[:2])
+        self.sd = math.exp(min(max(cl[2], -2.0), 4.0)) + float(h.cluster_floor)
+        self.area = (r[1] - r[0]) * (r[3] - r[2])
+
+    def densities(self, xy: np.ndarray, parents) -> list[float]:
+        """[background, cluster, each parent (m_j, xy_j)] densities at xy."""
+        sd2 = self.sd ** 2
+        out = [1.0 / self.area, math.exp(-0.5 * np.sum((xy - self.centre) ** 2) / sd2) / (2 * math.pi * sd2)]
+        for mj, xyj in parents:
+            s = self.D * math.exp(self.gamma * mj)
+            out.append((self.q - 1.0) / (math.pi * s) * (1.0 + np.sum((xy - xyj) ** 2) / s) ** -self.q)
+        return out
+
+
 def numpy_position_log_density(vae: SequenceVAE, ctx: np.ndarray, u: np.ndarray, t, m, xy, hist=None):
     """log density of every event's position of one window (the decoders.py formula, in numpy): background
     exp(a_bg) / area, window cluster exp(a_cl) N(centre, sd^2 I), parent j < i (and every history event) with
@@ -160,20 +186,12 @@ def numpy_position_log_density(vae: SequenceVAE, ctx: np.ndarray, u: np.ndarray,
     P = lambda x: x.detach().double().numpy()  # noqa: E731
     a = ctx @ P(h.pos_head.weight).T + P(h.pos_head.bias)                      # (L, 3)
     alpha, c, p = softplus(h.raw_alpha.item()), math.exp(h.log_c.item()), 1.0 + softplus(h.raw_p.item())
-    D, gamma, q = math.exp(h.log_D.item()), h.raw_gamma.item(), 1.0 + softplus(h.raw_q.item()) + 1e-3
-    cl = u @ P(h.cluster_head.weight).T + P(h.cluster_head.bias)
-    r = np.asarray(SPEC["region_km"], dtype=float)
-    centre = np.array([(r[0] + r[1]) / 2, (r[2] + r[3]) / 2]) + np.array([(r[1] - r[0]) / 2, (r[3] - r[2]) / 2]) * np.tanh(cl[:2])
-    sd = math.exp(min(max(cl[2], -2.0), 4.0)) + 0.1
-    area = (r[1] - r[0]) * (r[3] - r[2])
+    kernels = PositionKernels(h, u)
     out, weights = [], []
     for i in range(len(t)):
         par = [(t[j], m[j], xy[j]) for j in range(i)] + ([] if hist is None else list(zip(*hist)))
         log_w = [a[i, 0], a[i, 1]] + [a[i, 2] + alpha * mj - p * math.log(t[i] - tj + c) for tj, mj, _ in par]
-        dens = [1.0 / area, math.exp(-0.5 * np.sum((xy[i] - centre) ** 2) / sd ** 2) / (2 * math.pi * sd ** 2)]
-        for _, mj, xyj in par:
-            s = D * math.exp(gamma * mj)
-            dens.append((q - 1.0) / (math.pi * s) * (1.0 + np.sum((xy[i] - xyj) ** 2) / s) ** -q)
+        dens = kernels.densities(xy[i], [(mj, xyj) for _, mj, xyj in par])
         w = np.exp(np.array(log_w) - np.max(log_w))
         w /= w.sum()
         weights.append(w)
@@ -319,20 +337,12 @@ def numpy_excited_log_density(vae: SequenceVAE, ctx: np.ndarray, u: np.ndarray, 
     v = u @ P(f.virtual_head.weight).T + P(f.virtual_head.bias)
     kappa_v, t_v = math.exp(v[0]), -math.exp(v[1])
     g = lambda s: (p - 1.0) / c * (1.0 + s / c) ** -p  # noqa: E731
-    D, gamma, q = math.exp(h.log_D.item()), h.raw_gamma.item(), 1.0 + softplus(h.raw_q.item()) + 1e-3
-    cl = u @ P(h.cluster_head.weight).T + P(h.cluster_head.bias)
-    r = np.asarray(SPEC["region_km"], dtype=float)
-    centre = np.array([(r[0] + r[1]) / 2, (r[2] + r[3]) / 2]) + np.array([(r[1] - r[0]) / 2, (r[3] - r[2]) / 2]) * np.tanh(cl[:2])
-    sd = math.exp(min(max(cl[2], -2.0), 4.0)) + 0.1
-    area = (r[1] - r[0]) * (r[3] - r[2])
+    kernels = PositionKernels(h, u)
     out = []
     for i in range(len(t)):
         w = [mu * share[i, 0], mu * share[i, 1] + kappa_v * g(t[i] - t_v)]
         w += [K * math.exp(alpha * m[j]) * g(t[i] - t[j]) for j in range(i)]
-        dens = [1.0 / area, math.exp(-0.5 * np.sum((xy[i] - centre) ** 2) / sd ** 2) / (2 * math.pi * sd ** 2)]
-        for j in range(i):
-            s = D * math.exp(gamma * m[j])
-            dens.append((q - 1.0) / (math.pi * s) * (1.0 + np.sum((xy[i] - xy[j]) ** 2) / s) ** -q)
+        dens = kernels.densities(xy[i], [(m[j], xy[j]) for j in range(i)])
         out.append(math.log(np.dot(w, dens) / np.sum(w)))
     return np.array(out)
 
