@@ -225,15 +225,7 @@ def fit_sequences(
     if rupture_multiple is not None and not rupture_multiple > 0:
         raise InversionError(f"rupture_multiple = {rupture_multiple!r}: must be > 0 (or None: no cap)")
     names = param_names(model, "free" if kind == "free" else None)
-    seqs = [s for s in seqs if s.t1 > s.t0]
-    n_target = int(sum((s.time >= s.t0).sum() for s in seqs))
-    if n_target < len(names) + 1:
-        raise InversionError(f"{n_target} target events above Mc = {mc:g}: too few for the {len(names)}-parameter {model} model")
-    span = float(sum(s.t1 - s.t0 for s in seqs))
-    guess = {k: v for k, v in DEFAULT_START.items() if v is not None}
-    guess["mu"] = 0.5 * n_target / span
-    if kind == "fixed":
-        guess["tau"] = tau_value
+    seqs, guess = _observed_and_guess(seqs, names, mc, model, tau_value)
     guess.update({k: v for k, v in (start or {}).items() if k in names and v is not None})
     ctx = _Context(seqs, model, mc, names, kind, tau_value, cut_mass, rupture_multiple, max_lag_days,
                    np.random.default_rng(seed), plane=space_integral == "plane")
@@ -261,6 +253,21 @@ def fit_sequences(
     return fit
 
 
+def _observed_and_guess(seqs, names, mc: float, model: str, tau_value: float | None):
+    """The sequences with an observed window, and the default start: DEFAULT_START, mu at half the target
+    rate, a fixed tau; InversionError when there are too few targets for the parameters."""
+    seqs = [s for s in seqs if s.t1 > s.t0]
+    n_target = int(sum((s.time >= s.t0).sum() for s in seqs))
+    if n_target < len(names) + 1:
+        raise InversionError(f"{n_target} target events above Mc = {mc:g}: too few for the {len(names)}-parameter {model} model")
+    span = float(sum(s.t1 - s.t0 for s in seqs))
+    guess = {k: v for k, v in DEFAULT_START.items() if v is not None}
+    guess["mu"] = 0.5 * n_target / span
+    if tau_value is not None:
+        guess["tau"] = tau_value
+    return seqs, guess
+
+
 class _Context:
     """What every stage of one fit shares."""
 
@@ -277,6 +284,11 @@ class _Context:
         self.area = (polygon_area(seqs[0].region) if model == "space-time" and seqs[0].region is not None
                      else None)
 
+    @property
+    def lag_cap(self) -> float:
+        """The pairs' lag cap: a cap beyond every sequence's span cuts nothing."""
+        return self.max_lag_days if self.max_lag_days < self.longest else math.inf
+
     def bounds(self):
         return [bounds(k, self.tapered) for k in self.names]
 
@@ -289,13 +301,11 @@ class _Context:
     def build(self, params, density):
         t_cut, k_cut = _cut_for({**params, "tau": params.get("tau", self.tau) if self.tapered else None},
                                 self.model, self.cut_mass, self.longest)
-        # a cap beyond every sequence's span cuts nothing
-        lag_cap = self.max_lag_days if self.max_lag_days < self.longest else math.inf
         background = None
         if density is not None:
             background = density(np.concatenate([s.x for s in self.seqs]), np.concatenate([s.y for s in self.seqs]))
         data = _build(self.seqs, self.model, self.mc, t_cut, k_cut, params, radius_cap=self.radius_cap,
-                      lag_cap=lag_cap, tau=self.tau, background=background, plane=self.plane)
+                      lag_cap=self.lag_cap, tau=self.tau, background=background, plane=self.plane)
         return data, _Likelihood(data, self.names)
 
 

@@ -33,8 +33,8 @@ import numpy as np
 from scipy import optimize
 
 from .inversion import (
-    DEFAULT_START, MAX_LAG_DAYS, RUPTURE_MULTIPLE, ETASFit, InversionError, Sequence, _Context, _package_start,
-    _summarise, _taper_option, param_names,
+    MAX_LAG_DAYS, RUPTURE_MULTIPLE, ETASFit, InversionError, Sequence, _Context, _observed_and_guess,
+    _package_start, _summarise, _taper_option, param_names,
 )
 from .inversion_likelihood import _build, _Likelihood
 
@@ -52,26 +52,17 @@ def fit_package_estimator(seqs: list[Sequence], *, mc: float, tau="free", delta_
     if kind == "auto":
         raise InversionError("the etas package's estimator takes tau free, none or a number of days, not auto")
     names = param_names("space-time", "free" if kind == "free" else None)
-    seqs = [s for s in seqs if s.t1 > s.t0]
-    n_target = int(sum((s.time >= s.t0).sum() for s in seqs))
-    if n_target < len(names) + 1:
-        raise InversionError(f"{n_target} target events above Mc = {mc:g}: too few for the {len(names)}-parameter model")
+    seqs, guess = _observed_and_guess(seqs, names, mc, "space-time", tau_value)
     if any(s.region is None for s in seqs):
         raise InversionError("the space-time model needs the region of every sequence")
     ctx = _Context(seqs, "space-time", mc, names, kind, tau_value, 0.05, rupture_multiple, max_lag_days,
                    np.random.default_rng(0), plane=True)
-    span = float(sum(s.t1 - s.t0 for s in seqs))
-    guess = {k: v for k, v in DEFAULT_START.items() if v is not None}
-    guess["mu"] = 0.5 * n_target / span
-    if kind == "fixed":
-        guess["tau"] = tau_value
     first = {**_package_start(ctx, guess), **{k: v for k, v in (start or {}).items() if v is not None}}
-    lag_cap = max_lag_days if max_lag_days < ctx.longest else math.inf
-    data = _build(seqs, "space-time", mc, math.inf, math.inf, first, radius_cap=ctx.radius_cap, lag_cap=lag_cap,
-                  tau=ctx.tau, background=None, plane=True)
+    data = _build(seqs, "space-time", mc, math.inf, math.inf, first, radius_cap=ctx.radius_cap,
+                  lag_cap=ctx.lag_cap, tau=ctx.tau, background=None, plane=True)
     lik = _Likelihood(data, names)
-    theta, converged, rounds = _solve(lik, ctx.to_theta(first), ctx.bounds(), n_target)
-    result = SimpleNamespace(fun=-lik(theta) / n_target, success=converged, x=theta)
+    theta, converged, rounds = _solve(lik, ctx.to_theta(first), ctx.bounds(), ctx.n_target)
+    result = SimpleNamespace(fun=-lik(theta) / ctx.n_target, success=converged, x=theta)
     fit = _summarise(result, theta, data, lik, ctx, delta_m)
     fit.estimator = "etas-package"
     fit.cut["estimator_rounds"] = rounds
