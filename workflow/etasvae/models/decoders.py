@@ -327,6 +327,7 @@ class EventHeads(nn.Module):
         params = [self.log_D, self.raw_gamma, self.raw_q, self.pos_head.bias, self.cluster_head.bias]
         if terms is None:
             params += [self.raw_alpha, self.log_c, self.raw_p]
+        params = [q for q in params if q.requires_grad]   # a kernel frozen at a catalog fit stays (intensity_fit)
         optimizer = torch.optim.Adam(params, lr=0.1)
         for _ in range(steps):
             with torch.enable_grad():   # the caller may hold no_grad
@@ -499,14 +500,18 @@ class ExcitationIntensity(nn.Module):
         """Start where the training windows are: the maximum-likelihood fit of the globals (mu, K, alpha, c, p,
         the virtual parent) with z = 0 on at most INIT_WINDOWS windows, ``steps`` Adam steps (lr 0.1) from mu
         at half the mean rate, K 0.2, alpha 1, c 0.01 days, p 1.2. Without it the globals, one number each,
-        move about lr per step of the VAE's training and would end near where they start."""
+        move about lr per step of the VAE's training and would end near where they start. Globals frozen
+        at a whole-catalog fit (``intensity_fit.freeze_globals``) keep their values: only the virtual parent
+        is fitted then."""
         with torch.no_grad():
             rate = 1.0 / max(float(torch.exp(ln_dt[:, 1:]).mean()), 1e-6)
-            self.log_mu.fill_(math.log(0.5 * rate))
+            if self.log_mu.requires_grad:
+                self.log_mu.fill_(math.log(0.5 * rate))
             self.virtual_head.bias.zero_()
         keep = init_subset(len(ln_dt), ln_dt.device)
         ln_dt, m = ln_dt[keep], m[keep]
-        params = [self.log_mu, self.log_K, self.raw_alpha, self.log_c, self.raw_p, self.virtual_head.bias]
+        params = [q for q in (self.log_mu, self.log_K, self.raw_alpha, self.log_c, self.raw_p, self.virtual_head.bias)
+                  if q.requires_grad]
         optimizer = torch.optim.Adam(params, lr=0.1)
         z = torch.zeros(len(ln_dt), self.virtual_head.in_features, device=ln_dt.device)
         for _ in range(steps):

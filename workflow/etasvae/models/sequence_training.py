@@ -15,6 +15,7 @@ import torch
 from ..features import FeatureTransform, check_spec
 from ..threads import one_thread
 from .decoders import init_subset
+from .intensity_fit import freeze_globals
 from .sequence import (EVAL_BATCH, FREE_BITS, Batch, SequenceVAE, gaussian_kl, kl_per_unit, window_times)
 from .training import Trainer, TrainResult, fit
 
@@ -72,9 +73,12 @@ def mean_terms(model: SequenceVAE, batches: Iterable[Batch], *, z: str = "sample
 
 def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, s: dict[str, Any], spec: dict[str, Any],
                        origin_train: np.ndarray | None = None, origin_val: np.ndarray | None = None, *,
-                       log: Callable[[str], None] = print, dev: torch.device) -> TrainResult:
+                       log: Callable[[str], None] = print, dev: torch.device,
+                       intensity_globals: dict[str, float] | None = None) -> TrainResult:
     """Train a SequenceVAE (settings as ``training.check_settings`` gives them, plus ``decoder``) with the
-    loop of ``training.fit``; at the end the sampling prior is fitted to the training windows' posterior."""
+    loop of ``training.fit``; at the end the sampling prior is fitted to the training windows' posterior.
+    ``intensity_globals``: mu, K, alpha, c, p of a whole-catalog ETAS fit of the training catalogs
+    (``intensity_fit.fit_training_catalogs``), at which the autoregressive intensity is held."""
     spec = check_spec(spec)
     X_train = np.asarray(X_train, dtype=np.float32)
     L = spec["length"]
@@ -87,7 +91,7 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, s: dict[st
     model = SequenceVAE(L, s["latent_dim"], s["hidden"], s["decoder"], spec).to(dev)
     Xt, Ot = tensors(X_train, origin_train, model, dev)
     Xv, Ov = tensors(X_val, origin_val, model, dev) if has_val else (None, None)
-    init_from_data(model, transform, Xt, Ot, spec)
+    init_from_data(model, transform, Xt, Ot, spec, intensity_globals)
     log(f"training sequence VAE ({s['decoder']} decoder) on {dev} ({torch.get_num_threads()} threads): {len(Xt)} "
         f"training / {len(Xv) if has_val else 0} validation windows of {L} events, latent {s['latent_dim']}, "
         f"encoder {s['hidden']}, {s['optimizer']} lr {s['lr']:g}, batch {s['batch_size']}, beta {s['beta']:g}, "
@@ -116,10 +120,12 @@ def describe_terms(train: np.ndarray, val: np.ndarray) -> str:
 
 @torch.no_grad()
 def init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.Tensor, Ot: torch.Tensor,
-                   spec: dict[str, Any]) -> None:
+                   spec: dict[str, Any], intensity_globals: dict[str, float] | None = None) -> None:
     """Set the feature scaling, log-interval statistics, decoder heads and aux scaling from the training windows;
     the intensity's globals (autoregressive decoder) and then the position globals start at their maximum-
-    likelihood fits on at most INIT_WINDOWS of them (the position fit with the fitted intensity's weights)."""
+    likelihood fits on at most INIT_WINDOWS of them (the position fit with the fitted intensity's weights).
+    With ``intensity_globals`` the intensity's mu, K, alpha, c, p and the kernel's D, gamma, q are those,
+    frozen (``intensity_fit``)."""
     model.feat_offset.copy_(torch.from_numpy(transform.offset))
     model.feat_scale.copy_(torch.from_numpy(transform.scale))
     w = Batch(Xt, Ot, spec).window
@@ -128,6 +134,8 @@ def init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.Te
     keep = init_subset(len(Xt), Xt.device)
     t, m, xy = window_times(w.ln_dt[keep]), w.m[keep], w.xy[keep]
     if model.decoder_kind == "autoregressive":
+        if intensity_globals is not None:
+            freeze_globals(model.intensity, intensity_globals, model.heads)
         model.intensity.init_from_data(w.ln_dt, w.m)
         z = torch.zeros(len(t), model.intensity.virtual_head.in_features, device=Xt.device)
         _, log_mu, terms = model.intensity.window_log_prob(z, w.ln_dt[keep], m.clamp_min(0.0))

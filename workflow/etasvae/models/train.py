@@ -17,7 +17,8 @@ from .training import TrainResult, check_settings, device_settings, pick_device
 def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str, Any], *,
               log: Callable[[str], None] = print, device: str | None = None,
               spec: dict[str, Any] | None = None,
-              origin_train: np.ndarray | None = None, origin_val: np.ndarray | None = None) -> TrainResult:
+              origin_train: np.ndarray | None = None, origin_val: np.ndarray | None = None,
+              intensity_globals: dict[str, float] | None = None) -> TrainResult:
     """Fit the feature transform on ``X_train`` and train a VAE; return the model with its best weights.
 
     Early stopping: after the KL warm-up, the epoch with the lowest validation loss (training loss if there
@@ -26,7 +27,8 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
     A non-finite loss raises TrainingDiverged. On CPU the same seed gives the same history, whatever the
     thread count (one thread for the arithmetic: etasvae.threads).
     Loss ``channels`` trains a sequence VAE (``etasvae.models.sequence``): it needs the window ``spec`` (with
-    ``region_km``) and takes the first events' positions (n, 2) km (``sequence.window_origins`` of the table).
+    ``region_km``) and takes the first events' positions (n, 2) km (``sequence.window_origins`` of the table);
+    ``intensity_globals`` holds its autoregressive intensity at a whole-catalog ETAS fit (``intensity_fit``).
     """
     s = check_settings(settings)
     dev = pick_device(device)
@@ -35,4 +37,5 @@ def train_vae(X_train: np.ndarray, X_val: np.ndarray | None, settings: dict[str,
         return train_mlp_vae(X_train, X_val, s, log=log, dev=dev)
     if spec is None:
         raise ValueError("train_vae: loss 'channels' needs the window spec (spec=...)")
-    return train_sequence_vae(X_train, X_val, s, spec, origin_train, origin_val, log=log, dev=dev)
+    return train_sequence_vae(X_train, X_val, s, spec, origin_train, origin_val, log=log, dev=dev,
+                              intensity_globals=intensity_globals)
