@@ -101,3 +101,70 @@ def test_training_keeps_the_frozen_globals(windows):
         assert v == pytest.approx(est[k], rel=1e-5), k
     assert float(intensity.productivity_head.weight.abs().max()) == 0.0
     assert float(intensity.virtual_head.weight.detach().abs().max()) > 0.0
+
+
+def test_a_conditional_intensity_takes_the_configs_lines_in_c():
+    """The surrogate's intensity from two configs' fits: log mu and log K at each config's c are that config's
+    estimates (the line through two points is exact), at the midpoint their geometric mean; alpha, c, p, D,
+    gamma, q the configs' mean (c geometric); everything frozen, z's columns of the productivity zero."""
+    from etasvae.models.decoders import EventHeads, ExcitationIntensity
+    from etasvae.models.intensity_fit import freeze_conditional_globals
+
+    latent, n_cond = 3, 1
+    fits = [(np.array([-1.0]), {"mu": 4.0, "K": 0.1, "alpha": 1.4, "c": 0.01, "p": 1.1, "D": 0.6, "gamma": 1.0, "q": 1.6}),
+            (np.array([1.0]), {"mu": 6.0, "K": 0.4, "alpha": 1.6, "c": 0.04, "p": 1.2, "D": 0.8, "gamma": 1.2, "q": 1.8})]
+    intensity = ExcitationIntensity(latent + n_cond, n_cond=n_cond)
+    heads = EventHeads(8, latent + n_cond, list(REGION), n_cond=n_cond)
+    freeze_conditional_globals(intensity, fits, heads)
+    z = torch.zeros(3, latent)
+    u = torch.cat([z, torch.tensor([[-1.0], [1.0], [0.0]])], dim=1)
+    log_mu, log_K, _, _ = intensity.window_terms(u)
+    np.testing.assert_allclose(np.exp(log_mu.numpy()), [4.0, 6.0, math.sqrt(24.0)], rtol=1e-5)
+    np.testing.assert_allclose(np.exp(log_K.numpy()), [0.1, 0.4, 0.2], rtol=1e-5)
+    alpha, c, p = (float(v) for v in intensity.globals())
+    assert (alpha, c, p) == pytest.approx((1.5, 0.02, 1.15), rel=1e-5)
+    assert math.exp(float(heads.log_D)) == pytest.approx(0.7, rel=1e-5)
+    assert float(heads.raw_gamma) == pytest.approx(1.1, rel=1e-5)
+    assert not any(q.requires_grad for q in (intensity.log_mu, intensity.log_K, intensity.raw_p, heads.log_D,
+                                              *intensity.background_head.parameters(),
+                                              *intensity.productivity_head.parameters()))
+    assert float(intensity.productivity_head.weight[0, :latent].abs().max()) == 0.0
+
+
+def _quiet_intensity_model() -> "torch.nn.Module":
+    """An autoregressive sequence VAE whose intensity has a tiny background (1e-3 per day) and productivity
+    (K = 1e-3) and a virtual parent of productivity e^10 just before the window (1e-3 days)."""
+    from etasvae.models.sequence import SequenceVAE
+
+    torch.manual_seed(0)
+    model = SequenceVAE(SPEC["length"], 3, [16], "autoregressive", SPEC)
+    with torch.no_grad():
+        model.intensity.log_mu.fill_(math.log(1e-3))
+        model.intensity.log_K.fill_(math.log(1e-3))
+        model.intensity.virtual_head.weight.zero_()
+        model.intensity.virtual_head.bias.copy_(torch.tensor([10.0, math.log(1e-3)]))
+    return model.eval()
+
+
+def test_a_chains_earlier_events_replace_the_virtual_parent():
+    """``generate(older=...)``: with the chain's earlier events given, the virtual parent is off and those
+    events are parents. With the virtual parent on, the window's intervals are about e^-10 days short; with
+    ``older`` holding one unproductive event they follow the tiny background (median above a day); with
+    ``older`` holding one event of productivity K e^(alpha m) = 1e-3 e^15 = 3,300 (alpha 1 at the start) just
+    before the history, the window's intervals are short again: the older event is a parent."""
+    from etasvae.models.sequence import Events, Past
+
+    model = _quiet_intensity_model()
+    n, L = 64, SPEC["length"]
+    u = torch.zeros(n, 3)
+    hist = Events(torch.full((n, L), math.log(1e-3)), torch.zeros(n, L), torch.full((n, L, 2), 30.0))
+    past = Past(hist, torch.ones(n), torch.zeros(n, 4 * L))
+    older = Events(torch.zeros(n, 1), torch.zeros(n, 1), torch.full((n, 1, 2), 30.0))
+    draws = {}
+    for name, kwargs in {"virtual": {}, "quiet": {"older": older},
+                         "productive": {"older": older._replace(m=torch.full((n, 1), 15.0))}}.items():
+        torch.manual_seed(1)
+        draws[name] = float(model.generate(u, past, **kwargs).ln_dt[:, 1:].median())
+    assert draws["virtual"] < math.log(1e-2)
+    assert draws["quiet"] > math.log(1.0)
+    assert draws["productive"] < math.log(1e-1)

@@ -26,6 +26,10 @@ from .models.training import TrainResult
 from .threads import one_thread
 
 MAX_CHAIN_EVENTS = 2_000_000   # per chain: a guard against a runaway chain
+# The most recent events of a chain that are parents of its next window (a model whose intensity is held at
+# a catalog fit): about 1.5 years of the default grid's K = 0.3; with p = 1.1 a parent still has a third of
+# its aftershocks to come after two years, so the cap is far, not near.
+CHAIN_PARENTS = 16384
 _LN10 = math.log(10.0)
 
 
@@ -107,7 +111,10 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
     of L events drawn one after the other, each given the previous window as history and with z from
     p(z | c, previous window); the first ``burn_in_windows`` windows are discarded (the clock starts at the
     last discarded event). Columns time (days), magnitude, x, y (km). Seeded: the same model, c and seed
-    give the same catalogs (on one device)."""
+    give the same catalogs (on one device). A model whose intensity is held at the training catalogs' ETAS
+    fit (``catalog_intensity``, autoregressive decoder) gives every window after the first the chain's earlier
+    events too (the last CHAIN_PARENTS) as parents of its times and positions, and no virtual parent: the
+    chain's past is there, as in ETAS; otherwise each window's virtual parent stands for the older past."""
     dev = next(model.parameters()).device
     n, L, mc = len(c), model.length, model.spec["mc"]
     C = torch.from_numpy(np.asarray(c, dtype=np.float32)).to(dev)
@@ -117,6 +124,8 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
     t0 = np.zeros(n)
     out: list[list[np.ndarray]] = [[] for _ in range(n)]
     active = np.arange(n)
+    full = bool(getattr(model, "catalog_intensity", False)) and model.vae.decoder_kind == "autoregressive"
+    earlier: list[Events] = []                 # the chains' windows before the last (full history only)
     devices = [dev] if dev.type == "cuda" else []
     k = 0
     with torch.random.fork_rng(devices=devices):
@@ -127,7 +136,14 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
             now = Past(Events(ev.ln_dt[a], ev.m[a], ev.xy[a]), past.has[a], past.X[a])
             prior_mu, prior_logvar = model.prior(now.X, now.has, C[a])
             z = prior_mu + torch.exp(0.5 * prior_logvar) * torch.randn_like(prior_mu)
-            w = model.vae.generate(torch.cat([z, C[a]], dim=1), now)
+            older = None
+            if full and earlier:
+                older = Events(*(torch.cat([getattr(e, f) for e in earlier], dim=1)[a][:, -CHAIN_PARENTS:]
+                                 for f in Events._fields))
+            if full and k > 0:
+                earlier.append(Events(ev.ln_dt.clone(), ev.m.clone(), ev.xy.clone()))
+                earlier = earlier[-(CHAIN_PARENTS // L + 1):]
+            w = model.vae.generate(torch.cat([z, C[a]], dim=1), now, older=older)
             dt = np.exp(w.ln_dt.double().cpu().numpy())
             times = clock[active, None] + np.cumsum(dt, axis=1)
             mags = w.m.cpu().numpy().astype(np.float64) + mc

@@ -7,6 +7,7 @@ from etasvae.catalog import read_catalogs, write_catalog
 from etasvae.features import read_windows
 from etasvae.scripting import setup_log
 from etasvae.models.conditional import train_surrogate
+from etasvae.models.intensity_fit import fit_training_catalogs
 from etasvae.models.training import pick_device
 from etasvae.surrogate import chain_catalog, chain_metadata, generate_chains, save_surrogate, training_data
 
@@ -14,12 +15,15 @@ smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = setup_log(smk)
 p = smk.params
 cfg = smk.wildcards.cfg
-table, _, spec, _ = read_windows(smk.input.windows)
+table, X, spec, _ = read_windows(smk.input.windows)
 catalogs = read_catalogs(p.catalog_keys, smk.input.catalogs)
 data = training_data(table, catalogs, spec, {cfg: np.zeros(0, dtype=np.float32)})
 split = {role: {k: v[data["role"] == role] for k, v in data.items()} for role in ("train", "validation")}
+rows = (table["config_id"] == cfg).to_numpy()
+fit = fit_training_catalogs(table[rows], X[rows], spec, log=log.info) if p.settings["decoder"] == "autoregressive" else None
 model, _, history = train_surrogate(split["train"], split["validation"], dict(p.settings), spec, log=log.info,
-                                    dev=pick_device())
+                                    dev=pick_device(),
+                                    intensity_fits=None if fit is None else [(np.zeros(0), fit["estimates"])])
 save_surrogate(smk.output.model, model, dict(p.settings), spec, {"varied": [], "ranges": {}, "config": cfg}, history)
 chains = generate_chains(model, np.zeros((p.chains, 0), dtype=np.float32), p.duration_days, seed=p.seed,
                          burn_in_windows=p.burn_in_windows, log=log.info)

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..features import FeatureTransform, check_spec
 from ..threads import one_thread
+from .intensity_fit import freeze_conditional_globals
 from .sequence import Batch, Events, Past, SequenceVAE
 from .sequence_training import describe_terms, init_from_data, mean_terms
 from .training import Trainer, fit, mlp_layers, pick_device
@@ -48,10 +49,13 @@ class ConditionalSequenceVAE(nn.Module):
     kind = "conditional-sequence"
 
     def __init__(self, length: int, latent_dim: int, hidden: list[int], decoder: str, spec: dict[str, Any],
-                 n_cond: int):
+                 n_cond: int, catalog_intensity: bool = False):
         super().__init__()
         self.vae = SequenceVAE(length, latent_dim, hidden, decoder, spec, n_cond=n_cond, history=True)
         self.z_dim, self.n_cond = latent_dim, n_cond
+        # True when the intensity is held at the training catalogs' ETAS fit (train_surrogate's intensity_fits):
+        # its chains then carry their whole past as parents (surrogate.generate_chains)
+        self.catalog_intensity = catalog_intensity
         self.prior_net = nn.Sequential(*mlp_layers([4 * length + 1 + n_cond, *hidden]),
                                        nn.Linear(hidden[-1], 2 * latent_dim))
         with torch.no_grad():   # the prior starts as N(0, I)
@@ -69,11 +73,13 @@ class ConditionalSequenceVAE(nn.Module):
     def architecture(self) -> dict[str, Any]:
         v = self.vae
         return {"kind": self.kind, "length": v.length, "latent_dim": self.z_dim, "hidden": v.hidden,
-                "decoder": v.decoder_kind, "spec": v.spec, "n_cond": self.n_cond}
+                "decoder": v.decoder_kind, "spec": v.spec, "n_cond": self.n_cond,
+                "catalog_intensity": self.catalog_intensity}
 
     @classmethod
     def from_architecture(cls, arch: dict[str, Any]) -> "ConditionalSequenceVAE":
-        return cls(arch["length"], arch["latent_dim"], arch["hidden"], arch["decoder"], arch["spec"], arch["n_cond"])
+        return cls(arch["length"], arch["latent_dim"], arch["hidden"], arch["decoder"], arch["spec"], arch["n_cond"],
+                   bool(arch.get("catalog_intensity", False)))
 
     def prior(self, Xh: torch.Tensor, has: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(z | c, h): (mu, logvar) from c and the history window's features (zeros and has = 0: none)."""
@@ -111,9 +117,12 @@ def _batches(data: dict[str, torch.Tensor], L: int, size: int = 1024):
 @one_thread
 def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | None, settings: dict[str, Any],
                     spec: dict[str, Any], *, log: Callable[[str], None] = print,
-                    dev: torch.device | None = None) -> tuple[ConditionalSequenceVAE, FeatureTransform, pd.DataFrame]:
+                    dev: torch.device | None = None, intensity_fits: list | None = None,
+                    ) -> tuple[ConditionalSequenceVAE, FeatureTransform, pd.DataFrame]:
     """Train a ConditionalSequenceVAE on ``etasvae.surrogate.training_data`` arrays (settings as
-    ``vae_settings`` gives them) with the loop of ``training.fit``."""
+    ``vae_settings`` gives them) with the loop of ``training.fit``. ``intensity_fits``: (c, estimates) of the
+    training catalogs' ETAS fit of each trained config (``intensity_fit.fit_training_catalogs``), at which
+    the autoregressive intensity and the offset kernel are held (``intensity_fit.freeze_conditional_globals``)."""
     dev = dev or pick_device()
     spec = check_spec(spec)
     s, L = settings, spec["length"]
@@ -128,6 +137,9 @@ def train_surrogate(train: dict[str, np.ndarray], val: dict[str, np.ndarray] | N
     T = tensors(train)
     V = tensors(val) if val is not None and len(val["X"]) else None
     transform = FeatureTransform.fit(train["X"], kind="standard")
+    if intensity_fits and s["decoder"] == "autoregressive":
+        freeze_conditional_globals(model.vae.intensity, intensity_fits, model.vae.heads)
+        model.catalog_intensity = True
     init_from_data(model.vae, transform, T["X"], T["origin"], spec)
     model.vae.max_ln_dt.fill_(float(T["ln_dt"][:, L:].max()))
     log(f"training the surrogate ({s['decoder']} decoder, {n_cond} conditioning values) on {dev}: "

@@ -130,3 +130,32 @@ def freeze_globals(intensity, estimates: dict[str, float], heads=None) -> None:
         frozen += [heads.log_D, heads.raw_gamma, heads.raw_q]
     for q in frozen:
         q.requires_grad_(False)
+
+
+SHARED = ("alpha", "c", "p", "D", "gamma", "q")   # one value for every config of a conditional model
+
+
+@torch.no_grad()
+def freeze_conditional_globals(intensity, fits: list[tuple[np.ndarray, dict[str, float]]], heads=None) -> None:
+    """``freeze_globals`` for a model conditioned on ``n_cond`` standardised values c (the surrogate), from
+    the training catalogs' fits of several configs (``fits``: (c, estimates) per config): log mu and log K
+    are the least-squares lines in c through the configs' estimates (``background_head`` and the c columns of
+    ``productivity_head``, z's columns zero), alpha, c, p, D, gamma, q the configs' mean (c's geometric
+    mean); all frozen. With one config (or n_cond = 0) this is ``freeze_globals`` of its estimates."""
+    C = np.array([np.asarray(c, dtype=float).reshape(-1) for c, _ in fits]).reshape(len(fits), -1)
+    design = np.column_stack([np.ones(len(fits)), C])
+
+    def line(key: str) -> np.ndarray:
+        return np.linalg.lstsq(design, np.log([est[key] for _, est in fits]), rcond=None)[0]
+
+    shared = {k: float(np.mean([est[k] for _, est in fits])) for k in SHARED if all(k in est for _, est in fits)}
+    shared["c"] = float(np.exp(np.mean([math.log(est["c"]) for _, est in fits])))
+    mu_line, k_line = line("mu"), line("K")
+    freeze_globals(intensity, {**shared, "mu": math.exp(mu_line[0]), "K": math.exp(k_line[0])}, heads)
+    n_cond = getattr(intensity, "n_cond", 0)
+    if n_cond and C.shape[1] == n_cond:
+        intensity.background_head.weight.copy_(torch.tensor(mu_line[1:], dtype=torch.float32)[None, :])
+        intensity.background_head.bias.zero_()
+        intensity.productivity_head.weight[0, -n_cond:] = torch.tensor(k_line[1:], dtype=torch.float32)
+        for q in intensity.background_head.parameters():
+            q.requires_grad_(False)

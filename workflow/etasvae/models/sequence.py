@@ -390,11 +390,15 @@ class SequenceVAE(nn.Module):
         return dist.sample().clamp(min_ln_dt, cap)
 
     @torch.no_grad()
-    def generate(self, u: torch.Tensor, past: Past | None = None, after: torch.Tensor | None = None) -> Events:
+    def generate(self, u: torch.Tensor, past: Past | None = None, after: torch.Tensor | None = None,
+                 older: Events | None = None) -> Events:
         """One window of L events per row of u, event by event, given its history (None: none) and, with
         ``after`` (n,), given that the first event's ln dt exceeds it (no event in that time after the
-        history's last: the mixture truncated, or the intensity's wait started there). Draws use torch's
-        global generator (seed it, or use ``sample_features``)."""
+        history's last: the mixture truncated, or the intensity's wait started there). ``older``: events
+        before the history (a chain's earlier windows, the interval to the history's first event in the
+        history's ln dt), parents of the times and positions like the history's but not read by the GRU; with
+        them the virtual parent is off (the window's past is there). Draws use torch's global generator (seed
+        it, or use ``sample_features``)."""
         n, L, dev = len(u), self.length, u.device
         min_ln_dt, cap = math.log(self.spec["min_dt_days"]), self.interval_cap()
         ln_dt, m = torch.zeros(n, L, device=dev), torch.zeros(n, L, device=dev)
@@ -408,6 +412,9 @@ class SequenceVAE(nn.Module):
         else:
             has = past.has > 0
             h_ln_dt, h_m, h_xy = past.events.ln_dt, past.events.m.clamp_min(0.0), past.events.xy
+            if older is not None:
+                h_ln_dt, h_m = torch.cat([older.ln_dt, h_ln_dt], 1), torch.cat([older.m.clamp_min(0.0), h_m], 1)
+                h_xy = torch.cat([older.xy, h_xy], 1)
         H = h_m.shape[1]
         h_ok = has[:, None].expand(n, H)
         h_t = history_times(h_ln_dt)
@@ -425,7 +432,7 @@ class SequenceVAE(nn.Module):
             h_log_kappa = self.intensity.log_productivity(log_K[:, None], h_m)
             parent_log_kappa = torch.cat([torch.zeros(n, L, **f64), h_log_kappa, log_kappa_virtual], dim=1)
             parent_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), h_ok,
-                                   torch.ones(n, V, dtype=torch.bool, device=dev)], dim=1)
+                                   torch.full((n, V), older is None, dtype=torch.bool, device=dev)], dim=1)
         for i in range(L):
             if self.decoder_kind == "mlp":
                 ctx = ctx_all[:, i]
