@@ -168,3 +168,23 @@ def test_a_chains_earlier_events_replace_the_virtual_parent():
     assert draws["virtual"] < math.log(1e-2)
     assert draws["quiet"] > math.log(1.0)
     assert draws["productive"] < math.log(1e-1)
+
+
+def test_a_model_held_at_a_catalog_fit_draws_chained_windows(windows):
+    """Training with ``intensity_globals`` marks the model (kept in its architecture, so in its file);
+    ``sample_windows`` then cuts the windows from chains: seeded (the same bytes twice), as many as asked,
+    and different from the independent windows of ``sample_features``."""
+    from etasvae.models.sequence import SequenceVAE
+
+    _, table, X = windows
+    est = fit_training_catalogs(table, X, SPEC, log=quiet)["estimates"]
+    train = (table["role"] == "train").to_numpy()
+    torch.set_num_threads(1)
+    model = train_vae(X[train], None, {**SMALL, "epochs": 1}, log=quiet, spec=SPEC,
+                      origin_train=window_origins(table)[train], intensity_globals=est).model.eval()
+    assert model.catalog_intensity and SequenceVAE.from_architecture(model.architecture()).catalog_intensity
+    a, za = model.sample_windows(30, seed=4, mode="draw", transform=None)
+    b, _ = model.sample_windows(30, seed=4, mode="draw", transform=None)
+    c, _, _ = model.sample_features(30, seed=4)
+    assert a.shape == (30, 4 * SPEC["length"]) and za.shape == (30, 3)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -21,15 +21,11 @@ from .conditioning import standardise
 from .features import FeatureTransform, _event_features, check_spec, events_above_mc
 from .models.conditional import ConditionalSequenceVAE
 from .models.files import load_model, save_model
-from .models.sequence import Events, Past
+from .models.sequence import CHAIN_PARENTS, Events, Past
 from .models.training import TrainResult
 from .threads import one_thread
 
 MAX_CHAIN_EVENTS = 2_000_000   # per chain: a guard against a runaway chain
-# The most recent events of a chain that are parents of its next window (a model whose intensity is held at
-# a catalog fit): about 1.5 years of the default grid's K = 0.3; with p = 1.1 a parent still has a third of
-# its aftershocks to come after two years, so the cap is far, not near.
-CHAIN_PARENTS = 16384
 _LN10 = math.log(10.0)
 
 

@@ -57,6 +57,13 @@ AUX_NAMES = ("mean_ln_dt", "std_ln_dt", "max_magnitude", "mean_x", "mean_y", "x_
 EVAL_BATCH = 1024
 MAX_REDRAWS = 50     # magnitudes above mmax are drawn again this often, then set to mmax
 MAX_LN_DT = math.log(10.0 ** 6)   # sampled inter-event times are capped at a million days
+# Chained sampling (an intensity held at a catalog fit, ``sample_chained_features``, and the surrogate's chains):
+# the most recent events of a chain that are parents of its next window (about 1.5 years of the default grid's
+# K = 0.3; with p = 1.1 a parent still has a third of its aftershocks to come after two years, so the cap is
+# far, not near), the chains drawn together and the windows discarded at each chain's start.
+CHAIN_PARENTS = 16384
+SAMPLE_CHAINS = 25
+SAMPLE_BURN_IN = 12
 LN10 = math.log(10.0)
 
 
@@ -165,7 +172,7 @@ class SequenceVAE(nn.Module):
     DEFAULTED_BUFFERS = ("prior_loc", "prior_tril")
 
     def __init__(self, length: int, latent_dim: int, hidden: list[int], decoder: str, spec: dict[str, Any],
-                 n_cond: int = 0, history: bool = False):
+                 n_cond: int = 0, history: bool = False, catalog_intensity: bool = False):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"SequenceVAE: decoder must be one of {DECODERS}, got {decoder!r}")
@@ -175,6 +182,9 @@ class SequenceVAE(nn.Module):
         self.length, self.latent_dim, self.hidden, self.decoder_kind = length, latent_dim, list(hidden), decoder
         self.n_features, self.loss, self.spec = 4 * length, "channels", spec
         self.n_cond, self.has_history = n_cond, history
+        # True when the intensity and kernel are held at the training catalogs' ETAS fit (models.intensity_fit):
+        # windows are then drawn as consecutive windows of chains (``sample_chained_features``)
+        self.catalog_intensity = catalog_intensity
         u_dim = latent_dim + n_cond
         self.encoder = nn.Sequential(*mlp_layers([4 * length + 2 + n_cond, *hidden]))
         self.posterior_head = nn.Linear(hidden[-1], 2 * latent_dim)
@@ -210,12 +220,15 @@ class SequenceVAE(nn.Module):
                 "decoder": self.decoder_kind, "spec": self.spec, "loss": self.loss}
         if self.n_cond or self.has_history:
             arch.update(n_cond=self.n_cond, history=self.has_history)
+        if self.catalog_intensity:
+            arch["catalog_intensity"] = True
         return arch
 
     @classmethod
     def from_architecture(cls, arch: dict[str, Any]) -> "SequenceVAE":
         return cls(arch["length"], arch["latent_dim"], arch["hidden"], arch["decoder"], arch["spec"],
-                   n_cond=arch.get("n_cond", 0), history=arch.get("history", False))
+                   n_cond=arch.get("n_cond", 0), history=arch.get("history", False),
+                   catalog_intensity=bool(arch.get("catalog_intensity", False)))
 
     # ------------------------------------------------------------------------------------ encoder
 
@@ -396,8 +409,9 @@ class SequenceVAE(nn.Module):
         ``after`` (n,), given that the first event's ln dt exceeds it (no event in that time after the
         history's last: the mixture truncated, or the intensity's wait started there). ``older``: events
         before the history (a chain's earlier windows, the interval to the history's first event in the
-        history's ln dt), parents of the times and positions like the history's but not read by the GRU; with
-        them the virtual parent is off (the window's past is there). Draws use torch's global generator (seed
+        history's ln dt; without a history the window's first interval is from older's last event), parents
+        of the times and positions like the history's but not read by the GRU; with them the virtual parent
+        is off (the window's past is there). Draws use torch's global generator (seed
         it, or use ``sample_features``)."""
         n, L, dev = len(u), self.length, u.device
         min_ln_dt, cap = math.log(self.spec["min_dt_days"]), self.interval_cap()
@@ -412,9 +426,10 @@ class SequenceVAE(nn.Module):
         else:
             has = past.has > 0
             h_ln_dt, h_m, h_xy = past.events.ln_dt, past.events.m.clamp_min(0.0), past.events.xy
-            if older is not None:
-                h_ln_dt, h_m = torch.cat([older.ln_dt, h_ln_dt], 1), torch.cat([older.m.clamp_min(0.0), h_m], 1)
-                h_xy = torch.cat([older.xy, h_xy], 1)
+        if older is not None:
+            h_ln_dt, h_m = torch.cat([older.ln_dt, h_ln_dt], 1), torch.cat([older.m.clamp_min(0.0), h_m], 1)
+            h_xy = torch.cat([older.xy, h_xy], 1)
+            has = has | (past is None)
         H = h_m.shape[1]
         h_ok = has[:, None].expand(n, H)
         h_t = history_times(h_ln_dt)
@@ -443,7 +458,7 @@ class SequenceVAE(nn.Module):
             if excited and i > 0:
                 wait = self.intensity.sample_next(log_mu, parent_t[:, i - 1], parent_t, parent_log_kappa, parent_ok)
                 ln_dt[:, i] = torch.log(wait).float().clamp(min_ln_dt, cap)
-            elif excited and past is not None:   # the first event: the wait after the history's last event
+            elif excited and (past is not None or older is not None):   # the first event: the wait after the history's last
                 first_ok = parent_ok.clone()
                 first_ok[:, L + H:] = False
                 t_from = torch.zeros(n, **f64) if after is None else torch.exp(after.double())
@@ -513,9 +528,40 @@ class SequenceVAE(nn.Module):
         return self.encode_raw(torch.from_numpy(np.asarray(X, dtype=np.float32)).to(dev), O)
 
     def sample_windows(self, n: int, seed: int, mode: str, transform: FeatureTransform) -> tuple[np.ndarray, np.ndarray]:
-        """n raw windows drawn event by event (whatever ``mode``: a sequence has no useful mean) and the z."""
-        X, _, z = self.sample_features(int(n), seed=int(seed))
+        """n raw windows drawn event by event (whatever ``mode``: a sequence has no useful mean) and the z:
+        consecutive windows of chains where the intensity is held at a catalog fit, else independent ones."""
+        chained = self.catalog_intensity and self.decoder_kind == "autoregressive" and not self.has_history
+        X, _, z = (self.sample_chained_features if chained else self.sample_features)(int(n), seed=int(seed))
         return X, z
+
+    @torch.no_grad()
+    def sample_chained_features(self, n: int, seed: int, chains: int = SAMPLE_CHAINS,
+                                burn_in: int = SAMPLE_BURN_IN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``sample_features`` for an intensity held at a catalog fit: n windows cut from ``chains`` chains
+        drawn together, window after window, each with z from the sampling prior and the chain's earlier
+        events (the last CHAIN_PARENTS) as parents of its times and positions (``generate(older=...)``); a
+        chain's first window has the virtual parent instead, and its first ``burn_in`` windows are dropped.
+        The windows of one step come together, steps in order. Seeded like ``sample_features``."""
+        dev = next(self.parameters()).device
+        devices = [dev] if dev.type == "cuda" else []
+        steps = burn_in + math.ceil(n / max(chains, 1))
+        earlier: list[Events] = []
+        X, O, Z = [], [], []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))
+            for k in range(steps if n else 0):
+                z = self.prior_draw(torch.randn(chains, self.latent_dim, device=dev))
+                older = None if not earlier else Events(*(torch.cat([getattr(e, f) for e in earlier], dim=1)
+                                                          [:, -CHAIN_PARENTS:] for f in Events._fields))
+                w = self.generate(z, older=older)
+                earlier = (earlier + [w])[-(CHAIN_PARENTS // self.length + 1):]
+                if k >= burn_in:
+                    x, o = features_of_events(w, self.spec)
+                    X.append(x), O.append(o), Z.append(z)
+        if not X:
+            return self.sample_features(0, seed)
+        return (torch.cat(X)[:n].cpu().numpy().astype(np.float32), torch.cat(O)[:n].cpu().numpy(),
+                torch.cat(Z)[:n].cpu().numpy().astype(np.float32))
 
 
 def _below(dist: torch.distributions.Distribution, mmax: float | None, mc: float) -> torch.Tensor:

@@ -136,6 +136,7 @@ def init_from_data(model: SequenceVAE, transform: FeatureTransform, Xt: torch.Te
     if model.decoder_kind == "autoregressive":
         if intensity_globals is not None:
             freeze_globals(model.intensity, intensity_globals, model.heads)
+            model.catalog_intensity = True
         model.intensity.init_from_data(w.ln_dt, w.m)
         z = torch.zeros(len(t), model.intensity.virtual_head.in_features, device=Xt.device)
         _, log_mu, terms = model.intensity.window_log_prob(z, w.ln_dt[keep], m.clamp_min(0.0))
