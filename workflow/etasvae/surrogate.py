@@ -21,7 +21,7 @@ from .conditioning import standardise
 from .features import FeatureTransform, _event_features, check_spec, events_above_mc
 from .models.conditional import ConditionalSequenceVAE
 from .models.files import load_model, save_model
-from .models.sequence import CHAIN_PARENTS, Events, Past
+from .models.sequence import CHAIN_PARENTS, Events, Past, chain_parents
 from .models.training import TrainResult
 from .threads import one_thread
 
@@ -132,10 +132,7 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
             now = Past(Events(ev.ln_dt[a], ev.m[a], ev.xy[a]), past.has[a], past.X[a])
             prior_mu, prior_logvar = model.prior(now.X, now.has, C[a])
             z = prior_mu + torch.exp(0.5 * prior_logvar) * torch.randn_like(prior_mu)
-            older = None
-            if full and earlier:
-                older = Events(*(torch.cat([getattr(e, f) for e in earlier], dim=1)[a][:, -CHAIN_PARENTS:]
-                                 for f in Events._fields))
+            older = chain_parents(earlier, a) if full else None
             if full and k > 0:
                 earlier.append(Events(ev.ln_dt.clone(), ev.m.clone(), ev.xy.clone()))
                 earlier = earlier[-(CHAIN_PARENTS // L + 1):]

@@ -28,7 +28,6 @@ from ..inversion import InversionError, Sequence, fit_sequences
 
 FIT_EVENTS = 20000     # target events of the fit at most, shared by the catalogs (the default run's: 10,000-19,000)
 HISTORY_DAYS = 30.0    # each catalog's first days are history only (the fit's aux period)
-SAME_EVENT_DAYS = 1e-7  # overlapping windows rebuild one event at times this close
 
 
 def training_sequences(table: pd.DataFrame, X: np.ndarray, spec: dict[str, Any],

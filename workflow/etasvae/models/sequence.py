@@ -551,9 +551,7 @@ class SequenceVAE(nn.Module):
             torch.manual_seed(int(seed))
             for k in range(steps if n else 0):
                 z = self.prior_draw(torch.randn(chains, self.latent_dim, device=dev))
-                older = None if not earlier else Events(*(torch.cat([getattr(e, f) for e in earlier], dim=1)
-                                                          [:, -CHAIN_PARENTS:] for f in Events._fields))
-                w = self.generate(z, older=older)
+                w = self.generate(z, older=chain_parents(earlier))
                 earlier = (earlier + [w])[-(CHAIN_PARENTS // self.length + 1):]
                 if k >= burn_in:
                     x, o = features_of_events(w, self.spec)
@@ -562,6 +560,15 @@ class SequenceVAE(nn.Module):
             return self.sample_features(0, seed)
         return (torch.cat(X)[:n].cpu().numpy().astype(np.float32), torch.cat(O)[:n].cpu().numpy(),
                 torch.cat(Z)[:n].cpu().numpy().astype(np.float32))
+
+
+def chain_parents(windows: list[Events], rows: torch.Tensor | None = None) -> Events | None:
+    """A chain's earlier windows (oldest first) as one ``Events`` of its last CHAIN_PARENTS events, of the
+    chains ``rows`` (all: None); None without any window."""
+    if not windows:
+        return None
+    joined = (torch.cat([getattr(w, f) for w in windows], dim=1) for f in Events._fields)
+    return Events(*((x if rows is None else x[rows])[:, -CHAIN_PARENTS:] for x in joined))
 
 
 def _below(dist: torch.distributions.Distribution, mmax: float | None, mc: float) -> torch.Tensor:

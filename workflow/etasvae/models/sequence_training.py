@@ -77,8 +77,9 @@ def train_sequence_vae(X_train: np.ndarray, X_val: np.ndarray | None, s: dict[st
                        intensity_globals: dict[str, float] | None = None) -> TrainResult:
     """Train a SequenceVAE (settings as ``training.check_settings`` gives them, plus ``decoder``) with the
     loop of ``training.fit``; at the end the sampling prior is fitted to the training windows' posterior.
-    ``intensity_globals``: mu, K, alpha, c, p of a whole-catalog ETAS fit of the training catalogs
-    (``intensity_fit.fit_training_catalogs``), at which the autoregressive intensity is held."""
+    ``intensity_globals``: mu, K, alpha, c, p, D, gamma, q of a whole-catalog ETAS fit of the training
+    catalogs (``intensity_fit.fit_training_catalogs``), at which the autoregressive intensity and the offset
+    kernel are held."""
     spec = check_spec(spec)
     X_train = np.asarray(X_train, dtype=np.float32)
     L = spec["length"]
