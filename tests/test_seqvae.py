@@ -502,3 +502,23 @@ def test_sampling_prior_has_the_moments_of_the_aggregate_posterior(windows):
     _, _, z = model.sample_features(4000, seed=2)
     z = torch.from_numpy(z).double()
     assert (torch.abs(z.mean(0) - model.prior_loc.double()) < 5 * torch.sqrt(torch.diag(cov) / 4000)).all()
+
+
+def test_position_components_are_drawn_with_their_weights():
+    """``decoders.draw_component`` (the inverse-CDF draw of a mixture component): the share of 200,000 draws
+    of each component within 4 binomial standard errors of its weight, for weights over five orders of
+    magnitude among a chain's worth of components, and no draw of a component of weight zero (log-weight
+    NEG_INF)."""
+    from etasvae.models.decoders import NEG_INF, draw_component
+
+    J, N = 3000, 200_000
+    log_w = torch.full((J,), NEG_INF, dtype=torch.float64)
+    picked = torch.tensor([0, 7, 1500, 2998])
+    log_w[picked] = torch.log(torch.tensor([0.5, 0.3, 0.19999, 0.00001], dtype=torch.float64))
+    torch.manual_seed(0)
+    k = draw_component(log_w.expand(N, J).float())
+    counts = torch.bincount(k, minlength=J).double()
+    assert counts.sum() == N and counts[picked].sum() == N       # nothing outside the weighted components
+    w = torch.softmax(log_w, 0)[picked]
+    share = counts[picked] / N
+    assert bool(((share - w).abs() <= 4.0 * torch.sqrt(w * (1.0 - w) / N)).all()), (share, w)

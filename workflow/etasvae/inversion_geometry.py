@@ -13,6 +13,7 @@ _SECTOR_NODES nodes per edge.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -74,6 +75,14 @@ def inside_polygon(region, x, y) -> np.ndarray:
     return inside
 
 
+@functools.lru_cache(maxsize=4)
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [-1, 1], computed once (a chain's sampler asks for them per event)."""
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    nodes.flags.writeable = weights.flags.writeable = False
+    return nodes, weights
+
+
 def polygon_quadrature(x, y, region, radius2):
     """Nodes of F_j = int over the polygon of a radial kernel truncated at R_j (module docstring).
 
@@ -101,7 +110,7 @@ def polygon_quadrature(x, y, region, radius2):
     hi = np.minimum(hi_angle, phi_star)
     width = np.maximum(hi - lo, 0.0)
     const_angle = (sign * ((hi_angle - lo_angle) - width)).sum(axis=1) / (2.0 * math.pi)
-    nodes, weights = np.polynomial.legendre.leggauss(_SECTOR_NODES)
+    nodes, weights = _gauss_legendre(_SECTOR_NODES)
     phi = 0.5 * (lo + hi)[..., None] + 0.5 * width[..., None] * nodes  # (N, edges, nodes)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho2 = np.where(width[..., None] > 0, (d[..., None] / np.cos(phi)) ** 2, 0.0)

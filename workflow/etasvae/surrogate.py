@@ -21,7 +21,7 @@ from .conditioning import standardise
 from .features import FeatureTransform, _event_features, check_spec, events_above_mc
 from .models.conditional import ConditionalSequenceVAE
 from .models.files import load_model, save_model
-from .models.sequence import CHAIN_PARENTS, Events, Past, chain_parents
+from .models.sequence import CHAIN_PARENTS, Events, Past, chain_log_mass, chain_parents
 from .models.training import TrainResult
 from .threads import one_thread
 
@@ -122,6 +122,7 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
     active = np.arange(n)
     full = bool(getattr(model, "catalog_intensity", False)) and model.vae.decoder_kind == "autoregressive"
     earlier: list[Events] = []                 # the chains' windows before the last (full history only)
+    masses: list[torch.Tensor] = []            # their in-region shares (SequenceVAE.parent_log_mass)
     devices = [dev] if dev.type == "cuda" else []
     k = 0
     with torch.random.fork_rng(devices=devices):
@@ -133,10 +134,13 @@ def generate_chains(model: ConditionalSequenceVAE, c: np.ndarray, duration_days:
             prior_mu, prior_logvar = model.prior(now.X, now.has, C[a])
             z = prior_mu + torch.exp(0.5 * prior_logvar) * torch.randn_like(prior_mu)
             older = chain_parents(earlier, a) if full else None
+            older_mass = chain_log_mass(masses, a) if full else None
             if full and k > 0:
                 earlier.append(Events(ev.ln_dt.clone(), ev.m.clone(), ev.xy.clone()))
                 earlier = earlier[-(CHAIN_PARENTS // L + 1):]
-            w = model.vae.generate(torch.cat([z, C[a]], dim=1), now, older=older)
+                if model.vae.in_region:
+                    masses = (masses + [model.vae.parent_log_mass(ev.xy, ev.m)])[-(CHAIN_PARENTS // L + 1):]
+            w = model.vae.generate(torch.cat([z, C[a]], dim=1), now, older=older, older_log_mass=older_mass)
             dt = np.exp(w.ln_dt.double().cpu().numpy())
             times = clock[active, None] + np.cumsum(dt, axis=1)
             mags = w.m.cpu().numpy().astype(np.float64) + mc

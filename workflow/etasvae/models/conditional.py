@@ -51,16 +51,25 @@ class ConditionalSequenceVAE(nn.Module):
     def __init__(self, length: int, latent_dim: int, hidden: list[int], decoder: str, spec: dict[str, Any],
                  n_cond: int, catalog_intensity: bool = False):
         super().__init__()
-        self.vae = SequenceVAE(length, latent_dim, hidden, decoder, spec, n_cond=n_cond, history=True)
+        # catalog_intensity: the intensity is held at the training catalogs' ETAS fit (train_surrogate's
+        # intensity_fits): its chains then carry their whole past as parents (surrogate.generate_chains), and
+        # each parent's productivity is its in-region share, as in the fit (SequenceVAE.parent_log_mass)
+        self.vae = SequenceVAE(length, latent_dim, hidden, decoder, spec, n_cond=n_cond, history=True,
+                               catalog_intensity=catalog_intensity)
         self.z_dim, self.n_cond = latent_dim, n_cond
-        # True when the intensity is held at the training catalogs' ETAS fit (train_surrogate's intensity_fits):
-        # its chains then carry their whole past as parents (surrogate.generate_chains)
-        self.catalog_intensity = catalog_intensity
         self.prior_net = nn.Sequential(*mlp_layers([4 * length + 1 + n_cond, *hidden]),
                                        nn.Linear(hidden[-1], 2 * latent_dim))
         with torch.no_grad():   # the prior starts as N(0, I)
             self.prior_net[-1].weight.zero_()
             self.prior_net[-1].bias.zero_()
+
+    @property
+    def catalog_intensity(self) -> bool:
+        return self.vae.catalog_intensity
+
+    @catalog_intensity.setter
+    def catalog_intensity(self, value: bool) -> None:
+        self.vae.catalog_intensity = bool(value)
 
     @property
     def length(self) -> int:

@@ -85,6 +85,16 @@ def dt_distribution(params: torch.Tensor) -> MixtureSameFamily:
     return MixtureSameFamily(Categorical(logits=logits), Normal(loc, scale))
 
 
+def draw_component(log_w: torch.Tensor) -> torch.Tensor:
+    """One component index per batch element with probabilities softmax(log_w) over the last dim, by the
+    inverse CDF: the first index whose float64 cumulative weight reaches u = (1 - U) total, in (0, total] (so
+    its own weight is positive): Categorical's law, several times cheaper for a chain's thousands of parents."""
+    w = torch.softmax(log_w.double(), dim=-1)
+    cdf = w.cumsum(dim=-1)
+    u = (1.0 - torch.rand(cdf.shape[:-1] + (1,), dtype=cdf.dtype, device=cdf.device)) * cdf[..., -1:]
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp_max(log_w.shape[-1] - 1)
+
+
 def sample_above(dist: MixtureSameFamily, x0: torch.Tensor) -> torch.Tensor:
     """A draw of a mixture of normals (the ln dt channel) given X > x0 (same batch shape): a component by its
     weight times its mass above x0, then its normal truncated at x0 by the inverse CDF of the upper tail
@@ -196,7 +206,7 @@ class PositionMixture:
         return torch.logsumexp(log_w + comp, dim=-1)
 
     def _draw(self) -> torch.Tensor:
-        k = Categorical(logits=self.log_w).sample()
+        k = draw_component(self.log_w)
         lo = self.region[[0, 2]]
         width = self.region[[1, 3]] - lo
         bg = lo + width * torch.rand(k.shape + (2,), dtype=lo.dtype, device=lo.device)
@@ -373,6 +383,16 @@ class EventHeads(nn.Module):
         centre = z_centre if centre is None else centre
         return PositionMixture(self.region, w[..., 0], w[..., 1], centre, sd, log_par, xy_prev, s, q)
 
+    def kernel_log_mass(self, xy: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """log (float64) of the offset kernel's mass inside the region's rectangle for parents at xy (..., 2) km
+        with magnitudes above Mc m (...), the share of their offspring inside, by the fit's edge quadrature."""
+        s = torch.exp(self.log_D + self.raw_gamma * m.clamp_min(0.0)).clamp(1e-4, 1e6).detach().double()
+        q = (1.0 + F.softplus(self.raw_q) + 1e-3).detach().double()
+        x0, x1, y0, y1 = (float(v) for v in self.region)
+        rectangle = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+        mass = polygon_mass(xy, lambda r2: -torch.expm1((1.0 - q) * torch.log1p(r2 / s[..., None])), rectangle)
+        return torch.log(mass.clamp(1e-300, 1.0))
+
     def excited_position(self, ctx: torch.Tensor, z: torch.Tensor, log_mu: torch.Tensor, terms: torch.Tensor,
                          xy_prev: torch.Tensor, m_prev: torch.Tensor, centre: torch.Tensor | None = None
                          ) -> PositionMixture:
@@ -545,17 +565,22 @@ class ExcitationIntensity(nn.Module):
         """log kappa = log K + alpha (m - Mc) (float64); log_K broadcasts against m (above Mc)."""
         return log_K + self.globals()[0] * m.double()
 
-    def parents(self, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor, history: History | None = None
+    def parents(self, z: torch.Tensor, t: torch.Tensor, m: torch.Tensor, history: History | None = None,
+                log_mass: tuple[torch.Tensor, torch.Tensor | None] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """log mu (B,) and the parents of a window: times (B, L + H + V) (its events t (B, L), the history's
         events, then the virtual parents) and log productivities (B, L + H + V) from the magnitudes above Mc
-        m (B, L) and the history's (H = 0 without one)."""
+        m (B, L) and the history's (H = 0 without one); with ``log_mass`` (the window's (B, L) and the
+        history's (B, H) or None: ``EventHeads.kernel_log_mass``) each productivity is its in-region share."""
         log_mu, log_K, t_virtual, log_kappa_virtual = self.window_terms(z)
         log_kappa = self.log_productivity(log_K[:, None], m)
+        if log_mass is not None:
+            log_kappa = log_kappa + log_mass[0]
         times, kappas = [t.double()], [log_kappa]
         if history is not None:
             times.append(history.t.double())
-            kappas.append(self.log_productivity(log_K[:, None], history.m.clamp_min(0.0)))
+            h_kappa = self.log_productivity(log_K[:, None], history.m.clamp_min(0.0))
+            kappas.append(h_kappa if log_mass is None or log_mass[1] is None else h_kappa + log_mass[1])
         return log_mu, torch.cat([*times, t_virtual], dim=1), torch.cat([*kappas, log_kappa_virtual], dim=1)
 
     def log_terms(self, lag: torch.Tensor, log_kappa: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -572,7 +597,8 @@ class ExcitationIntensity(nn.Module):
         return torch.where(allowed, mass, torch.zeros_like(mass)).sum(-1)
 
     def window_log_prob(self, z: torch.Tensor, ln_dt: torch.Tensor, m: torch.Tensor, history: History | None = None,
-                        with_compensator: bool = False) -> tuple[torch.Tensor, ...]:
+                        with_compensator: bool = False,
+                        log_mass: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> tuple[torch.Tensor, ...]:
         """Teacher-forced time channel of windows (B, L) of ln dt (days) and m - Mc, optionally after a history
         of H earlier events (``History``: their times before the window's first event and magnitudes; events
         with ``ok`` False are not parents).
@@ -581,11 +607,11 @@ class ExcitationIntensity(nn.Module):
         t_{i-1} to t_i) + ln dt_i; log mu (B,); log kappa_j g(t_i - t_j) (B, L, L + H + V), NEG_INF where j is
         not a parent of i): the last two give the ETAS probability that j triggered i (the position parents).
         ``with_compensator``: also the compensator from t_{i-1} to t_i (B, L-1) float64 (minus the log
-        survival of the interval)."""
+        survival of the interval). ``log_mass``: the parents' in-region shares (``parents``)."""
         B, L = ln_dt.shape
         dt = torch.exp(ln_dt.double())
         t = torch.cumsum(torch.cat([torch.zeros_like(dt[:, :1]), dt[:, 1:]], dim=1), dim=1)
-        log_mu, parent_t, log_kappa = self.parents(z, t, m, history)
+        log_mu, parent_t, log_kappa = self.parents(z, t, m, history, log_mass)
         _, c, p = self.globals()
         log_norm = torch.log(p - 1.0) - torch.log(c)
         # Parents outside the window (history, then virtual) come before every event; ``rest_ok`` says which
@@ -622,14 +648,17 @@ class ExcitationIntensity(nn.Module):
         return (lp.float(), log_mu, terms, comp) if with_compensator else (lp.float(), log_mu, terms)
 
     def first_interval_log_prob(self, z: torch.Tensor, ln_dt0: torch.Tensor, history: History,
-                                with_compensator: bool = False):
+                                with_compensator: bool = False, history_log_mass: torch.Tensor | None = None):
         """log p(ln dt_0 | history, z) (B,) of a window's first event, dt_0 after the history's last event (which
         sits at -dt_0 in ``history.t``): the intensity mu + the history's events (no virtual parent: the history
         is the window's past here), log lambda(0) - its integral over [-dt_0, 0] + ln dt_0, exact;
-        ``with_compensator``: and that integral (B,) float64."""
+        ``with_compensator``: and that integral (B,) float64. ``history_log_mass``: the history's in-region
+        shares (``parents``)."""
         log_mu, log_K, _, _ = self.window_terms(z)
         dt0 = torch.exp(ln_dt0.double())
         log_kappa = self.log_productivity(log_K[:, None], history.m)
+        if history_log_mass is not None:
+            log_kappa = log_kappa + history_log_mass
         log_lam = self.log_rate(log_mu, -history.t.double(), log_kappa, history.ok)
         comp = torch.exp(log_mu) * dt0 + self.interval_mass(-dt0[:, None] - history.t.double(), dt0, log_kappa, history.ok)
         lp = (log_lam - comp + ln_dt0.double()).float()
@@ -646,15 +675,21 @@ class ExcitationIntensity(nn.Module):
                     allowed: torch.Tensor) -> torch.Tensor:
         """Waiting time (B,) float64 from t_last (B,) to the next event, by thinning (Ogata 1981): the intensity
         does not increase between events, so its value at the current candidate bounds it from there on.
-        Draws use torch's global generator."""
-        cur = torch.zeros_like(t_last)
-        bound = torch.exp(self.log_rate(log_mu, t_last[:, None] - parent_t, log_kappa, allowed))
-        wait = torch.zeros_like(t_last)
-        done = torch.zeros_like(t_last, dtype=torch.bool)
+        Draws use torch's global generator. The terms kappa_j g(t - t_j) are summed in float32 from float64
+        lags (the rate to ~1e-7 of itself): over a chain's thousands of parents this is most of its cost."""
+        _, c, p = self.globals()
+        a = torch.where(allowed, log_kappa + torch.log(p - 1.0) - torch.log(c), torch.full_like(log_kappa, NEG_INF)).float()
+        mu, p32, inv_c = torch.exp(log_mu), p.float(), 1.0 / c
+
+        def rate(at: torch.Tensor) -> torch.Tensor:
+            x = ((at[:, None] - parent_t).clamp_min(0.0) * inv_c).float()
+            return mu + torch.exp(a - p32 * torch.log1p(x)).sum(-1).double()
+
+        cur, wait, done = torch.zeros_like(t_last), torch.zeros_like(t_last), torch.zeros_like(t_last, dtype=torch.bool)
+        bound = rate(t_last)
         for _ in range(MAX_THINNING):
-            e = torch.empty_like(cur).exponential_() / bound
-            cand = cur + e
-            lam = torch.exp(self.log_rate(log_mu, (t_last + cand)[:, None] - parent_t, log_kappa, allowed))
+            cand = cur + torch.empty_like(cur).exponential_() / bound
+            lam = rate(t_last + cand)
             accept = ~done & (torch.rand_like(cur) * bound <= lam)
             wait = torch.where(accept, cand, wait)
             done = done | accept

@@ -62,7 +62,7 @@ MAX_LN_DT = math.log(10.0 ** 6)   # sampled inter-event times are capped at a mi
 # K = 0.3; with p = 1.1 a parent still has a third of its aftershocks to come after two years, so the cap is
 # far, not near), the chains drawn together and the windows discarded at each chain's start.
 CHAIN_PARENTS = 16384
-SAMPLE_CHAINS = 25
+SAMPLE_CHAINS = 50
 SAMPLE_BURN_IN = 12
 LN10 = math.log(10.0)
 
@@ -183,7 +183,8 @@ class SequenceVAE(nn.Module):
         self.n_features, self.loss, self.spec = 4 * length, "channels", spec
         self.n_cond, self.has_history = n_cond, history
         # True when the intensity and kernel are held at the training catalogs' ETAS fit (models.intensity_fit):
-        # windows are then drawn as consecutive windows of chains (``sample_chained_features``)
+        # windows are then drawn as consecutive windows of chains (``sample_chained_features``), and each
+        # parent's productivity is its in-region share, as in the fit (``parent_log_mass``)
         self.catalog_intensity = catalog_intensity
         u_dim = latent_dim + n_cond
         self.encoder = nn.Sequential(*mlp_layers([4 * length + 2 + n_cond, *hidden]))
@@ -321,6 +322,21 @@ class SequenceVAE(nn.Module):
         out, _ = self.rnn(torch.cat([inp, u_steps], dim=-1), h)
         return self.ctx(torch.cat([out, u_steps], dim=-1))
 
+    def parent_log_mass(self, xy: torch.Tensor, m: torch.Tensor) -> torch.Tensor | None:
+        """log of the in-region share of the offspring of parents at xy (..., 2) with magnitudes above Mc m
+        (...), float64, for an intensity held at a catalog fit (``EventHeads.kernel_log_mass``); None otherwise.
+        The fit's likelihood counts kappa_j times the kernel's mass inside the region as parent j's expected
+        in-region offspring (its compensator's region integral), so its K and mu describe the in-region process
+        with these shares: without them the intensity would count the offspring that fall outside too, and a
+        chain would be the more productive the larger n (docs/generator-diagnosis.md, *In-region
+        productivity*)."""
+        return self.heads.kernel_log_mass(xy, m) if self.in_region else None
+
+    @property
+    def in_region(self) -> bool:
+        """True where each parent's productivity is its in-region share (``parent_log_mass``)."""
+        return bool(self.catalog_intensity) and self.decoder_kind == "autoregressive"
+
     def event_log_probs(self, u: torch.Tensor, b: Batch) -> torch.Tensor:
         """log p(event i | earlier events of the window, its history, u) of every window event (n, L):
         ln dt, m - Mc and position terms (history events are read, not scored)."""
@@ -345,13 +361,23 @@ class SequenceVAE(nn.Module):
             return EventTerms(lp_time, lp_m, lp, pos, surv, m_d, mass)
         # The first event's dt from the log-normal mixture (or, after a history, from the intensity of the
         # history's events), the others from the intensity; positions with its branching probabilities.
-        lp_dt, log_mu, terms, comp = self.intensity.window_log_prob(u, w.ln_dt, m, parents, with_compensator=True)
+        # With a catalog fit's intensity the productivities count the in-region offspring (the time channel);
+        # the position weights stay kappa_j g (the kernel's mass inside is the share of its draws kept).
+        mass = self.parent_log_mass(w.xy, m)
+        h_mass = None if mass is None or parents is None else self.parent_log_mass(parents.xy, parents.m)
+        lp_dt, log_mu, terms, comp = self.intensity.window_log_prob(
+            u, w.ln_dt, m, parents, with_compensator=True, log_mass=None if mass is None else (mass, h_mass))
+        if mass is not None:
+            V = terms.shape[-1] - mass.shape[1] - (0 if h_mass is None else h_mass.shape[1])
+            cols = [mass] + ([] if h_mass is None else [h_mass]) + [torch.zeros_like(mass[:, :1]).expand(-1, V)]
+            terms = terms - torch.cat(cols, dim=1)[:, None, :]
         lp_first = dt_d.log_prob(w.ln_dt)[:, :1]
         surv_first = log_survival(dt_d, w.ln_dt)[:, :1] if survival else None
         xy_prev, m_prev = w.xy, m
         if parents is not None:
             after_history, comp0 = self.intensity.first_interval_log_prob(u, w.ln_dt[:, 0], parents,
-                                                                          with_compensator=True)
+                                                                          with_compensator=True,
+                                                                          history_log_mass=h_mass)
             lp_first = torch.where(b.history.has[:, None] > 0, after_history[:, None], lp_first)
             if survival:
                 surv_first = torch.where(b.history.has[:, None] > 0, -comp0[:, None].float(), surv_first)
@@ -404,15 +430,16 @@ class SequenceVAE(nn.Module):
 
     @torch.no_grad()
     def generate(self, u: torch.Tensor, past: Past | None = None, after: torch.Tensor | None = None,
-                 older: Events | None = None) -> Events:
+                 older: Events | None = None, older_log_mass: torch.Tensor | None = None) -> Events:
         """One window of L events per row of u, event by event, given its history (None: none) and, with
         ``after`` (n,), given that the first event's ln dt exceeds it (no event in that time after the
         history's last: the mixture truncated, or the intensity's wait started there). ``older``: events
         before the history (a chain's earlier windows, the interval to the history's first event in the
         history's ln dt; without a history the window's first interval is from older's last event), parents
         of the times and positions like the history's but not read by the GRU; with them the virtual parent
-        is off (the window's past is there). Draws use torch's global generator (seed
-        it, or use ``sample_features``)."""
+        is off (the window's past is there); ``older_log_mass``: their ``parent_log_mass`` where the caller
+        keeps it (computed here otherwise). Draws use torch's global generator (seed it, or use
+        ``sample_features``)."""
         n, L, dev = len(u), self.length, u.device
         min_ln_dt, cap = math.log(self.spec["min_dt_days"]), self.interval_cap()
         ln_dt, m = torch.zeros(n, L, device=dev), torch.zeros(n, L, device=dev)
@@ -445,6 +472,13 @@ class SequenceVAE(nn.Module):
             f64 = dict(dtype=torch.float64, device=dev)
             parent_t = torch.cat([torch.zeros(n, L, **f64), history_times(h_ln_dt.double()), t_virtual], dim=1)
             h_log_kappa = self.intensity.log_productivity(log_K[:, None], h_m)
+            # in-region shares (a catalog fit's intensity): added to the productivities of the time channel,
+            # taken off again for the position weights (``parent_log_mass``)
+            in_region = self.in_region
+            parent_log_mass = torch.zeros(n, L + H + V, **f64)
+            if in_region and H:
+                parent_log_mass[:, L:L + H] = self._history_log_mass(past, older, older_log_mass)
+                h_log_kappa = h_log_kappa + parent_log_mass[:, L:L + H]
             parent_log_kappa = torch.cat([torch.zeros(n, L, **f64), h_log_kappa, log_kappa_virtual], dim=1)
             parent_ok = torch.cat([torch.zeros(n, L, dtype=torch.bool, device=dev), h_ok,
                                    torch.full((n, V), older is None, dtype=torch.bool, device=dev)], dim=1)
@@ -480,16 +514,29 @@ class SequenceVAE(nn.Module):
                 if i > 0:   # the clock the likelihood uses: float64 sums of the stored (float32) intervals
                     parent_t[:, i] = parent_t[:, i - 1] + torch.exp(ln_dt[:, i].double())
                 terms = self.intensity.log_terms(parent_t[:, i, None] - parent_t, parent_log_kappa, parent_ok)
-                mix = self.heads.excited_position(ctx, u, log_mu, terms, xy_prev, m_prev)
-                parent_log_kappa[:, i] = self.intensity.log_productivity(log_K, m[:, i])
-                parent_ok[:, i] = True
+                mix = self.heads.excited_position(ctx, u, log_mu, terms - parent_log_mass, xy_prev, m_prev)
             else:
                 allowed = torch.cat([earlier[i].expand(n, -1), h_ok], dim=1)
                 mix = self.heads.position(ctx, u, t[:, i], torch.cat([t, h_t], dim=1), m_prev, xy_prev, allowed)
             xy[:, i] = mix.sample()
+            if excited:
+                parent_log_kappa[:, i] = self.intensity.log_productivity(log_K, m[:, i])
+                if in_region:
+                    parent_log_mass[:, i] = self.parent_log_mass(xy[:, i], m[:, i])
+                    parent_log_kappa[:, i] += parent_log_mass[:, i]
+                parent_ok[:, i] = True
             if self.decoder_kind in RECURRENT:
                 inp = self.event_inputs(ln_dt[:, i], m[:, i], xy[:, i])
         return Events(ln_dt, m, xy)
+
+    def _history_log_mass(self, past: Past | None, older: Events | None, older_log_mass: torch.Tensor | None
+                          ) -> torch.Tensor:
+        """``parent_log_mass`` of generate's earlier events, older first (``older_log_mass`` where given)."""
+        parts = [] if older is None else [older_log_mass if older_log_mass is not None
+                                          else self.parent_log_mass(older.xy, older.m)]
+        if past is not None:
+            parts.append(self.parent_log_mass(past.events.xy, past.events.m))
+        return torch.cat(parts, dim=1)
 
     @torch.no_grad()
     def sample_features(self, n: int, seed: int, z: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -546,13 +593,17 @@ class SequenceVAE(nn.Module):
         devices = [dev] if dev.type == "cuda" else []
         steps = burn_in + math.ceil(n / max(chains, 1))
         earlier: list[Events] = []
+        masses: list[torch.Tensor] = []   # their parent_log_mass, computed once per window
+        keep = CHAIN_PARENTS // self.length + 1
         X, O, Z = [], [], []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(seed))
             for k in range(steps if n else 0):
                 z = self.prior_draw(torch.randn(chains, self.latent_dim, device=dev))
-                w = self.generate(z, older=chain_parents(earlier))
-                earlier = (earlier + [w])[-(CHAIN_PARENTS // self.length + 1):]
+                w = self.generate(z, older=chain_parents(earlier), older_log_mass=chain_log_mass(masses))
+                earlier = (earlier + [w])[-keep:]
+                if self.in_region:
+                    masses = (masses + [self.parent_log_mass(w.xy, w.m)])[-keep:]
                 if k >= burn_in:
                     x, o = features_of_events(w, self.spec)
                     X.append(x), O.append(o), Z.append(z)
@@ -569,6 +620,14 @@ def chain_parents(windows: list[Events], rows: torch.Tensor | None = None) -> Ev
         return None
     joined = (torch.cat([getattr(w, f) for w in windows], dim=1) for f in Events._fields)
     return Events(*((x if rows is None else x[rows])[:, -CHAIN_PARENTS:] for x in joined))
+
+
+def chain_log_mass(masses: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``chain_parents`` for the windows' ``parent_log_mass`` (each (chains, L)); None without any."""
+    if not masses:
+        return None
+    joined = torch.cat(masses, dim=1)
+    return (joined if rows is None else joined[rows])[:, -CHAIN_PARENTS:]
 
 
 def _below(dist: torch.distributions.Distribution, mmax: float | None, mc: float) -> torch.Tensor:
