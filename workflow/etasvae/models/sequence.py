@@ -618,15 +618,17 @@ def chain_parents(windows: list[Events], rows: torch.Tensor | None = None) -> Ev
     chains ``rows`` (all: None); None without any window."""
     if not windows:
         return None
-    joined = (torch.cat([getattr(w, f) for w in windows], dim=1) for f in Events._fields)
-    return Events(*((x if rows is None else x[rows])[:, -CHAIN_PARENTS:] for x in joined))
+    return Events(*(_chain_tail([getattr(w, f) for w in windows], rows) for f in Events._fields))
 
 
 def chain_log_mass(masses: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor | None:
     """``chain_parents`` for the windows' ``parent_log_mass`` (each (chains, L)); None without any."""
-    if not masses:
-        return None
-    joined = torch.cat(masses, dim=1)
+    return _chain_tail(masses, rows) if masses else None
+
+
+def _chain_tail(parts: list[torch.Tensor], rows: torch.Tensor | None) -> torch.Tensor:
+    """The windows' tensors joined along the event dim, rows ``rows`` (all: None), the last CHAIN_PARENTS events."""
+    joined = torch.cat(parts, dim=1)
     return (joined if rows is None else joined[rows])[:, -CHAIN_PARENTS:]
 
 
