@@ -473,6 +473,27 @@ def test_window_selection_keeps_every_event_once_and_spreads_the_cap():
     assert len(select_windows(two)) == 2 * len(chosen) and overlap_factor(select_windows(two)) == 1.0
 
 
+
+def test_synthetic_windows_are_fitted_spread_over_the_catalog_not_its_first():
+    """Chained synthetic windows come step by step, so the first n are the chains' youngest: invert_model fits
+    n windows spread from the first to the last, like the held-out set's. Here the windows' sizes tell which
+    were fitted: the first half are cut to 6 events, so the first n (all short) hold fewer targets."""
+    from etasvae.evaluate import catalog_windows
+    from etasvae.inversion_report import _joint_fit, invert_model, select_windows, spread_indices
+
+    table, cat = _windows_table(_params(mu=2.0), np.random.default_rng(42), 400.0)
+    windows = catalog_windows(select_windows(table), {("", 0): cat}, OVERLAP_SPEC)
+    n, half = 12, len(windows) // 2
+    assert half > n
+    windows = [w.iloc[:6] if i < half else w for i, w in enumerate(windows)]
+    reference = {"fits": {}, "max_windows": n, "selection": {"train_windows": {"fitted": n}}}
+    fit = invert_model(windows, reference, mc=2.5, n_starts=1)["fits"]["synthetic_windows"]
+    spread = spread_indices(len(windows), n)
+    assert len(spread) == n and spread[0] == 0 and spread[-1] == len(windows) - 1
+    expected = _joint_fit([windows[i] for i in spread], mc=2.5, cut_mass=0.05, n_starts=1)
+    first = _joint_fit(windows[:n], mc=2.5, cut_mass=0.05, n_starts=1)
+    assert fit["n_target"] == expected["n_target"] > first["n_target"]
+
 def test_standard_errors_of_the_window_fit_match_the_spread_across_replicates():
     """The joint fit of the selected (non-overlapping) windows: the variance of alpha's estimate across
     independent catalogs matches the mean squared standard error. Fitting all windows instead (stride L/4:

@@ -15,7 +15,8 @@ Overlap: windows of one catalog overlap (event windows of stride L/2 share half 
 fit over overlapping windows counts each shared event twice, so its observed information is about twice too
 large and its standard errors about sqrt(2) too small. Only non-overlapping windows are fitted
 (:func:`select_windows`), which keeps every event once and costs half the time; ``max_windows`` caps the
-windows fitted per set (spread evenly over the table), and S is fitted on as many windows as A, so that
+windows fitted per set (spread evenly over the table), and S is fitted on as many windows as A (spread evenly
+over the synthetic catalog too), so that
 d(S, H) and the noise floor d(A, H) carry the same sampling noise.
 """
 
@@ -128,9 +129,14 @@ def select_windows(table: pd.DataFrame, max_windows: int | None = None) -> pd.Da
                 keep[i] = True
                 reach = hi[i]
     chosen = table[keep]
-    if max_windows is not None and len(chosen) > max_windows:
-        chosen = chosen.iloc[np.unique(np.round(np.linspace(0, len(chosen) - 1, max_windows)).astype(int))]
-    return chosen
+    return chosen if max_windows is None else chosen.iloc[spread_indices(len(chosen), max_windows)]
+
+
+def spread_indices(total: int, n: int) -> np.ndarray:
+    """At most n of ``total`` positions, spread evenly from the first to the last (all when total <= n)."""
+    if total <= n:
+        return np.arange(total)
+    return np.unique(np.round(np.linspace(0, total - 1, n)).astype(int))
 
 
 def _joint_fit(windows: list[pd.DataFrame], *, mc: float, cut_mass: float, n_starts: int) -> dict[str, Any]:
@@ -184,13 +190,16 @@ def invert_model(
     """Joint fit of the synthetic windows, next to the config's reference fits (:func:`fit_reference_windows`)
     and, for an ETAS config, ``catalog_fit`` (:func:`fit_heldout_catalog`) and the ``truth``.
 
-    S is fitted on its first n windows, n the number of training windows fitted (synthetic windows are
-    independent draws, so they need no selection), so that S and A carry the same sampling noise.
+    S is fitted on n of its windows spread evenly over the catalog's order (:func:`spread_indices`), n the
+    number of training windows fitted, so that S and A carry the same sampling noise. Spread, not the first
+    n: chained windows (an intensity held at a catalog fit) come step by step, so the first n are the
+    chains' youngest windows, while H and A are spread over their catalogs' ages.
     Returns {"truth", "fits": {name: ETASFit.to_dict() or {"error": why}}, "selection"}.
     """
     n = reference["selection"]["train_windows"]["fitted"] or reference["max_windows"]
     fits: dict[str, Any] = dict(reference["fits"])
-    fits["synthetic_windows"] = _joint_fit(synthetic_windows[:n], mc=mc, cut_mass=cut_mass, n_starts=n_starts)
+    fitted = [synthetic_windows[i] for i in spread_indices(len(synthetic_windows), n)]
+    fits["synthetic_windows"] = _joint_fit(fitted, mc=mc, cut_mass=cut_mass, n_starts=n_starts)
     selection = {**reference["selection"], "synthetic_windows": {"windows": len(synthetic_windows),
                                                                   "fitted": min(n, len(synthetic_windows))}}
     if catalog_fit is not None:
