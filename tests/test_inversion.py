@@ -473,7 +473,6 @@ def test_window_selection_keeps_every_event_once_and_spreads_the_cap():
     assert len(select_windows(two)) == 2 * len(chosen) and overlap_factor(select_windows(two)) == 1.0
 
 
-
 def test_synthetic_windows_are_fitted_spread_over_the_catalog_not_its_first():
     """Chained synthetic windows come step by step, so the first n are the chains' youngest: invert_model fits
     n windows spread from the first to the last, like the held-out set's. Here the windows' sizes tell which
@@ -493,6 +492,7 @@ def test_synthetic_windows_are_fitted_spread_over_the_catalog_not_its_first():
     expected = _joint_fit([windows[i] for i in spread], mc=2.5, cut_mass=0.05, n_starts=1)
     first = _joint_fit(windows[:n], mc=2.5, cut_mass=0.05, n_starts=1)
     assert fit["n_target"] == expected["n_target"] > first["n_target"]
+
 
 def test_standard_errors_of_the_window_fit_match_the_spread_across_replicates():
     """The joint fit of the selected (non-overlapping) windows: the variance of alpha's estimate across

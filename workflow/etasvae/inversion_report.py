@@ -16,8 +16,7 @@ fit over overlapping windows counts each shared event twice, so its observed inf
 large and its standard errors about sqrt(2) too small. Only non-overlapping windows are fitted
 (:func:`select_windows`), which keeps every event once and costs half the time; ``max_windows`` caps the
 windows fitted per set (spread evenly over the table), and S is fitted on as many windows as A (spread evenly
-over the synthetic catalog too), so that
-d(S, H) and the noise floor d(A, H) carry the same sampling noise.
+over the synthetic catalog too), so that d(S, H) and the noise floor d(A, H) carry the same sampling noise.
 """
 
 from __future__ import annotations
@@ -201,7 +200,7 @@ def invert_model(
     fitted = [synthetic_windows[i] for i in spread_indices(len(synthetic_windows), n)]
     fits["synthetic_windows"] = _joint_fit(fitted, mc=mc, cut_mass=cut_mass, n_starts=n_starts)
     selection = {**reference["selection"], "synthetic_windows": {"windows": len(synthetic_windows),
-                                                                  "fitted": min(n, len(synthetic_windows))}}
+                                                                  "fitted": len(fitted)}}
     if catalog_fit is not None:
         fits["heldout_catalog"] = catalog_fit
     out_truth: dict[str, float] = {}
